@@ -1,0 +1,106 @@
+"""Input validation shared by every module.
+
+Each function checks one argument at the public boundary and raises ``ValueError`` or
+``TypeError`` with a one-line message that names the argument and says what was expected.
+Library code never uses ``assert`` for this.
+"""
+import numbers
+
+import numpy as np
+
+
+def points(x, name="x", dim=None, dtype=None):
+    """Return ``x`` as a finite floating array of shape ``(n, d)``.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+        The points to check.
+    name : str
+        The argument's name, used in the error message.
+    dim : int, optional
+        The required number of columns ``d``.
+    dtype : numpy dtype, optional
+        Cast to this floating dtype (no copy when it already matches).
+    """
+    arr = np.asarray(x)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        shape = f"(n, {dim})" if dim is not None else "(n, d)"
+        raise ValueError(f"{name} must have shape {shape}, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (n, {dim}), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one point, got shape {arr.shape}")
+    if dtype is None:
+        dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found NaN or infinity")
+    return arr
+
+
+def times(t, n, name="t", dtype=np.float64):
+    """Return ``t`` as a finite array of shape ``(n, 1)``, broadcasting a scalar.
+
+    Parameters
+    ----------
+    t : float or array_like, shape (n,) or (n, 1)
+        Times, one per point, or one for all.
+    n : int
+        Number of points the times go with.
+    """
+    arr = np.asarray(t, dtype=dtype)
+    if arr.ndim == 0:
+        arr = np.full((n, 1), arr, dtype=dtype)
+    elif arr.shape in ((n,), (n, 1)):
+        arr = arr.reshape(n, 1)
+    else:
+        raise ValueError(f"{name} must be a scalar or have shape ({n},) to match x, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, found NaN or infinity")
+    return arr
+
+
+def positive_int(value, name):
+    """Return ``value`` as an ``int`` after checking that it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value}")
+    return int(value)
+
+
+def finite_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as a ``float`` after checking it is finite and inside the given range."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def generator(rng, name="rng"):
+    """Check that ``rng`` is a ``numpy.random.Generator``; npflow never uses global random state."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"{name} must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def choice(value, name, options):
+    """Check that ``value`` is one of ``options`` (a collection of strings)."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(sorted(options))}; got {value!r}")
+    return value
