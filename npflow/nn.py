@@ -1,0 +1,403 @@
+"""The velocity field network v(x, t): an MLP with hand-written backprop.
+
+Every layer keeps three rules side by side:
+
+* ``forward``  -- the value, ``y = f(x)``;
+* ``backward`` -- the vector-Jacobian product, ``dx = (df/dx)^T dy`` (and parameter gradients);
+* ``tangent``  -- the Jacobian-vector product, ``dy = (df/dx) dx`` (forward mode, used for the
+  exact divergence in :mod:`npflow.likelihood`).
+
+All weights and biases of a network live in one contiguous flat array ``MLP.params`` (each layer's
+``W`` and ``b`` are views into it) and their gradients in a matching flat array ``MLP.grads``, so the
+optimizer updates everything with a handful of vectorized operations.
+
+Gradients are *written*, not accumulated: after ``backward`` the array ``grads`` holds the gradient
+of the loss of the last ``forward_train`` batch. Every parameter is used exactly once in the graph,
+so there is nothing to accumulate and no ``zero_grad`` to forget.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+
+
+# ----------------------------------------------------------------------------------------------
+# Activations: a = f(z), and f'(z) for the backward and tangent rules (da -> dz = f'(z) * da).
+# ----------------------------------------------------------------------------------------------
+class ReLU:
+    """ReLU, ``f(z) = max(z, 0)``, ``f'(z) = 1[z > 0]``."""
+
+    name = "relu"
+
+    @staticmethod
+    def forward(z):
+        return np.maximum(z, 0, dtype=z.dtype)
+
+    @staticmethod
+    def derivative(z, a):
+        return (z > 0).astype(z.dtype)
+
+
+class SiLU:
+    """SiLU / swish, ``f(z) = z s(z)`` with ``s`` the logistic sigmoid.
+
+    ``f'(z) = s(z) (1 + z (1 - s(z)))``. The sigmoid is computed as ``(1 + tanh(z / 2)) / 2``,
+    which never overflows.
+    """
+
+    name = "silu"
+
+    @staticmethod
+    def _sigmoid(z):
+        s = np.tanh(0.5 * z)
+        s += 1
+        s *= 0.5
+        return s
+
+    @classmethod
+    def forward(cls, z):
+        return z * cls._sigmoid(z)
+
+    @classmethod
+    def derivative(cls, z, a):
+        s = cls._sigmoid(z)
+        return s + a * (1 - s)  # s (1 + z (1 - s)) = s + z s (1 - s) = s + a (1 - s)
+
+
+class Tanh:
+    """Hyperbolic tangent, ``f(z) = tanh z``, ``f'(z) = 1 - tanh(z)^2``."""
+
+    name = "tanh"
+
+    @staticmethod
+    def forward(z):
+        return np.tanh(z)
+
+    @staticmethod
+    def derivative(z, a):
+        return 1 - a * a
+
+
+class SELU:
+    """SELU (Klambauer et al. 2017, eq. 2): ``f(z) = lam z`` for ``z > 0``, else ``lam alpha (e^z - 1)``.
+
+    ``f'(z) = lam`` for ``z > 0``, else ``f(z) + lam alpha``. The constants make unit-variance
+    activations a fixed point; TorchCFM's 2-D examples use SELU.
+    """
+
+    name = "selu"
+    alpha = 1.6732632423543772
+    lam = 1.0507009873554805
+
+    @classmethod
+    def forward(cls, z):
+        neg = cls.lam * cls.alpha * np.expm1(np.minimum(z, 0))
+        return np.where(z > 0, cls.lam * z, neg).astype(z.dtype, copy=False)
+
+    @classmethod
+    def derivative(cls, z, a):
+        return np.where(z > 0, cls.lam, a + cls.lam * cls.alpha).astype(z.dtype, copy=False)
+
+
+ACTIVATIONS = {cls.name: cls for cls in (ReLU, SiLU, Tanh, SELU)}
+
+
+# ----------------------------------------------------------------------------------------------
+# Linear layer
+# ----------------------------------------------------------------------------------------------
+class Linear:
+    """Affine map ``y = x W + b`` with ``W`` of shape (fan_in, fan_out).
+
+    PyTorch's ``nn.Linear`` stores ``W.T``; :meth:`MLP.torch_state` converts. Parameters are bound
+    to views of the owning network's flat buffers by :meth:`bind`.
+    """
+
+    def __init__(self, fan_in, fan_out):
+        self.fan_in, self.fan_out = fan_in, fan_out
+        self.W = self.b = self.dW = self.db = None
+
+    def shapes(self):
+        """Shapes of the parameters in the order they are laid out in the flat buffer."""
+        return (("W", (self.fan_in, self.fan_out)), ("b", (self.fan_out,)))
+
+    def bind(self, params, grads):
+        """Take views ``W, b`` of ``params`` and ``dW, db`` of ``grads`` (dicts name -> view)."""
+        self.W, self.b = params["W"], params["b"]
+        self.dW, self.db = grads["W"], grads["b"]
+
+    def init(self, rng):
+        """PyTorch's default: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``."""
+        bound = 1.0 / np.sqrt(self.fan_in)
+        self.W[...] = rng.uniform(-bound, bound, size=self.W.shape)
+        self.b[...] = rng.uniform(-bound, bound, size=self.b.shape)
+
+    def forward(self, x):
+        """``y = x W + b``; x (n, fan_in) -> y (n, fan_out)."""
+        y = x @ self.W  # (n, fan_out)
+        y += self.b
+        return y
+
+    def backward(self, x, dy, need_dx=True):
+        """Write ``dW = x^T dy``, ``db = sum_n dy``; return ``dx = dy W^T`` (n, fan_in) or None."""
+        np.matmul(x.T, dy, out=self.dW)  # (fan_in, fan_out)
+        np.sum(dy, axis=0, out=self.db)  # (fan_out,)
+        return dy @ self.W.T if need_dx else None
+
+    def tangent(self, dx):
+        """``dy = dx W``: the bias does not move with x. dx (..., n, fan_in) -> (..., n, fan_out)."""
+        return dx @ self.W
+
+
+# ----------------------------------------------------------------------------------------------
+# Time embedding
+# ----------------------------------------------------------------------------------------------
+class SinusoidalEmbedding:
+    """Sinusoidal features of time, ``e(t) = [sin(s t w_k), cos(s t w_k)]_{k < E/2}`` (n, E).
+
+    Frequencies are geometric, ``w_k = P^(-k / (E/2))`` for ``k = 0 .. E/2 - 1`` with max period
+    ``P = 10000`` (Vaswani et al. 2017, Sec. 3.5), and time is scaled by ``s = time_scale``.
+
+    Why the scale: flow-matching time lives in [0, 1]. With ``s = 1``, as in the starting PyTorch
+    demo, every angle ``t w_k`` is at most 1 radian, so all E features are almost linear (or
+    constant) in t and the embedding barely moves. With ``s = 1000`` (the diffusion convention of
+    1000 time steps) the angles span 0.1 to 1000 radians: low frequencies encode t smoothly while
+    high ones resolve fine differences in t.
+    """
+
+    def __init__(self, dim, time_scale=1000.0, max_period=10000.0):
+        if dim % 2:
+            raise ValueError(f"embed_dim must be even, got {dim}")
+        self.dim = dim
+        self.time_scale = time_scale
+        half = dim // 2
+        self.freqs = max_period ** (-np.arange(half) / half)  # (E/2,)
+
+    def __call__(self, t):
+        """t (n, 1) -> e(t) (n, E) in t's dtype."""
+        angles = (self.time_scale * t) * self.freqs.astype(t.dtype)  # (n, E/2)
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# The MLP velocity field
+# ----------------------------------------------------------------------------------------------
+TIME_EMBEDDINGS = ("concat", "sinusoidal")
+
+
+@dataclass(frozen=True)
+class Cache:
+    """What ``backward`` needs from ``forward_train``: returned explicitly, never kept in the net.
+
+    Attributes
+    ----------
+    inp : (n, d_in) network input: ``x`` or ``[x, t]`` (concat time embedding).
+    emb : (n, E) time embedding, or None.
+    z : list of (n, h_i) pre-activations of the hidden layers.
+    a : list of (n, h_i) activations of the hidden layers.
+    """
+
+    inp: np.ndarray
+    emb: np.ndarray
+    z: list
+    a: list
+
+
+class MLP:
+    """Velocity field ``v_theta(x, t)``: an MLP on ``R^d x [0, 1] -> R^d``.
+
+    Layout (``L = len(hidden)`` hidden layers, widths ``h_0 .. h_{L-1}``)::
+
+        z_0 = Linear_in(x or [x, t])  (+ Linear_time(e(t)) with the sinusoidal embedding)
+        a_i = act(z_i),      z_i = Linear_i(a_{i-1})   for i = 1 .. L-1
+        v   = Linear_out(a_{L-1})
+
+    Conditioning terms (the time projection today) are *added* to ``z_0``; a class-label
+    embedding would join them there.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension d of x (and of v).
+    hidden : sequence of int
+        Hidden widths ``h_i``; ``(512, 512, 512)`` with ``time_embedding="sinusoidal"``,
+        ``embed_dim=512`` and ReLU is exactly the starting PyTorch demo: a 2 -> 512 input layer
+        plus the projected 512-d embedding, two 512x512 ReLU layers, and 512 -> 2.
+    activation : {"relu", "silu", "tanh", "selu"}
+    time_embedding : {"concat", "sinusoidal"}
+        ``"concat"`` feeds ``[x, t]`` to the first layer (TorchCFM's style); ``"sinusoidal"``
+        projects :class:`SinusoidalEmbedding` features to width ``h_0`` and adds them.
+    embed_dim : int
+        Size E of the sinusoidal embedding (even); ignored for ``"concat"``.
+    time_scale : float
+        Scale ``s`` of t inside the sinusoidal embedding (see :class:`SinusoidalEmbedding`).
+    dtype : {np.float32, np.float64}
+        float32 for speed; the gradient tests use float64.
+    rng : np.random.Generator
+        Draws the initial weights (PyTorch's ``nn.Linear`` default).
+    """
+
+    def __init__(self, dim, hidden=(256, 256, 256), activation="silu", time_embedding="concat",
+                 embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng):
+        self.dim = _checks.positive_int(dim, "dim")
+        self.hidden = _check_hidden(hidden)
+        self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
+        self.time_embedding = _checks.choice(time_embedding, "time_embedding", TIME_EMBEDDINGS)
+        self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
+        self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
+        self.dtype = _check_dtype(dtype)
+        _checks.generator(rng)
+
+        h = self.hidden
+        sinusoidal = self.time_embedding == "sinusoidal"
+        self.embed = SinusoidalEmbedding(self.embed_dim, self.time_scale) if sinusoidal else None
+        self.layers = {"in": Linear(self.dim + (0 if sinusoidal else 1), h[0])}
+        if sinusoidal:
+            self.layers["time"] = Linear(self.embed_dim, h[0])
+        for i in range(1, len(h)):
+            self.layers[f"hidden{i}"] = Linear(h[i - 1], h[i])
+        self.layers["out"] = Linear(h[-1], self.dim)
+        self._allocate()
+        for layer in self.layers.values():
+            layer.init(rng)
+
+    def _allocate(self):
+        """Lay every parameter out in one flat buffer and bind the layers to views of it."""
+        shapes = [(f"{name}.{p}", shape) for name, layer in self.layers.items()
+                  for p, shape in layer.shapes()]
+        sizes = [int(np.prod(shape)) for _, shape in shapes]
+        self.params = np.zeros(sum(sizes), dtype=self.dtype)
+        self.grads = np.zeros_like(self.params)
+        self.named_params, self.named_grads = {}, {}
+        offset = 0
+        for (name, shape), size in zip(shapes, sizes):
+            self.named_params[name] = self.params[offset:offset + size].reshape(shape)
+            self.named_grads[name] = self.grads[offset:offset + size].reshape(shape)
+            offset += size
+        for name, layer in self.layers.items():
+            layer.bind({p: self.named_params[f"{name}.{p}"] for p, _ in layer.shapes()},
+                       {p: self.named_grads[f"{name}.{p}"] for p, _ in layer.shapes()})
+
+    @property
+    def num_params(self):
+        return self.params.size
+
+    def config(self):
+        """Constructor arguments as a JSON-serializable dict (``MLP(**config, rng=rng)``)."""
+        return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation.name,
+                "time_embedding": self.time_embedding, "embed_dim": self.embed_dim,
+                "time_scale": self.time_scale, "dtype": np.dtype(self.dtype).name}
+
+    # --- forward, backward, tangent ---------------------------------------------------------
+    def _inputs(self, x, t):
+        """Validate x (n, d) and t (scalar or (n,)); return the first layer's input and e(t)."""
+        x = _checks.points(x, "x", dim=self.dim, dtype=self.dtype)
+        t = _checks.times(t, x.shape[0], "t", dtype=self.dtype)  # (n, 1)
+        if self.embed is None:
+            return np.concatenate([x, t], axis=1), None  # (n, d + 1)
+        return x, self.embed(t)  # (n, d), (n, E)
+
+    def _first_layer(self, inp, emb):
+        z0 = self.layers["in"].forward(inp)  # (n, h0)
+        if emb is not None:
+            z0 += self.layers["time"].forward(emb)
+        return z0
+
+    def _hidden_names(self):
+        return [f"hidden{i}" for i in range(1, len(self.hidden))]
+
+    def forward(self, x, t):
+        """Inference: ``v_theta(x, t)``. x (n, d), t scalar or (n,) -> v (n, d). Caches nothing."""
+        inp, emb = self._inputs(x, t)
+        a = self.activation.forward(self._first_layer(inp, emb))
+        for name in self._hidden_names():
+            a = self.activation.forward(self.layers[name].forward(a))
+        return self.layers["out"].forward(a)
+
+    __call__ = forward
+
+    def forward_train(self, x, t):
+        """Forward pass that also returns the :class:`Cache` that :meth:`backward` needs.
+
+        Returns
+        -------
+        v : (n, d) ndarray
+        cache : Cache
+        """
+        inp, emb = self._inputs(x, t)
+        zs = [self._first_layer(inp, emb)]
+        acts = [self.activation.forward(zs[0])]
+        for name in self._hidden_names():
+            zs.append(self.layers[name].forward(acts[-1]))
+            acts.append(self.activation.forward(zs[-1]))
+        return self.layers["out"].forward(acts[-1]), Cache(inp, emb, zs, acts)
+
+    def backward(self, cache, dv):
+        """Backpropagate ``dv = dL/dv`` (n, d); write ``self.grads``; return ``dL/dx`` (n, d).
+
+        Chain rule layer by layer: ``da_{L-1} = dv W_out^T``, ``dz_i = f'(z_i) * da_i``,
+        ``da_{i-1} = dz_i W_i^T``; ``dW_i = a_{i-1}^T dz_i``, ``db_i = sum_n dz_i``.
+        """
+        dv = np.asarray(dv, dtype=self.dtype)
+        if dv.shape != (cache.inp.shape[0], self.dim):
+            raise ValueError(f"dv must have shape ({cache.inp.shape[0]}, {self.dim}) like v, "
+                             f"got shape {dv.shape}")
+        da = self.layers["out"].backward(cache.a[-1], dv)  # (n, h_{L-1})
+        for i in range(len(self.hidden) - 1, 0, -1):
+            dz = da * self.activation.derivative(cache.z[i], cache.a[i])  # (n, h_i)
+            da = self.layers[f"hidden{i}"].backward(cache.a[i - 1], dz)  # (n, h_{i-1})
+        dz0 = da * self.activation.derivative(cache.z[0], cache.a[0])  # (n, h0)
+        if cache.emb is not None:
+            self.layers["time"].backward(cache.emb, dz0, need_dx=False)
+        dinp = self.layers["in"].backward(cache.inp, dz0)  # (n, d_in)
+        return dinp[:, :self.dim]
+
+    def jvp(self, x, t, dx):
+        """Jacobian-vector products ``(dv/dx) dx_k`` for k tangents at once (forward mode).
+
+        Parameters
+        ----------
+        x : (n, d) points; t : scalar or (n,) times.
+        dx : (k, n, d) tangent directions in x (t is held fixed).
+
+        Returns
+        -------
+        v : (n, d) the velocity ``v_theta(x, t)``.
+        dv : (k, n, d) ``J(x_j) dx_{k, j}`` for every tangent k and point j.
+        """
+        inp, emb = self._inputs(x, t)
+        dx = np.asarray(dx, dtype=self.dtype)
+        if dx.ndim != 3 or dx.shape[1:] != (inp.shape[0], self.dim):
+            raise ValueError(f"dx must have shape (k, {inp.shape[0]}, {self.dim}), got {dx.shape}")
+        z = self._first_layer(inp, emb)
+        dz = dx @ self.layers["in"].W[:self.dim]  # (k, n, h0): t and e(t) do not move with x
+        for name in self._hidden_names() + ["out"]:
+            a = self.activation.forward(z)
+            da = self.activation.derivative(z, a) * dz  # (k, n, h)
+            z, dz = self.layers[name].forward(a), self.layers[name].tangent(da)
+        return z, dz
+
+    def torch_state(self):
+        """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""
+        state = {}
+        for name, layer in self.layers.items():
+            state[f"{name}.weight"] = layer.W.T.copy()
+            state[f"{name}.bias"] = layer.b.copy()
+        return state
+
+
+def _check_hidden(hidden):
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        raise TypeError(f"hidden must be a sequence of positive integers, got {hidden!r}") from None
+    if not widths:
+        raise ValueError("hidden must name at least one hidden width, got an empty sequence")
+    return tuple(_checks.positive_int(w, "hidden width") for w in widths)
+
+
+def _check_dtype(dtype):
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt.type
