@@ -397,6 +397,8 @@ def _check_hidden(hidden):
 
 
 def _check_dtype(dtype):
+    if dtype is None:
+        raise TypeError("dtype must be float32 or float64, got None")
     dt = np.dtype(dtype)
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")

@@ -119,6 +119,8 @@ def clip_grad_norm(grads, max_norm):
         The norm before clipping (useful to log).
     """
     max_norm = _checks.finite_float(max_norm, "max_norm", low=0, low_open=True)
+    if not isinstance(grads, np.ndarray) or grads.ndim != 1:
+        raise TypeError("grads must be a flat 1-D ndarray (e.g. MLP.grads)")
     norm = float(np.sqrt(np.dot(grads, grads)))
     if norm > max_norm:
         grads *= max_norm / (norm + 1e-6)
@@ -178,12 +180,17 @@ SCHEDULES = ("constant", "cosine", "linear")
 
 
 def make_schedule(name, lr, total_steps, warmup_steps=0, final_lr=0.0):
-    """Build a schedule by name: ``"constant"``, ``"cosine"`` (warm-up + cosine) or ``"linear"``."""
+    """Build a schedule by name: ``"constant"``, ``"cosine"`` (warm-up + cosine) or ``"linear"``.
+
+    ``"constant"`` has no warm-up (``warmup_steps`` is only checked).
+    """
     _checks.choice(name, "schedule", SCHEDULES)
     lr = _checks.finite_float(lr, "lr", low=0, low_open=True)
     total_steps = _checks.positive_int(total_steps, "total_steps")
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 0:
         raise ValueError(f"warmup_steps must be an integer >= 0, got {warmup_steps!r}")
+    if warmup_steps > total_steps:
+        raise ValueError(f"warmup_steps must be <= total_steps ({total_steps}), got {warmup_steps}")
     final_lr = _checks.finite_float(final_lr, "final_lr", low=0)
     if name == "constant":
         return ConstantLR(lr)
@@ -205,7 +212,7 @@ class EMA:
         self._tmp = np.empty_like(params)
 
     def update(self, params):
-        """``shadow <- shadow - (1 - decay) (shadow - params)``, in place."""
-        np.subtract(self.shadow, params, out=self._tmp)
-        self._tmp *= 1 - self.decay
-        self.shadow -= self._tmp
+        """``shadow <- decay shadow + (1 - decay) params``, in place."""
+        self.shadow *= self.decay
+        np.multiply(params, 1 - self.decay, out=self._tmp)
+        self.shadow += self._tmp
