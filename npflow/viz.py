@@ -1,0 +1,465 @@
+"""Pictures of a 2-D flow: samples, paths, the velocity field, the density, the loss, an animation.
+
+Each picture shows one object of the method (Lipman et al. 2023, "Flow Matching for Generative
+Modeling"):
+
+==================  ===================================================================
+function            what it draws
+==================  ===================================================================
+:func:`scatter`     points, e.g. ``x0 ~ p0`` or ``x1 ~ p1``
+:func:`panels`      noise ``x0 ~ p0`` | generated ``phi_1(x0)`` | target ``x1 ~ p1``
+:func:`trajectories`  the paths ``t -> phi_t(x0)``, solutions of ``dx/dt = v(x, t)`` (eq. 1)
+:func:`vector_field`  the learned velocity ``v_theta(x, t)`` at several times
+:func:`density`     the model density ``p_1(x) = p_0(x0) exp(-int_0^1 div v dt)`` (eq. 3)
+:func:`loss_curve`  the CFM loss ``E ||v_theta(x_t, t) - u_t(x_t | x1)||^2`` (eq. 9) per step
+:func:`animate`     an animated GIF of the points flowing from t = 0 to t = 1
+==================  ===================================================================
+
+Every function takes explicit arrays (or a model) and returns the matplotlib ``Figure``; nothing
+here draws random numbers. matplotlib is optional (``pip install 'npflow[viz]'``) and is
+imported inside the functions only, so ``import npflow.viz`` never loads it.
+"""
+import os
+import sys
+
+import numpy as np
+
+from . import _checks, likelihood
+
+DEFAULT_LIMITS = (-5.0, 5.0)  # covers every built-in dataset except the outer 8gaussians tails
+NOISE_COLOR = "#7f7f7f"
+GENERATED_COLOR = "#2166ac"
+TARGET_COLOR = "#d6604d"
+TIME_CMAP = "viridis"  # time t in [0, 1] along paths
+SPEED_CMAP = ("magma", 0.0, 0.82)  # |v(x, t)|: magma without its near-white top, seen on white
+DENSITY_CMAP = "magma"
+SAVE_DPI = 110  # keeps a three-panel PNG near 100-200 KB
+GIF_DPI = 72
+
+
+def pyplot(for_files=False):
+    """Import and return ``matplotlib.pyplot``.
+
+    On a machine without a screen (Linux with neither ``DISPLAY`` nor ``WAYLAND_DISPLAY``) the
+    file-only Agg backend is selected, unless the user chose a backend through ``MPLBACKEND``.
+    ``for_files=True`` (the command line, which only writes files) always selects Agg. Once pyplot
+    has been imported the backend is left alone.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed, saying how to install it.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("npflow.viz needs matplotlib: pip install 'npflow[viz]'") from None
+    if "matplotlib.pyplot" not in sys.modules:
+        headless = sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if for_files or (headless and not os.environ.get("MPLBACKEND")):
+            matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path, dpi=SAVE_DPI):
+    """Write ``fig`` to ``path``; the format follows the extension (.png, .pdf, .svg).
+
+    The modest default dpi keeps committed PNGs to a few hundred KB.
+    """
+    dpi = _checks.positive_int(dpi, "dpi")
+    fig.savefig(os.fspath(path), dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def limits_of(*arrays, margin=0.08):
+    """Square plot limits ``(-m, m)`` holding 99.9 % of every coordinate of every array.
+
+    Parameters
+    ----------
+    *arrays : (n, 2) array_like
+    margin : float
+        The half-width m grows by this fraction, then is rounded up to a multiple of 0.5.
+    """
+    if not arrays:
+        raise ValueError("limits_of needs at least one array of points")
+    margin = _checks.finite_float(margin, "margin", low=0)
+    # "higher": the 99.9 % quantile is one of the values, so at least 99.9 % lie within it.
+    m = max(float(np.quantile(np.abs(_checks.points(x, "x", dim=2)), 0.999, method="higher"))
+            for x in arrays)
+    m = max(float(np.ceil(2 * m * (1 + margin)) / 2), 0.5)
+    return (-m, m)
+
+
+def scatter(x, ax=None, limits=None, title=None, color=GENERATED_COLOR, size=2.0, alpha=0.5):
+    """Scatter plot of 2-D points with equal aspect and fixed limits.
+
+    Parameters
+    ----------
+    x : (n, 2) array_like
+        The points.
+    ax : matplotlib Axes, optional
+        Draw into this axes; a new 4 x 4 inch figure otherwise.
+    limits : (float, float), optional
+        ``(low, high)`` for both axes; :func:`limits_of` ``(x)`` when None.
+    title, color, size, alpha :
+        Axes title, marker colour, marker area (points^2) and opacity.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    x = _checks.points(x, "x", dim=2)
+    limits = limits_of(x) if limits is None else _limits(limits)
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=(4, 4))
+    ax.scatter(x[:, 0], x[:, 1], s=size, c=color, alpha=alpha, linewidths=0, rasterized=True)
+    _square(ax, limits)
+    if title is not None:
+        ax.set_title(title)
+    return ax.figure
+
+
+def panels(noise, generated, target, limits=None, titles=None):
+    """Three panels side by side: noise x0 ~ p0, generated phi_1(x0), target x1 ~ p1.
+
+    Parameters
+    ----------
+    noise, generated, target : (n, 2) array_like
+        The sets may have different sizes.
+    limits : (float, float), optional
+        Shared by the three panels; :func:`limits_of` ``(noise, target)`` when None.
+    titles : sequence of 3 str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With 3 axes.
+    """
+    sets = [_checks.points(x, name, dim=2) for x, name in
+            ((noise, "noise"), (generated, "generated"), (target, "target"))]
+    limits = limits_of(sets[0], sets[2]) if limits is None else _limits(limits)
+    titles = (r"noise  $x_0 \sim p_0$", r"generated  $\phi_1(x_0)$",
+              r"target  $x_1 \sim p_1$") if titles is None else tuple(titles)
+    if len(titles) != 3:
+        raise ValueError(f"titles must hold 3 strings, got {len(titles)}")
+    fig, axes = pyplot().subplots(1, 3, figsize=(11, 3.9))
+    for ax, x, title, color in zip(axes, sets, titles,
+                                   (NOISE_COLOR, GENERATED_COLOR, TARGET_COLOR)):
+        scatter(x, ax=ax, limits=limits, title=title, color=color)
+    fig.tight_layout()
+    return fig
+
+
+def trajectories(traj, n_paths=300, times=None, limits=None, ax=None):
+    """Paths ``t -> x(t)`` from x0 to x1, each segment coloured by its time.
+
+    Parameters
+    ----------
+    traj : (m, n, 2) array_like
+        States at ``m`` times, e.g. ``Solution.trajectory`` of :func:`npflow.solvers.solve`.
+    n_paths : int
+        Draw the first ``min(n_paths, n)`` paths.
+    times : (m,) array_like, optional
+        Time of each row; ``linspace(0, 1, m)`` when None.
+    limits : (float, float), optional
+        :func:`limits_of` of the start and end points when None.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes for the paths plus one for the colour bar of t.
+    """
+    import matplotlib.cm
+    import matplotlib.colors
+    from matplotlib.collections import LineCollection
+
+    traj = _trajectory(traj)
+    times = _times(times, traj.shape[0])
+    n_paths = _checks.positive_int(n_paths, "n_paths")
+    paths = traj[:, :n_paths]  # (m, k, 2)
+    limits = limits_of(paths[0], paths[-1]) if limits is None else _limits(limits)
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=(5, 4.3))
+    m, k = paths.shape[:2]
+    segments = np.stack([paths[:-1], paths[1:]], axis=2)  # (m - 1, k, 2 ends, 2)
+    segments = segments.transpose(1, 0, 2, 3).reshape(-1, 2, 2)  # (k (m - 1), 2, 2)
+    t_mid = np.tile((times[:-1] + times[1:]) / 2, k)  # (k (m - 1),), path-major like segments
+    norm = matplotlib.colors.Normalize(times.min(), times.max())
+    ax.add_collection(LineCollection(segments, array=t_mid, cmap=TIME_CMAP, norm=norm,
+                                     linewidths=0.6, alpha=0.7, rasterized=True))
+    ax.scatter(paths[0, :, 0], paths[0, :, 1], s=5, c="black", alpha=0.6, linewidths=0,
+               label=r"$x_0$", zorder=3)
+    ax.scatter(paths[-1, :, 0], paths[-1, :, 1], s=7, c=TARGET_COLOR, linewidths=0,
+               label=r"$x_1$", zorder=3)
+    _square(ax, limits)
+    ax.legend(loc="upper right", fontsize=8, markerscale=2, framealpha=0.8)
+    ax.set_title(f"{k} paths, {m - 1} steps")
+    ax.figure.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=TIME_CMAP), ax=ax, label="t",
+                       fraction=0.046, pad=0.04)
+    return ax.figure
+
+
+def vector_field(model, times=(0.0, 0.25, 0.5, 0.75, 1.0), limits=DEFAULT_LIMITS, grid=25):
+    """Streamlines of the learned velocity ``v_theta(x, t)``, one panel per time, coloured by speed.
+
+    Parameters
+    ----------
+    model : callable ``model(x, t) -> v``
+        x (n, 2), t a float, v (n, 2); an :class:`~npflow.nn.MLP` with ``dim=2``.
+    times : sequence of float
+        One panel per time.
+    limits : (float, float)
+        Square window ``[low, high]^2``.
+    grid : int
+        The field is evaluated on ``grid x grid`` points and interpolated by streamplot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``len(times)`` panels plus one colour bar of ``|v|``, shared by all panels.
+    """
+    import matplotlib.cm
+    import matplotlib.colors
+
+    times = [_checks.finite_float(t, "times") for t in np.atleast_1d(times)]
+    limits = _limits(limits)
+    grid = _checks.positive_int(grid, "grid")
+    coords, points = _grid(limits, grid)
+    fields = [np.asarray(model(points, t), dtype=np.float64).reshape(grid, grid, 2)
+              for t in times]  # each (grid, grid, 2), row = y
+    speeds = [np.hypot(v[..., 0], v[..., 1]) for v in fields]
+    norm = matplotlib.colors.Normalize(0.0, max(float(s.max()) for s in speeds))
+    name, low, high = SPEED_CMAP
+    cmap = matplotlib.colors.ListedColormap(matplotlib.colormaps[name](np.linspace(low, high, 256)))
+    fig, axes = pyplot().subplots(1, len(times), figsize=(2.7 * len(times) + 0.8, 3.0),
+                                  squeeze=False)
+    for ax, t, v, speed in zip(axes[0], times, fields, speeds):
+        ax.streamplot(coords, coords, v[..., 0], v[..., 1], color=speed, cmap=cmap,
+                      norm=norm, density=0.8, linewidth=0.8, arrowsize=0.7)
+        _square(ax, limits)
+        ax.set_title(f"t = {t:g}")
+    mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(mappable, ax=list(axes[0]), label=r"$|v_\theta(x, t)|$", fraction=0.02,
+                 pad=0.02)
+    return fig
+
+
+def density(model, limits=DEFAULT_LIMITS, grid=64, true_log_density=None, log_p0=None,
+            method="rk4", steps=16, chunk_size=1024):
+    """Heat map of the model density ``p_1(x)``, beside the true density when given.
+
+    ``log p_1(x) = log p_0(x0) - int_0^1 div v(x_t, t) dt`` (Lipman et al. 2023, eq. 3;
+    Chen et al. 2018, Thm. 1), computed by :func:`npflow.likelihood.log_likelihood` with the
+    exact divergence at the centre of each grid cell.
+
+    Parameters
+    ----------
+    model : an :class:`~npflow.nn.MLP` with ``dim=2`` (anything with ``jvp``)
+    limits : (float, float)
+        Square window ``[low, high]^2``.
+    grid : int
+        ``grid x grid`` cells; 64 x 64 = 4096 likelihoods (about 10 s for the default network
+        with 16 rk4 steps, which keep the density within 1e-4 of 100 steps on trained models).
+    true_log_density : callable (n, 2) -> (n,), optional
+        E.g. ``lambda x: datasets.log_density("checkerboard", x)``; drawn in a second panel with
+        the same colour scale.
+    log_p0 : callable (n, 2) -> (n,), optional
+        Log-density of the source; the standard normal when None.
+    method, steps : the solver of the backward integration (see :func:`npflow.solvers.solve`).
+    chunk_size : int
+        Points integrated at once.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel (two with ``true_log_density``) plus a colour bar.
+    """
+    import matplotlib.colors
+
+    limits = _limits(limits)
+    grid = _checks.positive_int(grid, "grid")
+    coords, points = _grid(limits, grid)
+    ll = likelihood.log_likelihood(model, points.astype(model.dtype), method=method, steps=steps,
+                                   log_p0=log_p0, chunk_size=chunk_size)
+    images = [("model", np.exp(ll.log_prob.astype(np.float64)).reshape(grid, grid))]
+    if true_log_density is not None:  # closed form: cheap, so 4x finer for crisp edges
+        _, fine = _grid(limits, 4 * grid)
+        true = np.exp(np.asarray(true_log_density(fine), dtype=np.float64))
+        images.append(("true", true.reshape(4 * grid, 4 * grid)))
+    # The 99.5th percentile keeps a few sharp model peaks from washing out the picture.
+    vmax = max([float(np.quantile(images[0][1], 0.995))]
+               + [float(img.max()) for _, img in images[1:]])
+    norm = matplotlib.colors.Normalize(0.0, vmax)
+    fig, axes = pyplot().subplots(1, len(images), figsize=(3.9 * len(images) + 0.6, 3.7),
+                                  squeeze=False)
+    step = "" if steps is None else f", {steps} steps"
+    for ax, (name, img) in zip(axes[0], images):
+        shown = ax.imshow(img, origin="lower", extent=(*limits, *limits), cmap=DENSITY_CMAP,
+                          norm=norm, interpolation="bilinear" if name == "model" else "nearest")
+        ax.set_title(f"model $p_1(x)$ ({method}{step})" if name == "model" else "true $p_1(x)$")
+        ax.set_aspect("equal")
+    fig.colorbar(shown, ax=list(axes[0]), label="density", fraction=0.035, pad=0.03)
+    return fig
+
+
+def loss_curve(losses, window=None, ax=None):
+    """Training loss per step on a log scale, with its moving average.
+
+    Parameters
+    ----------
+    losses : (steps,) array_like
+        The loss of each step, e.g. ``Checkpoint.losses``.
+    window : int, optional
+        Moving-average width; ``max(1, steps // 50)`` when None.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    losses = np.asarray(losses, dtype=np.float64)
+    if losses.ndim != 1 or losses.size == 0:
+        raise ValueError(f"losses must have shape (steps,) with steps >= 1, got {losses.shape}")
+    if not np.all(np.isfinite(losses)) or np.any(losses <= 0):
+        raise ValueError("losses must be finite and > 0 (the y axis is logarithmic)")
+    window = max(1, losses.size // 50) if window is None else _checks.positive_int(window, "window")
+    window = min(window, losses.size)
+    steps = np.arange(1, losses.size + 1)
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")  # (steps - window + 1,)
+    if ax is None:
+        _, ax = pyplot().subplots(figsize=(6, 3.6))
+    ax.plot(steps, losses, color="#9ecae1", linewidth=0.6, label="per step", rasterized=True)
+    ax.plot(steps[window - 1:], smooth, color=GENERATED_COLOR, linewidth=1.6,
+            label=f"moving average ({window} steps)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 3, not 3 x 10^0
+    few_decades = np.log10(losses.max() / losses.min()) < 1.5
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g") if few_decades else NullFormatter())
+    ax.set_xlim(1, max(losses.size, 2))
+    ax.set_xlabel("step")
+    ax.set_ylabel("CFM loss")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"training loss (last average {smooth[-1]:.4g})")
+    return ax.figure
+
+
+def animate(traj, path, times=None, fps=20, limits=None, hold_seconds=1.0, size=3.5,
+            dpi=GIF_DPI):
+    """Write an animated GIF of points flowing along ``traj``, one frame per row.
+
+    Points are coloured by the angle of their start point x0 (a colour wheel), so one can follow
+    where each part of the noise goes. The last frame is held for ``hold_seconds``.
+
+    Parameters
+    ----------
+    traj : (m, n, 2) array_like
+        The states to show, one frame per row (pick the rows before calling).
+    path : str or os.PathLike
+        Output file; must end with ``.gif``.
+    times : (m,) array_like, optional
+        Time of each row, shown in the title; ``linspace(0, 1, m)`` when None.
+    fps : int
+        Frames per second.
+    limits : (float, float), optional
+        :func:`limits_of` of the first and last rows when None.
+    hold_seconds : float
+        Pause on the final frame.
+    size, dpi : figure side in inches and its resolution (small keeps the file small).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, showing the last frame.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.colors import hsv_to_rgb
+
+    traj = _trajectory(traj)
+    times = _times(times, traj.shape[0])
+    fps = _checks.positive_int(fps, "fps")
+    hold_seconds = _checks.finite_float(hold_seconds, "hold_seconds", low=0)
+    if not os.fspath(path).lower().endswith(".gif"):
+        raise ValueError(f"path must end with .gif, got {os.fspath(path)!r}")
+    limits = limits_of(traj[0], traj[-1]) if limits is None else _limits(limits)
+    fig, ax = pyplot().subplots(figsize=(size, size))
+    hue = (np.arctan2(traj[0, :, 1], traj[0, :, 0]) + np.pi) / (2 * np.pi)  # (n,) in [0, 1]
+    hsv = np.stack([hue, np.full_like(hue, 0.75), np.full_like(hue, 0.8)], axis=1)  # (n, 3)
+    points = ax.scatter(traj[0, :, 0], traj[0, :, 1], s=4, c=hsv_to_rgb(hsv), linewidths=0)
+    _square(ax, limits)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    title = ax.set_title(f"t = {times[0]:.2f}")
+    fig.tight_layout()
+
+    def draw(i):
+        points.set_offsets(traj[i])
+        title.set_text(f"t = {times[i]:.2f}")
+        return points, title
+
+    frames = list(range(traj.shape[0])) + [traj.shape[0] - 1] * round(hold_seconds * fps)
+    animation = FuncAnimation(fig, draw, frames=frames, blit=False, repeat=False)
+    animation.save(os.fspath(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    return fig
+
+
+# --- small helpers ------------------------------------------------------------------------------
+def _limits(limits):
+    """``(low, high)`` as two finite floats with low < high."""
+    try:
+        low, high = limits
+    except (TypeError, ValueError):
+        raise ValueError(f"limits must be a pair (low, high), got {limits!r}") from None
+    low, high = _checks.finite_float(low, "limits[0]"), _checks.finite_float(high, "limits[1]")
+    if not low < high:
+        raise ValueError(f"limits must satisfy low < high, got {limits!r}")
+    return low, high
+
+
+def _trajectory(traj):
+    """A finite float64 array of shape (m, n, 2) with m >= 2."""
+    arr = np.asarray(traj)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"traj must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] < 2 or arr.shape[1] < 1:
+        raise ValueError(f"traj must have shape (m, n, 2) with m >= 2 times, got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("traj must be finite, found NaN or infinity")
+    return arr
+
+
+def _times(times, m):
+    """The (m,) times of the trajectory rows; ``linspace(0, 1, m)`` when None."""
+    if times is None:
+        return np.linspace(0.0, 1.0, m)
+    times = np.asarray(times, dtype=np.float64)
+    if times.shape != (m,) or not np.all(np.isfinite(times)):
+        raise ValueError(f"times must be {m} finite numbers, one per trajectory row, "
+                         f"got shape {times.shape}")
+    return times
+
+
+def _grid(limits, grid):
+    """Cell centres of a ``grid x grid`` lattice over ``[low, high]^2``.
+
+    Returns coords (grid,) and points (grid * grid, 2), ordered row by row (y outer, x inner) so
+    that ``values.reshape(grid, grid)`` is an image with rows along y.
+    """
+    low, high = limits
+    half = (high - low) / (2 * grid)
+    coords = np.linspace(low + half, high - half, grid)  # (grid,)
+    gx, gy = np.meshgrid(coords, coords)  # (grid, grid) each, row = y
+    return coords, np.stack([gx.ravel(), gy.ravel()], axis=1)
+
+
+def _square(ax, limits):
+    ax.set_xlim(*limits)
+    ax.set_ylim(*limits)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)

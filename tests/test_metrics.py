@@ -1,0 +1,212 @@
+"""Tests for npflow.metrics: W2 against closed forms, brute force and SciPy; MMD^2 and the energy
+distance against direct double-loop formulas and their defining properties; input checks."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from npflow import metrics
+
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def cloud(seed, n, d, shift=0.0, scale=1.0):
+    return shift + scale * np.random.default_rng(seed).standard_normal((n, d))
+
+
+def dist(p, q):
+    return math.sqrt(sum((x - y) ** 2 for x, y in zip(p, q)))
+
+
+# --- wasserstein2 --------------------------------------------------------------------------------
+
+@given(seed=seeds, n=st.integers(1, 50), d=st.integers(1, 5))
+def test_w2_of_a_set_to_itself_and_to_a_shuffle_is_zero(seed, n, d):
+    a = cloud(seed, n, d, scale=3.0)
+    assert metrics.wasserstein2(a, a) == pytest.approx(0.0, abs=1e-6)
+    shuffled = a[np.random.default_rng(seed).permutation(n)]
+    assert metrics.wasserstein2(a, shuffled) == pytest.approx(0.0, abs=1e-6)
+
+
+@given(seed=seeds, n=st.integers(1, 50), d=st.integers(1, 5))
+def test_w2_to_a_translate_is_the_shift_length(seed, n, d):
+    """sum_i ||a_i - a_perm(i) - c||^2 = sum_i ||a_i - a_perm(i)||^2 + n |c|^2 >= n |c|^2."""
+    rng = np.random.default_rng(seed)
+    a = cloud(seed, n, d)
+    c = rng.normal(0.0, 3.0, d)
+    assert metrics.wasserstein2(a, a + c) == pytest.approx(np.linalg.norm(c), rel=1e-9, abs=1e-6)
+
+
+@given(seed=seeds, n=st.integers(1, 6), d=st.integers(1, 3))
+def test_w2_matches_brute_force(seed, n, d):
+    a, b = cloud(seed, n, d), cloud(seed + 1, n, d, shift=1.0)
+    best = min(
+        sum(dist(a[i], b[p[i]]) ** 2 for i in range(n)) / n
+        for p in itertools.permutations(range(n))
+    )
+    assert metrics.wasserstein2(a, b) == pytest.approx(math.sqrt(best), rel=1e-10)
+    assert metrics.wasserstein2(b, a) == pytest.approx(math.sqrt(best), rel=1e-10)
+
+
+@given(seed=seeds, n=st.integers(2, 150), d=st.integers(1, 4))
+def test_w2_matches_scipy(seed, n, d):
+    optimize = pytest.importorskip("scipy.optimize")
+    a, b = cloud(seed, n, d), cloud(seed + 1, n, d, shift=2.0, scale=0.5)
+    cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    rows, cols = optimize.linear_sum_assignment(cost)
+    assert metrics.wasserstein2(a, b) == pytest.approx(math.sqrt(cost[rows, cols].mean()), rel=1e-10)
+
+
+def test_w2_one_dimensional_closed_form():
+    """In 1-D the optimal pairing sorts both samples (monotone rearrangement)."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((40, 1)), rng.exponential(size=(40, 1))
+    expected = math.sqrt(np.mean((np.sort(a[:, 0]) - np.sort(b[:, 0])) ** 2))
+    assert metrics.wasserstein2(a, b) == pytest.approx(expected, rel=1e-10)
+
+
+def test_w2_rejects_unequal_sizes():
+    with pytest.raises(ValueError, match="b must hold as many points as a"):
+        metrics.wasserstein2(np.zeros((3, 2)), np.zeros((4, 2)))
+
+
+# --- mmd_rbf -------------------------------------------------------------------------------------
+
+def mmd_loops(a, b, widths):
+    """Gretton et al. (2012) eq. 3, written out with explicit loops."""
+    def k(x, y):
+        return sum(math.exp(-dist(x, y) ** 2 / (2 * s * s)) for s in widths)
+    n, m = len(a), len(b)
+    xx = sum(k(a[i], a[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(b[i], b[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
+    return xx + yy - 2 * xy
+
+
+def median_loops(a, b):
+    pooled = np.concatenate([a, b])
+    ds = [dist(pooled[i], pooled[j]) for i in range(len(pooled)) for j in range(i + 1, len(pooled))]
+    return float(np.median([x for x in ds if x > 0]))
+
+
+@given(seed=seeds, n=st.integers(2, 9), m=st.integers(2, 9), d=st.integers(1, 3),
+       widths=st.lists(st.floats(0.1, 5.0), min_size=1, max_size=3))
+def test_mmd_matches_double_loop(seed, n, m, d, widths):
+    a, b = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.5)
+    expected = mmd_loops(a, b, widths)
+    assert metrics.mmd_rbf(a, b, bandwidth=widths) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    if len(widths) == 1:
+        single = metrics.mmd_rbf(a, b, bandwidth=widths[0])
+        assert single == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    median = median_loops(a, b)
+    assert metrics.mmd_rbf(a, b) == pytest.approx(mmd_loops(a, b, [median]), rel=1e-9, abs=1e-12)
+    assert metrics.mmd_rbf(b, a) == pytest.approx(metrics.mmd_rbf(a, b), rel=1e-12, abs=1e-15)
+
+
+def test_mmd_same_distribution_near_zero_different_clearly_positive():
+    rng = np.random.default_rng(0)
+    values = [metrics.mmd_rbf(rng.standard_normal((300, 2)), rng.standard_normal((300, 2)), 1.0)
+              for _ in range(20)]
+    # Unbiased: values scatter around 0 (some negative); the mean is within a few std errors.
+    assert min(values) < 0.0 < max(values)
+    assert abs(np.mean(values)) < 4 * np.std(values) / math.sqrt(len(values)) + 1e-4
+    shifted = metrics.mmd_rbf(rng.standard_normal((300, 2)), 1.0 + rng.standard_normal((300, 2)), 1.0)
+    assert shifted > 20 * max(abs(v) for v in values)
+
+
+def test_mmd_closed_form_for_two_point_samples():
+    """a = {0, 0}, b = {t, t} in 1-D, one width s: each within-sample mean is k(0) = 1 and the
+    cross mean is exp(-t^2 / (2 s^2)), so MMD^2 = 2 - 2 exp(-t^2 / (2 s^2))."""
+    t, s = 1.3, 0.7
+    a, b = np.zeros((2, 1)), np.full((2, 1), t)
+    expected = 2.0 - 2.0 * math.exp(-t * t / (2 * s * s))
+    assert metrics.mmd_rbf(a, b, bandwidth=s) == pytest.approx(expected, rel=1e-12)
+    assert metrics.mmd_rbf(a, a) == 0.0  # all points coincide: width 1.0, MMD exactly 0
+
+
+@pytest.mark.parametrize("bandwidth, error", [
+    (0.0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), ([], ValueError),
+    ([1.0, 0.0], ValueError), ("wide", TypeError),
+])
+def test_mmd_rejects_bad_bandwidth(bandwidth, error):
+    with pytest.raises(error, match="bandwidth"):
+        metrics.mmd_rbf(np.zeros((3, 1)), np.ones((3, 1)), bandwidth=bandwidth)
+
+
+def test_mmd_needs_two_points_per_sample():
+    with pytest.raises(ValueError, match="at least|>= 2"):
+        metrics.mmd_rbf(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+# --- energy_distance -----------------------------------------------------------------------------
+
+def energy_loops(a, b):
+    n, m = len(a), len(b)
+    ab = sum(dist(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
+    aa = sum(dist(a[i], a[j]) for i in range(n) for j in range(n)) / n ** 2
+    bb = sum(dist(b[i], b[j]) for i in range(m) for j in range(m)) / m ** 2
+    return 2 * ab - aa - bb
+
+
+@given(seed=seeds, n=st.integers(1, 10), m=st.integers(1, 10), d=st.integers(1, 4))
+def test_energy_matches_double_loop_and_is_symmetric(seed, n, m, d):
+    a, b = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.3, scale=2.0)
+    expected = energy_loops(a, b)
+    assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+    assert metrics.energy_distance(b, a) == pytest.approx(metrics.energy_distance(a, b), abs=1e-12)
+    assert metrics.energy_distance(a, b) > -1e-7
+
+
+@given(seed=seeds, n=st.integers(1, 40), d=st.integers(1, 4))
+def test_energy_zero_for_identical_sets(seed, n, d):
+    a = cloud(seed, n, d)
+    assert metrics.energy_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    shuffled = a[np.random.default_rng(seed).permutation(n)]
+    assert metrics.energy_distance(a, shuffled) == pytest.approx(0.0, abs=1e-7)
+
+
+@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30))
+def test_energy_matches_scipy_in_one_dimension(seed, n, m):
+    """SciPy's 1-D energy distance is the square root of the V-statistic."""
+    stats = pytest.importorskip("scipy.stats")
+    a, b = cloud(seed, n, 1), cloud(seed + 1, m, 1, shift=0.5)
+    expected = stats.energy_distance(a[:, 0], b[:, 0]) ** 2
+    assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+
+
+# --- negative_log_likelihood ---------------------------------------------------------------------
+
+def test_nll_is_the_mean_of_minus_log_p():
+    assert metrics.negative_log_likelihood([-1.0, -2.0, -3.5]) == pytest.approx(6.5 / 3)
+    # Standard normal in 1-D: E[-log p] = 0.5 log(2 pi) + 0.5 (the entropy).
+    x = np.random.default_rng(0).standard_normal(200_000)
+    log_p = -0.5 * x ** 2 - 0.5 * math.log(2 * math.pi)
+    assert metrics.negative_log_likelihood(log_p) == pytest.approx(0.5 * math.log(2 * math.pi) + 0.5,
+                                                                   abs=5e-3)
+
+
+@pytest.mark.parametrize("bad, error", [
+    ([0.0, np.nan], ValueError), ([-np.inf], ValueError), ([], ValueError),
+    (np.zeros((2, 2)), ValueError), (["a"], TypeError), (np.ones(2, dtype=bool), TypeError),
+])
+def test_nll_rejects_bad_input(bad, error):
+    with pytest.raises(error, match="log_prob"):
+        metrics.negative_log_likelihood(bad)
+
+
+# --- shared validation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fn", [metrics.wasserstein2, metrics.mmd_rbf, metrics.energy_distance])
+def test_metrics_reject_bad_points(fn):
+    good = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="b"):
+        fn(good, np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="a"):
+        fn(np.zeros(3), good)
+    with pytest.raises(ValueError, match="a"):
+        fn(np.full((3, 2), np.inf), good)
+    with pytest.raises(TypeError, match="b"):
+        fn(good, np.full((3, 2), "x"))
