@@ -1,0 +1,417 @@
+"""ODE solvers for dx/dt = v(x, t): sampling a flow and integrating it backwards.
+
+A flow is sampled by integrating ``dx/dt = v(x, t)`` from t = 0 (noise) to t = 1 (data)
+(Lipman et al. 2023, eq. 1); the likelihood integrates an augmented state of shape (n, d + 1)
+from t = 1 back to t = 0. The state may have any shape: the whole array is one ODE system, and
+``velocity(x, t)`` returns an array of the same shape.
+
+Every method is an explicit Runge-Kutta method given by its Butcher tableau (c, A, b)
+(Hairer, Norsett & Wanner, *Solving Ordinary Differential Equations I*, Sec. II.1):
+
+    k_i    = v(x + h sum_{j<i} a_ij k_j,  t + c_i h),   i = 1 .. s
+    x_next = x + h sum_i b_i k_i
+
+written out:
+
+    euler     x_next = x + h k1,                       k1 = v(x, t)                       order 1
+    midpoint  x_next = x + h k2,                       k2 = v(x + h/2 k1, t + h/2)         order 2
+    heun      x_next = x + h/2 (k1 + k2),              k2 = v(x + h k1, t + h)             order 2
+    rk4       x_next = x + h/6 (k1 + 2 k2 + 2 k3 + k4)                                     order 4
+
+              c   |  A                        k2 = v(x + h/2 k1, t + h/2)
+              0   |                           k3 = v(x + h/2 k2, t + h/2)
+              1/2 |  1/2                      k4 = v(x + h k3,   t + h)
+              1/2 |  0    1/2
+              1   |  0    0    1
+              ----+---------------------
+              b   |  1/6  1/3  1/3  1/6
+
+    dopri5    Dormand & Prince (1980), "A family of embedded Runge-Kutta formulae",
+              J. Comput. Appl. Math. 6(1), 19-26; Hairer et al. I, Sec. II.5, Table 5.2:
+
+              0    |
+              1/5  |  1/5
+              3/10 |  3/40        9/40
+              4/5  |  44/45       -56/15       32/9
+              8/9  |  19372/6561  -25360/2187  64448/6561  -212/729
+              1    |  9017/3168   -355/33      46732/5247  49/176   -5103/18656
+              1    |  35/384      0            500/1113    125/192  -2187/6784     11/84
+              -----+-----------------------------------------------------------------------------
+              b    |  35/384      0            500/1113    125/192  -2187/6784     11/84     0
+              b^   |  5179/57600  0            7571/16695  393/640  -92097/339200  187/2100  1/40
+
+              x_next = x + h sum b_i k_i is of order 5, the embedded x^ = x + h sum b^_i k_i of
+              order 4, and err = x_next - x^ = h sum (b_i - b^_i) k_i estimates the local error.
+              The last row of A equals b, so k7 = v(x_next, t + h) is the k1 of the next step
+              ("first same as last", FSAL): an accepted step costs 6 evaluations.
+
+The fixed-step methods step on the uniform grid ``t_i = t0 + i (t1 - t0) / N``, i = 0 .. N, and
+every stage is evaluated at the times of the step it belongs to. (The starting PyTorch demo stepped
+by 1/N but evaluated v at ``linspace(0, 1, N)``, i.e. at i / (N - 1): an off-by-one grid whose
+evaluation times run ahead of the state. We do not repeat it: ``times`` here is
+``linspace(t0, t1, N + 1)``.)
+
+Integrating backwards (t1 < t0) is the same formulas with a negative step h.
+"""
+import dataclasses
+
+import numpy as np
+
+from . import _checks
+
+METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
+ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
+
+# dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; the constants of their DOPRI5 code).
+SAFETY = 0.9  # aim a little below the tolerance so the next step is likely accepted
+MIN_FACTOR = 0.2  # shrink by at most 5x per step
+MAX_FACTOR = 10.0  # grow by at most 10x per step (and not at all right after a rejection)
+ERROR_EXPONENT = 1 / 5  # err ~ h^(q + 1) with q = 4, the order of the embedded solution
+
+
+@dataclasses.dataclass(frozen=True)
+class Solution:
+    """Result of :func:`solve`.
+
+    Attributes
+    ----------
+    x : np.ndarray, shape like the initial state
+        The state at t1.
+    trajectory : np.ndarray, shape (m, *x.shape), or None
+        The states at ``times``: row 0 is the initial state, row m - 1 is ``x``. ``m = steps + 1``
+        for the fixed-step methods, the number of accepted steps + 1 for dopri5.
+        None unless ``return_trajectory=True``.
+    times : np.ndarray, shape (m,), or None
+        The time of each trajectory row (for dopri5: t0, then the end of each accepted step).
+        None unless ``return_trajectory=True``.
+    nfe : int
+        Number of evaluations of the velocity.
+    """
+
+    x: np.ndarray
+    trajectory: np.ndarray | None
+    times: np.ndarray | None
+    nfe: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tableau:
+    """Butcher tableau of an explicit Runge-Kutta method with s stages."""
+
+    c: tuple  # (s,) stage times, as fractions of the step h
+    a: tuple  # (s,) rows of A; row i holds a_ij for j < i
+    b: tuple  # (s,) weights of the solution
+    e: tuple = ()  # (s,) b - b^, weights of the error estimate (embedded methods only)
+
+
+_TABLEAUS = {
+    "euler": _Tableau(c=(0.0,), a=((),), b=(1.0,)),
+    "midpoint": _Tableau(c=(0.0, 1 / 2), a=((), (1 / 2,)), b=(0.0, 1.0)),
+    "heun": _Tableau(c=(0.0, 1.0), a=((), (1.0,)), b=(1 / 2, 1 / 2)),
+    "rk4": _Tableau(
+        c=(0.0, 1 / 2, 1 / 2, 1.0),
+        a=((), (1 / 2,), (0.0, 1 / 2), (0.0, 0.0, 1.0)),
+        b=(1 / 6, 1 / 3, 1 / 3, 1 / 6),
+    ),
+    "dopri5": _Tableau(
+        c=(0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0),
+        a=(
+            (),
+            (1 / 5,),
+            (3 / 40, 9 / 40),
+            (44 / 45, -56 / 15, 32 / 9),
+            (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+            (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+            (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84),
+        ),
+        b=(35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+        e=(
+            35 / 384 - 5179 / 57600,
+            0.0,
+            500 / 1113 - 7571 / 16695,
+            125 / 192 - 393 / 640,
+            -2187 / 6784 + 92097 / 339200,
+            11 / 84 - 187 / 2100,
+            -1 / 40,
+        ),
+    ),
+}
+
+
+def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol=1e-5,
+          return_trajectory=False, max_steps=100_000):
+    """Integrate ``dx/dt = v(x, t)`` from ``x(t0) = x`` to t1.
+
+    Parameters
+    ----------
+    velocity : callable
+        ``velocity(x, t) -> v``: x an array shaped like the state, t a Python float, v an array of
+        the same shape. It must not modify x in place; it may reuse its output buffer.
+    x : array_like, any shape, e.g. (n, d) or (n, d + 1)
+        Initial state x(t0). Not modified. Integer input is converted to float64; a floating dtype
+        is kept (float32 in, float32 out).
+    method : {"euler", "midpoint", "heun", "rk4", "dopri5"}
+        Update rule; see the module docstring for the equations and tableaus.
+    steps : int
+        Number N >= 1 of uniform steps; required by the fixed-step methods (there is no default:
+        a default like a two-point time grid silently means a single step). Must be None for dopri5,
+        which chooses its own steps.
+    t0, t1 : float
+        Start and end time, finite and different. ``t1 < t0`` integrates backwards.
+    rtol, atol : float
+        dopri5 only (> 0): a step is accepted when the RMS over all entries of
+        ``err / (atol + rtol max(|x|, |x_next|))`` is at most 1 (Hairer et al. I, eq. 4.10-4.11).
+        The RMS runs over the whole state, so one point of a large batch may exceed the tolerance.
+    return_trajectory : bool
+        Also return every intermediate state and its time.
+    max_steps : int
+        dopri5 only: the most steps it may attempt (accepted plus rejected).
+
+    Returns
+    -------
+    Solution
+        ``x`` (final state), ``trajectory`` and ``times`` (None unless requested), ``nfe``.
+
+    Raises
+    ------
+    ValueError
+        On invalid arguments, when ``velocity`` returns the wrong shape, or when the state stops
+        being finite.
+    RuntimeError
+        When dopri5 exceeds ``max_steps`` or its step size underflows.
+    """
+    if not callable(velocity):
+        raise TypeError(f"velocity must be callable as velocity(x, t), got {type(velocity).__name__}")
+    x = _state(x)
+    _checks.choice(method, "method", METHODS)
+    t0 = _checks.finite_float(t0, "t0")
+    t1 = _checks.finite_float(t1, "t1")
+    if t0 == t1:
+        raise ValueError(f"t1 must differ from t0, got t0 = t1 = {t0}")
+    rtol = _checks.finite_float(rtol, "rtol", low=0, low_open=True)
+    atol = _checks.finite_float(atol, "atol", low=0, low_open=True)
+    max_steps = _checks.positive_int(max_steps, "max_steps")
+    if not isinstance(return_trajectory, (bool, np.bool_)):
+        raise TypeError(f"return_trajectory must be a bool, got {return_trajectory!r}")
+
+    field = _Field(velocity, x.shape)
+    if method == "dopri5":
+        if steps is not None:
+            raise ValueError(f"steps must be None for method 'dopri5' (it picks its own steps from "
+                             f"rtol and atol), got {steps!r}")
+        solution = _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory)
+    else:
+        if steps is None:
+            raise ValueError(f"steps is required for method {method!r}: pass the number of uniform "
+                             f"steps, an integer >= 1")
+        steps = _checks.positive_int(steps, "steps")
+        solution = _solve_fixed(field, _TABLEAUS[method], x, t0, t1, steps, return_trajectory)
+    if not np.all(np.isfinite(solution.x)):
+        raise ValueError(f"the state became NaN or infinite between t0={t0} and t1={t1}: velocity "
+                         f"returned non-finite values or the solution diverged")
+    return solution
+
+
+# ----------------------------------------------------------------------------------------------
+# Runge-Kutta machinery shared by all methods. Buffers are allocated once per solve; every update
+# is written in place (out=...), so a step allocates nothing beyond what velocity allocates.
+# ----------------------------------------------------------------------------------------------
+class _Field:
+    """The velocity with a shape check and a counter of evaluations (nfe)."""
+
+    def __init__(self, velocity, shape):
+        self.velocity = velocity
+        self.shape = shape
+        self.nfe = 0
+
+    def __call__(self, x, t, out):
+        """``out <- v(x, t)``; a copy, so velocity may return x or reuse its own buffers."""
+        v = np.asarray(self.velocity(x, float(t)))
+        self.nfe += 1
+        if v.shape != self.shape:
+            raise ValueError(f"velocity(x, t) must return an array of shape {self.shape} like x, "
+                             f"got shape {v.shape}")
+        if v.dtype.kind not in "fiu":
+            raise TypeError(f"velocity(x, t) must return a real array, got dtype {v.dtype}")
+        np.copyto(out, v, casting="same_kind")
+        return out
+
+
+def _combine(out, base, h, weights, K, tmp):
+    """``out <- base + h sum_j w_j K[j]`` in place, skipping zero weights; ``base=None`` means 0.
+
+    ``out`` may be ``base``. ``K`` (s, *shape) holds the stages, ``tmp`` is scratch like ``out``.
+    """
+    if base is None:
+        out.fill(0)
+    elif base is not out:
+        np.copyto(out, base)
+    for w, k in zip(weights, K):
+        if w != 0:
+            np.multiply(k, h * w, out=tmp)
+            out += tmp
+    return out
+
+
+def _stages(field, tableau, x, t, h, K, xs, tmp, first=0):
+    """Fill ``K[first:]`` with ``k_i = v(x + h sum_{j<i} a_ij k_j, t + c_i h)``.
+
+    ``xs`` receives the stage inputs; after the call it holds the input of the last stage.
+    """
+    for i in range(first, len(tableau.c)):
+        xi = x if i == 0 else _combine(xs, x, h, tableau.a[i], K, tmp)
+        field(xi, t + tableau.c[i] * h, out=K[i, ...])  # K[i, ...] is a view even for 0-d states
+
+
+def _solve_fixed(field, tableau, x, t0, t1, steps, return_trajectory):
+    """N steps ``x_{i+1} = x_i + h sum_j b_j k_j`` on ``t_i = t0 + i h``, ``h = (t1 - t0) / N``."""
+    times = np.linspace(t0, t1, steps + 1)  # (N + 1,)
+    h = (t1 - t0) / steps
+    K = np.empty((len(tableau.c), *x.shape), dtype=x.dtype)  # (s, *shape) stages
+    xs, tmp = np.empty_like(x), np.empty_like(x)
+    trajectory = np.empty((steps + 1, *x.shape), dtype=x.dtype) if return_trajectory else None
+    if return_trajectory:
+        trajectory[0] = x
+    for i in range(steps):
+        _stages(field, tableau, x, times[i], h, K, xs, tmp)
+        _combine(x, x, h, tableau.b, K, tmp)
+        if return_trajectory:
+            trajectory[i + 1] = x
+    return Solution(x=x, trajectory=trajectory, times=times if return_trajectory else None,
+                    nfe=field.nfe)
+
+
+def _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory):
+    """Adaptive Dormand-Prince 5(4) with FSAL and the step-size controller of Hairer et al. I, II.4.
+
+    After a step of size h with error norm ``err`` (see :func:`_error_norm`) the next size is
+    ``h_new = h min(fac_max, max(MIN_FACTOR, SAFETY err^(-1/5)))``; the step is accepted when
+    ``err <= 1``. ``fac_max`` is MAX_FACTOR, or 1 right after a rejection (Hairer et al. I, II.4).
+    """
+    tableau = _TABLEAUS["dopri5"]
+    K = np.empty((len(tableau.c), *x.shape), dtype=x.dtype)  # (7, *shape) stages
+    x_next, err, scale, tmp = (np.empty_like(x) for _ in range(4))
+    field(x, t0, out=K[0, ...])
+    if not np.all(np.isfinite(K[0])):
+        raise ValueError(f"velocity(x, t0) returned NaN or infinite values at t0={t0}")
+    direction = 1.0 if t1 > t0 else -1.0
+    h_abs = _initial_step(field, x, t0, K[0], direction, abs(t1 - t0), rtol, atol)
+    t, fac_max = t0, MAX_FACTOR
+    states, times = ([x.copy()], [t0]) if return_trajectory else (None, None)
+    for _ in range(max_steps):
+        h = direction * min(h_abs, abs(t1 - t))  # the last step lands exactly on t1
+        _stages(field, tableau, x, t, h, K, x_next, tmp, first=1)  # k1 is the FSAL k7
+        # The last row of A is b, so the input of stage 7 is the 5th-order x_next itself.
+        _combine(err, None, h, tableau.e, K, tmp)
+        error = _error_norm(err, x, x_next, rtol, atol, scale, tmp)
+        if error <= 1:  # accept
+            t = t1 if abs(h) == abs(t1 - t) else t + h
+            x, x_next = x_next, x
+            K[0] = K[-1]
+            if return_trajectory:
+                states.append(x.copy())
+                times.append(t)
+            if t == t1:
+                return Solution(x=x, trajectory=np.stack(states) if return_trajectory else None,
+                                times=np.array(times) if return_trajectory else None,
+                                nfe=field.nfe)
+            factor = fac_max if error == 0 else min(fac_max, SAFETY * error ** -ERROR_EXPONENT)
+            fac_max = MAX_FACTOR
+        else:  # reject; a NaN error (from non-finite stages) also lands here
+            shrink = SAFETY * error ** -ERROR_EXPONENT if np.isfinite(error) else 0.0
+            factor = max(MIN_FACTOR, shrink)
+            fac_max = 1.0
+        h_abs = abs(h) * factor
+        if h_abs <= 10 * abs(np.spacing(t)):
+            raise RuntimeError(f"dopri5 step size underflowed at t={t} (|h|={h_abs:.3g}): the ODE "
+                               f"is too stiff for rtol={rtol}, atol={atol}, or velocity returned NaN")
+    raise RuntimeError(f"dopri5 used max_steps={max_steps} steps and stopped at t={t} before "
+                       f"t1={t1}; raise max_steps or loosen rtol/atol")
+
+
+def _error_norm(err, x, x_next, rtol, atol, scale, tmp):
+    """RMS of ``err / (atol + rtol max(|x|, |x_next|))`` (Hairer et al. I, eq. 4.10-4.11).
+
+    Overwrites ``err`` and the scratch buffers ``scale``, ``tmp`` (all shaped like x). Returns a float.
+    """
+    np.maximum(np.abs(x, out=scale), np.abs(x_next, out=tmp), out=scale)
+    scale *= rtol
+    scale += atol
+    err /= scale
+    return float(np.sqrt(np.mean(np.square(err, out=err))))
+
+
+def _initial_step(field, x, t0, f0, direction, span, rtol, atol):
+    """First step size ``|h|`` (Hairer et al. I, Sec. II.4, "Starting step size"); one evaluation.
+
+    With ``||.||`` the RMS weighted by ``atol + rtol |x0|``: ``d0 = ||x0||``, ``d1 = ||f0||``,
+    ``h0 = 0.01 d0 / d1`` (1e-6 if either is below 1e-5), ``d2 = ||v(x0 + h0 f0, t0 + h0) - f0|| / h0``,
+    ``h1 = (0.01 / max(d1, d2))^(1/5)`` (``max(1e-6, 1e-3 h0)`` if that max is below 1e-15),
+    and ``h = min(100 h0, h1)``. Both h0 and h are capped at ``span = |t1 - t0|``.
+    """
+    scale = atol + rtol * np.abs(x)
+
+    def norm(y):
+        return float(np.sqrt(np.mean(np.square(y / scale))))
+
+    d0, d1 = norm(x), norm(f0)
+    h0 = 1e-6 if min(d0, d1) < 1e-5 else 0.01 * d0 / d1
+    h0 = min(h0, span)
+    f1 = field(x + direction * h0 * f0, t0 + direction * h0, out=np.empty_like(x))
+    d2 = norm(f1 - f0) / h0
+    d12 = max(d1, d2)
+    h1 = max(1e-6, 1e-3 * h0) if d12 <= 1e-15 else (0.01 / d12) ** ERROR_EXPONENT
+    return min(100 * h0, h1, span)
+
+
+def _state(x):
+    """Return a finite floating copy of the initial state (any shape, at least one entry).
+
+    ``_checks.points`` needs shape (n, d); the solvers take any shape, hence this small check.
+    """
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"x must hold at least one value, got shape {arr.shape}")
+    arr = np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float64)  # a copy
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("x must be finite, found NaN or infinity")
+    return arr
+
+
+def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_size=None,
+                return_trajectory=False):
+    """Push source points through the learned flow: integrate ``dx/dt = v(x, t)`` from 0 to 1.
+
+    Parameters
+    ----------
+    model : callable ``model(x, t) -> v``, e.g. an :class:`~npflow.nn.MLP`
+    x0 : (n, d) points drawn from the source p0.
+    method, steps, rtol, atol : see :func:`solve` (``steps`` is ignored by dopri5).
+    chunk_size : int, optional
+        Integrate at most this many points at once so memory stays bounded for large n
+        (each chunk is an independent ODE; for dopri5 each picks its own steps).
+    return_trajectory : bool
+        Also return the (steps + 1, n, d) trajectory (fixed-step methods only when chunking).
+
+    Returns
+    -------
+    Solution
+        ``x`` (n, d) the samples; ``nfe`` the evaluations of the most expensive chunk.
+    """
+    x0 = _checks.points(x0, "x0")
+    n = x0.shape[0]
+    chunk_size = n if chunk_size is None else _checks.positive_int(chunk_size, "chunk_size")
+    steps = None if method == "dopri5" else steps
+    if return_trajectory and method == "dopri5" and chunk_size < n:
+        raise ValueError("return_trajectory with dopri5 needs chunk_size >= n: each chunk picks "
+                         "its own time steps")
+    parts = [solve(model, x0[i:i + chunk_size], method=method, steps=steps, rtol=rtol, atol=atol,
+                   return_trajectory=return_trajectory) for i in range(0, n, chunk_size)]
+    if len(parts) == 1:
+        return parts[0]
+    trajectory = np.concatenate([p.trajectory for p in parts], axis=1) if return_trajectory \
+        else None
+    return Solution(x=np.concatenate([p.x for p in parts]), trajectory=trajectory,
+                    times=parts[0].times, nfe=max(p.nfe for p in parts))
