@@ -11,23 +11,24 @@ Every method is an explicit Runge-Kutta method given by its Butcher tableau (c, 
     k_i    = v(x + h sum_{j<i} a_ij k_j,  t + c_i h),   i = 1 .. s
     x_next = x + h sum_i b_i k_i
 
-written out:
+written out, with k1 = v(x, t) throughout:
 
-    euler     x_next = x + h k1,                       k1 = v(x, t)                       order 1
-    midpoint  x_next = x + h k2,                       k2 = v(x + h/2 k1, t + h/2)         order 2
-    heun      x_next = x + h/2 (k1 + k2),              k2 = v(x + h k1, t + h)             order 2
-    rk4       x_next = x + h/6 (k1 + 2 k2 + 2 k3 + k4)                                     order 4
+    euler     x_next = x + h k1                                                 order 1
+    midpoint  x_next = x + h k2,             k2 = v(x + h/2 k1, t + h/2)        order 2
+    heun      x_next = x + h/2 (k1 + k2),    k2 = v(x + h k1, t + h)            order 2
+    rk4       x_next = x + h/6 (k1 + 2 k2 + 2 k3 + k4),                         order 4
+              k2 = v(x + h/2 k1, t + h/2),  k3 = v(x + h/2 k2, t + h/2),  k4 = v(x + h k3, t + h)
 
-              c   |  A                        k2 = v(x + h/2 k1, t + h/2)
-              0   |                           k3 = v(x + h/2 k2, t + h/2)
-              1/2 |  1/2                      k4 = v(x + h k3,   t + h)
+              c   |  A
+              0   |
+              1/2 |  1/2
               1/2 |  0    1/2
               1   |  0    0    1
-              ----+---------------------
+              ----+--------------------
               b   |  1/6  1/3  1/3  1/6
 
     dopri5    Dormand & Prince (1980), "A family of embedded Runge-Kutta formulae",
-              J. Comput. Appl. Math. 6(1), 19-26; Hairer et al. I, Sec. II.5, Table 5.2:
+              J. Comput. Appl. Math. 6(1), 19-26; Hairer et al. I, Sec. II.5:
 
               0    |
               1/5  |  1/5
@@ -62,7 +63,7 @@ from . import _checks
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
 
-# dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; the constants of their DOPRI5 code).
+# dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; constants of their DOPRI5).
 SAFETY = 0.9  # aim a little below the tolerance so the next step is likely accepted
 MIN_FACTOR = 0.2  # shrink by at most 5x per step
 MAX_FACTOR = 10.0  # grow by at most 10x per step (and not at all right after a rejection)
@@ -162,6 +163,7 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
         dopri5 only (> 0): a step is accepted when the RMS over all entries of
         ``err / (atol + rtol max(|x|, |x_next|))`` is at most 1 (Hairer et al. I, eq. 4.10-4.11).
         The RMS runs over the whole state, so one point of a large batch may exceed the tolerance.
+        Tolerances near the resolution of x's dtype (about 1e-7 for float32) cost many tiny steps.
     return_trajectory : bool
         Also return every intermediate state and its time.
     max_steps : int
@@ -174,14 +176,17 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
 
     Raises
     ------
+    TypeError
+        When an argument has the wrong type, or ``velocity`` returns a non-real array.
     ValueError
-        On invalid arguments, when ``velocity`` returns the wrong shape, or when the state stops
-        being finite.
+        On invalid argument values, when ``velocity`` returns the wrong shape, or when the state
+        stops being finite.
     RuntimeError
         When dopri5 exceeds ``max_steps`` or its step size underflows.
     """
     if not callable(velocity):
-        raise TypeError(f"velocity must be callable as velocity(x, t), got {type(velocity).__name__}")
+        raise TypeError("velocity must be callable as velocity(x, t), "
+                        f"got {type(velocity).__name__}")
     x = _state(x)
     _checks.choice(method, "method", METHODS)
     t0 = _checks.finite_float(t0, "t0")
@@ -197,18 +202,18 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
     field = _Field(velocity, x.shape)
     if method == "dopri5":
         if steps is not None:
-            raise ValueError(f"steps must be None for method 'dopri5' (it picks its own steps from "
+            raise ValueError("steps must be None for method 'dopri5' (it picks its own steps from "
                              f"rtol and atol), got {steps!r}")
         solution = _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory)
     else:
         if steps is None:
             raise ValueError(f"steps is required for method {method!r}: pass the number of uniform "
-                             f"steps, an integer >= 1")
+                             "steps, an integer >= 1")
         steps = _checks.positive_int(steps, "steps")
         solution = _solve_fixed(field, _TABLEAUS[method], x, t0, t1, steps, return_trajectory)
     if not np.all(np.isfinite(solution.x)):
         raise ValueError(f"the state became NaN or infinite between t0={t0} and t1={t1}: velocity "
-                         f"returned non-finite values or the solution diverged")
+                         "returned non-finite values or the solution diverged")
     return solution
 
 
@@ -323,8 +328,9 @@ def _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory):
             fac_max = 1.0
         h_abs = abs(h) * factor
         if h_abs <= 10 * abs(np.spacing(t)):
-            raise RuntimeError(f"dopri5 step size underflowed at t={t} (|h|={h_abs:.3g}): the ODE "
-                               f"is too stiff for rtol={rtol}, atol={atol}, or velocity returned NaN")
+            raise RuntimeError(f"dopri5 step size underflowed at t={t} (|h|={h_abs:.3g}): the "
+                               f"solution blows up, the ODE is too stiff for rtol={rtol}, "
+                               f"atol={atol}, or velocity returned NaN")
     raise RuntimeError(f"dopri5 used max_steps={max_steps} steps and stopped at t={t} before "
                        f"t1={t1}; raise max_steps or loosen rtol/atol")
 
@@ -332,7 +338,8 @@ def _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory):
 def _error_norm(err, x, x_next, rtol, atol, scale, tmp):
     """RMS of ``err / (atol + rtol max(|x|, |x_next|))`` (Hairer et al. I, eq. 4.10-4.11).
 
-    Overwrites ``err`` and the scratch buffers ``scale``, ``tmp`` (all shaped like x). Returns a float.
+    Overwrites ``err`` and the scratch buffers ``scale``, ``tmp`` (all shaped like x).
+    Returns a float.
     """
     np.maximum(np.abs(x, out=scale), np.abs(x_next, out=tmp), out=scale)
     scale *= rtol
@@ -342,12 +349,15 @@ def _error_norm(err, x, x_next, rtol, atol, scale, tmp):
 
 
 def _initial_step(field, x, t0, f0, direction, span, rtol, atol):
-    """First step size ``|h|`` (Hairer et al. I, Sec. II.4, "Starting step size"); one evaluation.
+    """First step size ``|h|`` (Hairer et al. I, Sec. II.4, "Starting step size", p. 169).
 
-    With ``||.||`` the RMS weighted by ``atol + rtol |x0|``: ``d0 = ||x0||``, ``d1 = ||f0||``,
-    ``h0 = 0.01 d0 / d1`` (1e-6 if either is below 1e-5), ``d2 = ||v(x0 + h0 f0, t0 + h0) - f0|| / h0``,
+    With ``||.||`` the RMS weighted by ``atol + rtol |x0|`` and ``f0 = v(x0, t0)`` (given):
+    ``d0 = ||x0||``, ``d1 = ||f0||``, ``h0 = 0.01 d0 / d1`` (1e-6 if either is below 1e-5),
+    ``d2 = ||v(x0 + h0 f0, t0 + h0) - f0|| / h0`` (one evaluation),
     ``h1 = (0.01 / max(d1, d2))^(1/5)`` (``max(1e-6, 1e-3 h0)`` if that max is below 1e-15),
-    and ``h = min(100 h0, h1)``. Both h0 and h are capped at ``span = |t1 - t0|``.
+    and ``h = min(100 h0, h1)``. The exponent is 1/(q + 1) with q = 4, the order of the error
+    estimator. Both h0 and h are capped at ``span = |t1 - t0|``, so v is never evaluated
+    outside [t0, t1]. Forward or backward as ``direction`` is +1 or -1.
     """
     scale = atol + rtol * np.abs(x)
 

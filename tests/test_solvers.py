@@ -70,11 +70,15 @@ def test_constant_field_is_exact_forward_and_backward(method, ts, steps, shape, 
     x0, c = rng.standard_normal(shape), rng.standard_normal(shape)
     sol = solve(lambda x, t: c, x0, method, t0=t0, t1=t1, **method_kwargs(method, steps))
     expected = x0 + (t1 - t0) * c
-    np.testing.assert_allclose(sol.x, expected, rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()))
+    atol = 1e-12 * (1 + np.abs(expected).max())
+    np.testing.assert_allclose(sol.x, expected, rtol=1e-12, atol=atol)
 
 
 def poly_field(coeffs):
-    """v(x, t) = sum_k a_k t^k (independent of x) and its exact flow x0 + sum a_k (t1^{k+1} - t0^{k+1}) / (k+1)."""
+    """``v(x, t) = sum_k a_k t^k`` (independent of x) and its exact flow.
+
+    ``x(t1) = x0 + sum_k a_k (t1^(k+1) - t0^(k+1)) / (k + 1)``; each ``a_k`` is shaped like x.
+    """
 
     def velocity(x, t):
         return sum(a * t**k for k, a in enumerate(coeffs))
@@ -106,7 +110,8 @@ def test_euler_on_linear_in_t_field_misses_by_the_left_riemann_sum_error(ts, ste
     velocity, exact = poly_field([a, b])
     h = (t1 - t0) / steps
     sol = solve(velocity, x0, "euler", steps=steps, t0=t0, t1=t1)
-    np.testing.assert_allclose(sol.x, exact(x0, t0, t1) - b * h * (t1 - t0) / 2, rtol=1e-11, atol=1e-11)
+    expected = exact(x0, t0, t1) - b * h * (t1 - t0) / 2
+    np.testing.assert_allclose(sol.x, expected, rtol=1e-11, atol=1e-11)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -126,7 +131,8 @@ def test_polynomial_of_degree_order_is_not_exact(method):
     x0 = np.zeros((1, 1))
     velocity, exact = poly_field([np.zeros_like(x0)] * ORDERS[method] + [np.ones_like(x0)])
     sol = solve(velocity, x0, method, steps=2)
-    assert np.abs(sol.x - exact(x0, 0.0, 1.0)).max() > 1e-4  # rk4: Simpson's error 2 (1/4)^5 24 / 90 = 5.2e-4
+    # (rk4 here: Simpson's rule on t^4 with h = 1/2 misses by 2 (1/4)^5 24 / 90 = 5.2e-4)
+    assert np.abs(sol.x - exact(x0, 0.0, 1.0)).max() > 1e-4
 
 
 # ----------------------------------------------------------------------------------------------
@@ -144,7 +150,8 @@ PROBLEMS = {
 def test_observed_order_matches_theory(method, problem, t0, t1):
     velocity, exact, x0 = PROBLEMS[problem]
     steps = np.array([16, 32, 64, 128])
-    errors = [np.abs(solve(velocity, x0, method, steps=int(n), t0=t0, t1=t1).x - exact(x0, t0, t1)).max()
+    expected = exact(x0, t0, t1)
+    errors = [np.abs(solve(velocity, x0, method, steps=int(n), t0=t0, t1=t1).x - expected).max()
               for n in steps]
     observed = -np.polyfit(np.log(steps), np.log(errors), 1)[0]  # error ~ C N^-p
     assert abs(observed - ORDERS[method]) <= 0.3, (observed, errors)
@@ -183,10 +190,34 @@ def test_dopri5_needs_fewer_evaluations_than_rk4_for_the_same_error(problem, tol
     assert sol.nfe < 4 * rk4_steps_for_error(velocity, x0, expected, error)
 
 
+def test_dopri5_steps_scale_like_tol_to_the_minus_one_fifth():
+    # The local error estimate is O(h^5), so a controller holding it at tol takes steps
+    # h ~ tol^(1/5): the number of accepted steps grows like tol^(-1/5).
+    velocity, _, x0 = PROBLEMS["rotation"]
+    tols = np.logspace(-5, -10, 6)
+    runs = [solve(velocity, x0, "dopri5", rtol=tol, atol=tol, t1=3.0, return_trajectory=True)
+            for tol in tols]
+    accepted = [len(run.times) - 1 for run in runs]
+    slope = -np.polyfit(np.log(tols), np.log(accepted), 1)[0]
+    assert abs(slope - 1 / 5) < 0.03, (slope, accepted)
+
+
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])
+def test_dopri5_controller_rarely_rejects_on_a_smooth_problem(tol):
+    # nfe = 2 + 6 (accepted + rejected); a controller with the wrong exponent or no safety factor
+    # rejects about one step in three here.
+    velocity, _, x0 = PROBLEMS["rotation"]
+    sol = solve(velocity, x0, "dopri5", rtol=tol, atol=tol, t1=3.0, return_trajectory=True)
+    accepted = len(sol.times) - 1
+    rejected = (sol.nfe - 2) // 6 - accepted
+    assert 0 <= rejected <= 0.15 * accepted + 5, (accepted, rejected)
+
+
 def mlp_like_field(seed, d):
     """A smooth nonlinear field v(x, t) = tanh(x W + t b) U, like a small network."""
     rng = np.random.default_rng(seed)
-    W, b, U = rng.standard_normal((d, 16)), rng.standard_normal(16), rng.standard_normal((16, d)) / 4
+    W, b = rng.standard_normal((d, 16)), rng.standard_normal(16)
+    U = rng.standard_normal((16, d)) / 4
     return lambda x, t: np.tanh(x @ W + t * b) @ U
 
 
@@ -194,7 +225,8 @@ def mlp_like_field(seed, d):
 def test_forward_then_backward_returns_the_start(seed, d):
     velocity = mlp_like_field(seed, d)
     x0 = np.random.default_rng(seed + 1).standard_normal((8, d))
-    for method, kwargs, tol in [("rk4", {"steps": 200}, 1e-8), ("dopri5", {"rtol": 1e-10, "atol": 1e-10}, 1e-7)]:
+    for method, kwargs, tol in [("rk4", {"steps": 200}, 1e-8),
+                                ("dopri5", {"rtol": 1e-10, "atol": 1e-10}, 1e-7)]:
         x1 = solve(velocity, x0, method, t0=0.0, t1=1.0, **kwargs).x
         back = solve(velocity, x1, method, t0=1.0, t1=0.0, **kwargs).x
         np.testing.assert_allclose(back, x0, atol=tol, err_msg=method)
@@ -210,7 +242,8 @@ def test_fixed_step_trajectory_rows_are_the_solutions_on_the_uniform_grid(method
     steps = 7
     sol = solve(rotation, x0, method, steps=steps, t0=t0, t1=t1, return_trajectory=True)
     assert sol.trajectory.shape == (steps + 1, *x0.shape)
-    np.testing.assert_allclose(sol.times, t0 + (t1 - t0) * np.arange(steps + 1) / steps, rtol=0, atol=1e-15)
+    grid = t0 + (t1 - t0) * np.arange(steps + 1) / steps  # t_i = t0 + i (t1 - t0) / N
+    np.testing.assert_allclose(sol.times, grid, rtol=0, atol=1e-15)
     np.testing.assert_array_equal(sol.trajectory[0], x0)
     np.testing.assert_array_equal(sol.trajectory[-1], sol.x)
     for i in range(1, steps + 1):  # row i = the same method run for i steps up to t_i
@@ -237,7 +270,8 @@ def test_no_trajectory_unless_asked():
         assert sol.trajectory is None and sol.times is None
 
 
-@pytest.mark.parametrize("method, per_step", [("euler", 1), ("midpoint", 2), ("heun", 2), ("rk4", 4)])
+@pytest.mark.parametrize("method, per_step",
+                         [("euler", 1), ("midpoint", 2), ("heun", 2), ("rk4", 4)])
 @pytest.mark.parametrize("steps", [1, 5, 13])
 def test_fixed_step_nfe_is_stages_times_steps(method, per_step, steps):
     counter = Counter(rotation)
@@ -246,8 +280,9 @@ def test_fixed_step_nfe_is_stages_times_steps(method, per_step, steps):
 
 
 @pytest.mark.parametrize("problem", PROBLEMS)
-@pytest.mark.parametrize("t0, t1", [(0.0, 1.0), (1.0, 0.0)])
+@pytest.mark.parametrize("t0, t1", [(0.0, 1.0), (1.0, 0.0), (0.0, 1e-3), (0.5, 0.499)])
 def test_dopri5_nfe_matches_a_counter_and_stays_inside_the_interval(problem, t0, t1):
+    # Short intervals: the initial-step probe must not evaluate v beyond t1.
     velocity, _, x0 = PROBLEMS[problem]
     counter = Counter(velocity)
     sol = solve(counter, x0, "dopri5", t0=t0, t1=t1, rtol=1e-7, atol=1e-7)
@@ -273,7 +308,7 @@ def test_state_of_any_shape_follows_the_elementwise_solution(shape, method, seed
     assert sol.x.shape == x0.shape
     tol = {"euler": 2e-2, "midpoint": 1e-3, "heun": 1e-3, "rk4": 1e-7, "dopri5": 1e-7}[method]
     np.testing.assert_allclose(sol.x, cubic_exact(x0, 0.0, 1.0), atol=tol)
-    flat = solve(cubic, x0.reshape(-1), method, t0=0.0, t1=1.0, **method_kwargs(method, 64, tol=1e-9))
+    flat = solve(cubic, x0.reshape(-1), method, **method_kwargs(method, 64, tol=1e-9))
     np.testing.assert_allclose(sol.x.reshape(-1), flat.x, rtol=1e-12, atol=1e-14)
 
 
@@ -282,7 +317,8 @@ def test_augmented_state_n_by_d_plus_one():
     def augmented(z, t):  # dx/dt = -x, d(logp)/dt = d (the divergence of -x is -d)
         return np.concatenate([-z[:, :-1], np.full((len(z), 1), z.shape[1] - 1.0)], axis=1)
 
-    z0 = np.concatenate([np.random.default_rng(0).standard_normal((6, 2)), np.zeros((6, 1))], axis=1)
+    x0 = np.random.default_rng(0).standard_normal((6, 2))
+    z0 = np.concatenate([x0, np.zeros((6, 1))], axis=1)  # (n, d + 1)
     for method in ("rk4", "dopri5"):
         z1 = solve(augmented, z0, method, t0=1.0, t1=0.0, **method_kwargs(method, 50)).x
         np.testing.assert_allclose(z1[:, :2], z0[:, :2] * np.e, rtol=1e-7)
@@ -303,7 +339,8 @@ def test_velocity_may_return_its_input_or_reuse_a_buffer(method):
     def reusing(x, t):
         return np.multiply(cubic(x, t), 1.0, out=buffer)
 
-    np.testing.assert_array_equal(solve(reusing, x0, method, **kwargs).x, solve(cubic, x0, method, **kwargs).x)
+    fresh = solve(cubic, x0, method, **kwargs).x
+    np.testing.assert_array_equal(solve(reusing, x0, method, **kwargs).x, fresh)
 
 
 def test_input_is_not_modified_and_dtypes():
@@ -361,7 +398,8 @@ def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):
 @pytest.mark.parametrize("method", METHODS)
 def test_velocity_of_the_wrong_shape_or_type_raises(method):
     kwargs = method_kwargs(method, 4)
-    with pytest.raises(ValueError, match=r"velocity\(x, t\) must return an array of shape \(2, 2\)"):
+    shape_message = r"velocity\(x, t\) must return an array of shape \(2, 2\)"
+    with pytest.raises(ValueError, match=shape_message):
         solve(lambda x, t: x[:, :1], X, method, **kwargs)
     with pytest.raises(TypeError, match=r"velocity\(x, t\) must return a real array"):
         solve(lambda x, t: x + 1j, X, method, **kwargs)
