@@ -32,8 +32,9 @@ TIME_SAMPLINGS = ("uniform", "logit-normal")
 class TrainConfig:
     """Everything that defines a training run; stored as JSON in every checkpoint.
 
-    The defaults train the 2-D checkerboard to a precision above 0.95 within a minute on two
-    CPU cores; the comments say why each was chosen.
+    The defaults train the 2-D checkerboard to a precision above 0.95 (fraction of RK4 samples
+    on the filled squares) within a minute on two CPU cores; the comments give the measured
+    reason for each choice (checkerboard precision of 2000 RK4 samples; see the README).
     """
 
     source: str = "gaussian"          # x0 ~ p0: noise, or any dataset (data-to-data flows)
@@ -41,20 +42,20 @@ class TrainConfig:
     path: str = "linear"              # CondOT / rectified flow: straight lines, constant speed
     sigma: float = 0.1                # noise of icfm, sigma_min of lipman; unused by linear and vp
     coupling: str = "independent"     # the starting demo's pairing; "ot" straightens paths
-    steps: int = 6000                 # enough for sharp square edges at this batch size
-    batch_size: int = 1024            # large batches cut the variance of the CFM target
-    lr: float = 3e-3                  # high peak rate is safe with warm-up + clipping
-    schedule: str = "cosine"          # decaying to 0 lets the last steps settle the edges
+    steps: int = 6000                 # precision grows with steps x batch: 4500 x 2048 gave 0.944
+    batch_size: int = 1536            # the CFM target x1 - x0 is noisy: big batches beat more steps
+    lr: float = 5e-3                  # peak rate; 5e-3 beat 2e-3 and 3e-3, safe with warm-up + clipping
+    schedule: str = "cosine"          # decaying to 0 lets the last steps settle the square edges
     warmup_steps: int = 200           # avoids early blow-ups at the high peak rate
     weight_decay: float = 0.0         # AdamW decay; 0 gives plain Adam
     grad_clip: float = 1.0            # global-norm clipping; 0 disables
-    ema_decay: float = 0.999          # averaging ~1000 last steps sharpens samples
-    hidden: tuple = (256, 256, 256)   # three SiLU layers of 256: smooth and expressive
-    activation: str = "silu"          # smooth fields integrate better than ReLU kinks
-    time_embedding: str = "concat"    # t as an input: cheap and sufficient in 2-D
+    ema_decay: float = 0.995          # averages the last ~200 steps: 0.999 lags on a short run
+    hidden: tuple = (256, 256, 256)   # three layers of 256; two layers of 256 reached only 0.89
+    activation: str = "relu"          # sharp edges: ReLU beat SiLU (0.93 vs 0.88 with logit-normal t)
+    time_embedding: str = "concat"    # t as an input: as good as the sinusoidal embedding here
     embed_dim: int = 64               # size of the sinusoidal embedding, when used
     time_scale: float = 1000.0        # t scale inside the sinusoidal embedding (see nn)
-    time_sampling: str = "uniform"    # density of t; "logit-normal" favours the middle
+    time_sampling: str = "logit-normal"  # mid-path t decide which square a point joins: +0.04-0.06
     seed: int = 0                     # the single source of randomness of the run
     dtype: str = "float32"            # float32 is twice as fast; float64 for checks
 
@@ -80,7 +81,10 @@ class TrainConfig:
         _checks.finite_float(self.grad_clip, "grad_clip", low=0)
         _checks.finite_float(self.ema_decay, "ema_decay", low=0, high=1)
         _checks.finite_float(self.time_scale, "time_scale", low=0, low_open=True)
-        object.__setattr__(self, "hidden", tuple(self.hidden))
+        if not isinstance(self.hidden, (tuple, list)) or not self.hidden:
+            raise ValueError(f"hidden must be a non-empty list of widths >= 1, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", tuple(_checks.positive_int(w, "hidden")
+                                                 for w in self.hidden))
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
