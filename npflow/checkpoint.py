@@ -99,6 +99,8 @@ def load(path):
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"model file {path!r} does not exist")
+    if not zipfile.is_zipfile(path):  # np.load would try to unpickle any other file
+        raise CheckpointError(f"{path!r} is not a readable .npz checkpoint (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
@@ -113,6 +115,9 @@ def _validate(path, arrays):
     missing = [key for key in _KEYS if key not in arrays]
     if missing:
         raise CheckpointError(f"{path!r} is not an npflow checkpoint: missing {', '.join(missing)}")
+    for key in _SCALAR_KEYS:
+        if arrays[key].shape != () or arrays[key].dtype.kind not in "iu":
+            raise CheckpointError(f"{path!r}: {key} must be a single integer")
     version = int(arrays["format_version"])
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{path!r} has checkpoint format version {version}; this npflow "
@@ -124,18 +129,20 @@ def _validate(path, arrays):
     except (ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"{path!r} has an invalid model description: {err}") from None
     for key in _ARRAY_KEYS:
-        if arrays[key].shape != net.params.shape:
-            raise CheckpointError(f"{path!r}: {key} has shape {arrays[key].shape}, but the model "
-                                  f"needs {net.params.shape}")
-    for key in _SCALAR_KEYS:
-        if arrays[key].shape != ():
-            raise CheckpointError(f"{path!r}: {key} must be a single integer")
+        if arrays[key].shape != net.params.shape or arrays[key].dtype.kind != "f":
+            raise CheckpointError(f"{path!r}: {key} is a {arrays[key].dtype} array of shape "
+                                  f"{arrays[key].shape}, but the model needs floats of shape "
+                                  f"{net.params.shape}")
+    step = int(arrays["step"])
+    if arrays["losses"].shape != (step,) or arrays["losses"].dtype.kind != "f":
+        raise CheckpointError(f"{path!r}: losses must be {step} floats (one per step), got a "
+                              f"{arrays['losses'].dtype} array of shape {arrays['losses'].shape}")
     for key in ("params", "ema_params"):
         if not np.all(np.isfinite(arrays[key])):
             raise CheckpointError(f"{path!r}: {key} holds NaN or infinite weights")
     return Checkpoint(model_config, train_config, rng_state,
                       *(arrays[key].astype(net.dtype) for key in _ARRAY_KEYS),
-                      int(arrays["adam_step"]), int(arrays["step"]), arrays["losses"])
+                      int(arrays["adam_step"]), step, arrays["losses"])
 
 
 def _model_kwargs(config):

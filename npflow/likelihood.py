@@ -122,6 +122,9 @@ def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log
     x1 = _checks.points(x1, "x1")
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
     n_probes = _checks.positive_int(n_probes, "n_probes")
+    _checks.choice(probe, "probe", PROBES)
+    if log_p0 is not None and not callable(log_p0):
+        raise TypeError(f"log_p0 must be a callable (n, d) -> (n,) or None, got {log_p0!r}")
     log_p0 = standard_normal_log_density if log_p0 is None else log_p0
     parts, nfe = [], 0
     for start in range(0, x1.shape[0], chunk_size):

@@ -1,0 +1,371 @@
+"""Tests for the npflow command line (train, datasets, sample, evaluate), run in-process through
+``npflow.cli.main``, plus two subprocess checks of ``python -m npflow``.
+
+Every user error must end with exit code 2 and exactly one line on standard error that names
+the offending option; a diverged run exits with 1, also in one line.
+"""
+import json
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import npflow
+from npflow import checkpoint, datasets, solvers
+from npflow.cli import main
+from npflow.train import TrainConfig
+
+TINY = ["--steps", "12", "--batch-size", "64", "--hidden", "16", "--warmup-steps", "0",
+        "--lr", "0.01"]
+
+
+def run(capsys, *argv):
+    """Run the CLI; return (exit code, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse errors exit from inside parse_args
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_usage_error(code, out, err, *names):
+    assert code == 2
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err  # exactly one line
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, (name, err)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny trained models: gaussian -> checkerboard, gaussian -> moons, moons -> gaussian."""
+    folder = tmp_path_factory.mktemp("models")
+    paths = {}
+    for source, target in (("gaussian", "checkerboard"), ("gaussian", "moons"),
+                           ("moons", "gaussian")):
+        path = str(folder / f"{source}-{target}.npz")
+        assert main(["train", *TINY, "--source", source, "--target", target, "--out", path,
+                     "--quiet"]) == 0
+        paths[target] = path
+    return paths
+
+
+# --- npflow train -------------------------------------------------------------------------------
+
+def test_train_writes_the_checkpoint_and_prints_a_summary(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    code, out, err = run(capsys, "train", *TINY, "--target", "moons", "--seed", "3",
+                         "--activation", "tanh", "--out", path)
+    assert code == 0 and err == ""
+    ckpt = checkpoint.load(path)
+    assert ckpt.step == 12 and len(ckpt.losses) == 12
+    assert out.count("\n") == 1
+    assert "trained 12 steps" in out and path in out
+    assert f"final loss {ckpt.losses[-1]:.4f}" in out
+    cfg = TrainConfig.from_dict(ckpt.train_config)
+    defaults = TrainConfig()
+    assert (cfg.target, cfg.seed, cfg.activation, cfg.hidden, cfg.lr, cfg.batch_size) == \
+        ("moons", 3, "tanh", (16,), 0.01, 64)
+    assert (cfg.source, cfg.path, cfg.coupling, cfg.ema_decay) == \
+        (defaults.source, defaults.path, defaults.coupling, defaults.ema_decay)
+
+
+def test_train_quiet_prints_nothing(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    assert run(capsys, "train", *TINY, "--out", path, "--quiet") == (0, "", "")
+    assert checkpoint.load(path).step == 12
+
+
+def test_train_default_out_is_model_npz_in_the_working_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "train", *TINY, "--steps", "2")
+    assert code == 0 and "model.npz" in out
+    assert os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_resume_continues_the_run_exactly(tmp_path, capsys):
+    constant = [*TINY, "--schedule", "constant"]
+    path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
+    assert run(capsys, "train", *constant, "--steps", "6", "--out", path)[0] == 0
+    code, out, err = run(capsys, "train", "--resume", "--steps", "14", "--out", path)
+    assert code == 0 and err == "" and "trained 8 steps" in out
+    assert run(capsys, "train", *constant, "--steps", "14", "--out", straight, "--quiet")[0] == 0
+    a, b = checkpoint.load(path), checkpoint.load(straight)
+    assert a.step == 14 and len(a.losses) == 14
+    for name in ("params", "ema_params", "adam_m", "adam_v", "losses"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("change", [["--lr", "0.1"], ["--hidden", "8"], ["--target", "moons"],
+                                    ["--seed", "1"], ["--batch-size", "32"]])
+def test_resume_refuses_to_change_other_options(tmp_path, capsys, change):
+    path = str(tmp_path / "m.npz")
+    assert run(capsys, "train", *TINY, "--out", path, "--quiet")[0] == 0
+    before = open(path, "rb").read()
+    code, out, err = run(capsys, "train", "--resume", "--steps", "20", *change, "--out", path)
+    assert_usage_error(code, out, err, "--resume", change[0])
+    assert open(path, "rb").read() == before
+
+
+def test_resume_refuses_fewer_steps_than_done(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    assert run(capsys, "train", *TINY, "--out", path, "--quiet")[0] == 0
+    before = open(path, "rb").read()
+    assert_usage_error(*run(capsys, "train", "--resume", "--steps", "5", "--out", path),
+                       "--steps", "12")
+    assert open(path, "rb").read() == before
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["--steps", "0"], "--steps"),
+    (["--steps", "ten"], "--steps"),
+    (["--lr", "-1"], "--lr"),
+    (["--lr", "nan"], "--lr"),
+    (["--lr", "0"], "--lr"),
+    (["--hidden", "3,a"], "--hidden"),
+    (["--hidden", "16,0"], "--hidden"),
+    (["--path", "bogus"], "--path"),
+    (["--target", "mnist"], "--target"),
+    (["--ema-decay", "2"], "--ema-decay"),
+    (["--sigma", "inf"], "--sigma"),
+    (["--checkpoint-every", "0"], "--checkpoint-every"),
+    (["--bogus-option", "1"], "--bogus-option"),
+])
+def test_train_bad_values_exit_2_with_one_line(tmp_path, capsys, argv, name):
+    assert_usage_error(*run(capsys, "train", *TINY, *argv, "--out", tmp_path / "m.npz"), name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_train_out_in_a_missing_folder(tmp_path, capsys):
+    missing = tmp_path / "nope" / "m.npz"
+    assert_usage_error(*run(capsys, "train", *TINY, "--out", missing), "--out", "nope")
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_without_a_checkpoint(tmp_path, capsys):
+    assert_usage_error(*run(capsys, "train", "--resume", "--out", tmp_path / "m.npz"),
+                       "--resume", "m.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_from_a_corrupt_checkpoint(tmp_path, capsys):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"not a checkpoint")
+    assert_usage_error(*run(capsys, "train", "--resume", "--out", path), "m.npz")
+
+
+def test_diverged_training_exits_1_with_one_line(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # overflow warnings would print extra stderr lines
+        code, out, err = run(capsys, "train", *TINY, "--lr", "1e6", "--grad-clip", "0",
+                             "--hidden", "16,16", "--schedule", "constant", "--out", path)
+    assert [str(w.message) for w in caught] == []
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "learning rate" in err and "step" in err
+
+
+# --- npflow datasets ------------------------------------------------------------------------------
+
+def test_datasets_lists_every_dataset(capsys):
+    code, out, err = run(capsys, "datasets")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == list(datasets.DATASETS)
+    for line, text in zip(lines, datasets.DATASETS.values()):
+        assert line.endswith(text)
+
+
+# --- npflow sample ------------------------------------------------------------------------------
+
+def test_sample_writes_points_and_trajectory(models, tmp_path, capsys):
+    out, traj = str(tmp_path / "s.npy"), str(tmp_path / "t.npy")
+    code, stdout, err = run(capsys, "sample", "--model", models["checkerboard"], "--n", 50,
+                            "--steps", 8, "--seed", 4, "--out", out, "--trajectory", traj)
+    assert code == 0 and err == ""
+    assert "32 velocity evaluations" in stdout  # rk4: 4 per step
+    x, path = np.load(out), np.load(traj)
+    assert x.shape == (50, 2) and path.shape == (9, 50, 2)
+    # independent reference: x0 drawn from the source with the seed, rk4 on the EMA weights
+    x0 = datasets.sample("gaussian", 50, np.random.default_rng(4)).astype(np.float32)
+    model = checkpoint.load_model(models["checkerboard"])
+    np.testing.assert_array_equal(path[0], x0)
+    np.testing.assert_array_equal(path[-1], x)
+    np.testing.assert_allclose(x, solvers.solve(model, x0, "rk4", 8).x, rtol=1e-6, atol=1e-6)
+
+
+def test_sample_raw_weights_and_chunking(models, tmp_path, capsys):
+    files = {name: str(tmp_path / f"{name}.npy") for name in ("ema", "raw", "chunked")}
+    base = ["sample", "--model", models["moons"], "--n", 23, "--steps", 5]
+    assert run(capsys, *base, "--out", files["ema"])[0] == 0
+    assert run(capsys, *base, "--out", files["raw"], "--raw")[0] == 0
+    assert run(capsys, *base, "--out", files["chunked"], "--chunk-size", 7)[0] == 0
+    ema, raw, chunked = (np.load(files[k]) for k in ("ema", "raw", "chunked"))
+    x0 = datasets.sample("gaussian", 23, np.random.default_rng(0)).astype(np.float32)
+    raw_model = checkpoint.load_model(models["moons"], ema=False)
+    np.testing.assert_allclose(raw, solvers.solve(raw_model, x0, "rk4", 5).x, rtol=1e-6,
+                               atol=1e-6)
+    assert not np.allclose(raw, ema)
+    np.testing.assert_allclose(chunked, ema, rtol=1e-6, atol=1e-6)
+
+
+def test_sample_with_dopri5(models, tmp_path, capsys):
+    out = str(tmp_path / "s.npy")
+    code, stdout, _ = run(capsys, "sample", "--model", models["moons"], "--n", 30, "--solver",
+                          "dopri5", "--rtol", "1e-6", "--atol", "1e-5", "--out", out)
+    assert code == 0 and "dopri5" in stdout
+    x0 = datasets.sample("gaussian", 30, np.random.default_rng(0)).astype(np.float32)
+    model = checkpoint.load_model(models["moons"])
+    reference = solvers.solve(model, x0, "rk4", 200).x
+    np.testing.assert_allclose(np.load(out), reference, atol=1e-3)
+    # the tolerances reach the solver as given (each one changes the steps taken)
+    for rtol, atol in ((1e-6, 1e-5), (1e-2, 1e-5), (1e-6, 1e-2)):
+        sol = solvers.solve(model, x0, "dopri5", rtol=rtol, atol=atol)
+        code, stdout, _ = run(capsys, "sample", "--model", models["moons"], "--n", 30,
+                              "--solver", "dopri5", "--rtol", rtol, "--atol", atol, "--out", out)
+        assert f" {sol.nfe} velocity evaluations" in stdout, (rtol, atol, sol.nfe, stdout)
+        np.testing.assert_allclose(np.load(out), sol.x, rtol=1e-6, atol=1e-6)
+
+
+# --- npflow evaluate ------------------------------------------------------------------------------
+
+KEYS = {"w2", "mmd", "energy", "nll", "nfe", "precision"}
+
+
+def evaluate_json(capsys, model, *extra):
+    code, out, err = run(capsys, "evaluate", "--model", model, "--n", 200, "--steps", 6,
+                         "--json", *extra)
+    assert code == 0 and err == "" and out.count("\n") == 1
+    return json.loads(out)
+
+
+def test_evaluate_json_on_a_checkerboard_model(models, tmp_path, capsys):
+    result = evaluate_json(capsys, models["checkerboard"])
+    assert set(result) == KEYS
+    assert result["nfe"] == 24
+    for key in ("w2", "mmd", "energy", "nll", "precision"):
+        assert isinstance(result[key], float) and np.isfinite(result[key]), key
+    assert result["w2"] > 0 and result["energy"] > 0
+    assert result["nll"] > np.log(32)  # a cross-entropy exceeds the target's entropy log 32
+    # precision is that of the points `npflow sample` makes with the same seed, n and steps
+    out = str(tmp_path / "s.npy")
+    assert run(capsys, "sample", "--model", models["checkerboard"], "--n", 200, "--steps", 6,
+               "--out", out)[0] == 0
+    assert result["precision"] == datasets.checkerboard_precision(np.load(out))
+
+
+def test_evaluate_json_precision_is_null_off_the_checkerboard(models, capsys):
+    result = evaluate_json(capsys, models["moons"])
+    assert set(result) == KEYS and result["precision"] is None
+    assert isinstance(result["nll"], float)
+
+
+def test_evaluate_json_nll_is_null_without_a_source_density(models, capsys):
+    result = evaluate_json(capsys, models["gaussian"])  # trained moons -> gaussian
+    assert result["nll"] is None and result["precision"] is None
+    assert isinstance(result["w2"], float)
+
+
+def test_evaluate_with_dopri5(models, capsys):
+    result = evaluate_json(capsys, models["moons"], "--solver", "dopri5", "--rtol", "1e-4",
+                           "--atol", "1e-4")
+    assert set(result) == KEYS and result["nfe"] > 0
+
+
+def test_evaluate_human_readable(models, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", models["checkerboard"], "--n", 100,
+                         "--steps", 4)
+    assert code == 0 and err == ""
+    for label in ("gaussian -> checkerboard", "W2", "MMD", "energy distance", "NLL",
+                  "precision", "16 evaluations"):
+        assert label in out, label
+    code, out, _ = run(capsys, "evaluate", "--model", models["gaussian"], "--n", 100,
+                       "--steps", 4)
+    assert code == 0 and "W2" in out and "NLL" not in out and "precision" not in out
+
+
+# --- sample / evaluate errors -------------------------------------------------------------------
+
+SOLVER_ERRORS = [
+    (["--solver", "rk45"], "--solver"),
+    (["--steps", "0"], "--steps"),
+    (["--rtol", "nan"], "--rtol"),
+    (["--rtol", "-1"], "--rtol"),
+    (["--atol", "0"], "--atol"),
+    (["--n", "0"], "--n"),
+    (["--seed", "-1"], "--seed"),
+]
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+@pytest.mark.parametrize("argv, name", SOLVER_ERRORS)
+def test_solver_option_errors(models, tmp_path, capsys, command, argv, name):
+    out = ["--out", str(tmp_path / "s.npy")] if command == "sample" else []
+    assert_usage_error(*run(capsys, command, "--model", models["checkerboard"], *argv, *out),
+                       name)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+def test_missing_model_file(tmp_path, capsys, command):
+    assert_usage_error(*run(capsys, command, "--model", tmp_path / "none.npz"), "none.npz",
+                       "does not exist")
+
+
+@pytest.mark.parametrize("command", ["sample", "evaluate"])
+@pytest.mark.parametrize("content", [b"garbage", b"PK\x03\x04 truncated zip"])
+def test_corrupt_model_file(tmp_path, capsys, command, content):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(content)
+    out = ["--out", tmp_path / "s.npy"] if command == "sample" else []
+    assert_usage_error(*run(capsys, command, "--model", bad, *out), "bad.npz")
+
+
+def test_model_option_is_required(capsys):
+    assert_usage_error(*run(capsys, "sample"), "--model")
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["--out", "s.txt"], "--out"),
+    (["--out", os.path.join("nope", "s.npy")], "--out"),
+    (["--trajectory", "t.png"], "--trajectory"),
+])
+def test_sample_output_file_errors(models, tmp_path, capsys, monkeypatch, argv, name):
+    monkeypatch.chdir(tmp_path)
+    assert_usage_error(*run(capsys, "sample", "--model", models["checkerboard"], *argv), name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_sample_dopri5_trajectory_needs_one_chunk(models, tmp_path, capsys):
+    code, out, err = run(capsys, "sample", "--model", models["checkerboard"], "--n", 10,
+                         "--solver", "dopri5", "--chunk-size", 4, "--out", tmp_path / "s.npy",
+                         "--trajectory", tmp_path / "t.npy")
+    assert_usage_error(code, out, err, "chunk_size")
+
+
+# --- python -m npflow --------------------------------------------------------------------------
+
+def _python_m_npflow(*argv, cwd):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(npflow.__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "npflow", *argv], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_python_m_npflow_datasets(tmp_path):
+    proc = _python_m_npflow("datasets", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == list(datasets.DATASETS)
+
+
+def test_python_m_npflow_bad_option_is_one_line_without_traceback(tmp_path):
+    proc = _python_m_npflow("train", "--steps", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "--steps" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert os.listdir(tmp_path) == []

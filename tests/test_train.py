@@ -1,0 +1,382 @@
+"""Tests for npflow.train: configuration, the CFM step, learning known fields, exact resume,
+Ctrl-C and divergence handling.
+
+Known fields (linear path ``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``, ``x0 ~ N(0, I)``):
+
+* pairs ``x1 = x0 + c``: every conditional velocity is ``c``, so the marginal field is ``c``;
+* independent ``x1 = x0' + c`` with ``x0'`` a second N(0, I) draw: ``xt - t c`` is Gaussian with
+  variance ``s2 = (1 - t)^2 + t^2`` and ``Cov(x0' - x0, xt) = (2t - 1) I``, so
+  ``v(x, t) = E[ut | xt = x] = c + (2t - 1) / s2 (x - t c)``.
+"""
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from npflow import checkpoint, datasets
+from npflow.nn import MLP
+from npflow.train import (TIME_SAMPLINGS, Batch, RunResult, TrainConfig, Trainer,
+                          TrainingDiverged, resolve_out, sample_t, train)
+
+C = np.array([1.5, -1.0])
+
+
+def tiny(**overrides):
+    """A small, fast configuration (2-D, one or two narrow layers)."""
+    base = dict(steps=20, batch_size=64, hidden=(16,), warmup_steps=0, lr=1e-2)
+    return TrainConfig(**{**base, **overrides})
+
+
+# --- TrainConfig --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value", [
+    ("source", "bogus"), ("target", "mnist"), ("path", "straight"), ("coupling", "greedy"),
+    ("schedule", "step"), ("activation", "gelu"), ("time_embedding", "fourier"),
+    ("time_sampling", "beta"), ("dtype", "float16"),
+    ("steps", 0), ("steps", -5), ("batch_size", 0), ("embed_dim", 0),
+    ("warmup_steps", -1), ("seed", -1),
+    ("lr", 0.0), ("lr", -1e-3), ("lr", float("nan")), ("lr", float("inf")),
+    ("sigma", float("nan")), ("sigma", -0.1),
+    ("weight_decay", -1.0), ("grad_clip", -1.0), ("grad_clip", float("inf")),
+    ("ema_decay", 1.5), ("ema_decay", -0.1), ("ema_decay", float("nan")),
+    ("time_scale", 0.0),
+    ("hidden", ()), ("hidden", (16, 0)), ("hidden", (-3,)), ("hidden", "abc"),
+])
+def test_config_rejects_bad_values_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field) as info:
+        TrainConfig(**{field: value})
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", 1.5), ("batch_size", "64"), ("lr", "0.1"), ("hidden", (16, 2.5)), ("steps", True),
+])
+def test_config_rejects_wrong_types_naming_the_field(field, value):
+    with pytest.raises((TypeError, ValueError), match=field):
+        TrainConfig(**{field: value})
+
+
+def test_config_defaults_are_valid_and_json_round_trip():
+    for cfg in (TrainConfig(), tiny(hidden=[8, 4], path="icfm", coupling="ot", dtype="float64")):
+        values = json.loads(json.dumps(cfg.to_dict()))  # what a checkpoint stores
+        back = TrainConfig.from_dict(values)
+        assert back == cfg and isinstance(back.hidden, tuple)
+    assert tiny(hidden=[8, 4]).hidden == (8, 4)
+
+
+def test_config_from_dict_rejects_unknown_keys():
+    values = {**tiny().to_dict(), "learning_rate": 1.0, "layers": 3}
+    with pytest.raises(ValueError, match="learning_rate.*layers|layers.*learning_rate"):
+        TrainConfig.from_dict(values)
+
+
+def test_trainer_needs_a_config():
+    with pytest.raises(TypeError, match="config"):
+        Trainer({"steps": 3})
+
+
+# --- the CFM step ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", TIME_SAMPLINGS)
+def test_sample_t_has_the_documented_density(kind):
+    t = sample_t(np.random.default_rng(0), 100000, kind)
+    assert t.shape == (100000,) and np.all((t >= 0) & (t <= 1))
+    if kind == "uniform":
+        assert abs(t.mean() - 0.5) < 0.005 and abs(t.var() - 1 / 12) < 0.002
+    else:
+        z = np.log(t / (1 - t))  # logit(t) ~ N(0, 1)
+        assert abs(z.mean()) < 0.02 and abs(z.var() - 1) < 0.02
+
+
+def test_draw_batch_follows_the_linear_path_between_source_and_target():
+    """Recover the pair from the path: x1 = xt + (1 - t) ut must lie on the checkerboard,
+    x0 = xt - t ut must look standard normal."""
+    trainer = Trainer(tiny(batch_size=4096, dtype="float64", time_sampling="uniform"))
+    batch = trainer.draw_batch()
+    assert isinstance(batch, Batch) and batch.t.shape == (4096, 1)
+    x1 = batch.xt + (1 - batch.t) * batch.ut
+    x0 = batch.xt - batch.t * batch.ut
+    assert datasets.checkerboard_precision(x1) == 1.0
+    assert np.all(np.abs(x0.mean(axis=0)) < 0.06)
+    np.testing.assert_allclose(np.cov(x0.T), np.eye(2), atol=0.08)
+
+
+def test_ot_coupling_pairs_the_batch_optimally():
+    """No swap of two partners can lower the squared cost (a necessary optimality condition)."""
+    trainer = Trainer(tiny(batch_size=64, coupling="ot", dtype="float64"))
+    batch = trainer.draw_batch()
+    x0 = batch.xt - batch.t * batch.ut
+    x1 = batch.xt + (1 - batch.t) * batch.ut
+    cost = np.sum((x0[:, None] - x1[None]) ** 2, axis=2)  # (n, n)
+    d = np.diag(cost)
+    swap_gain = d[:, None] + d[None, :] - cost - cost.T
+    assert np.all(swap_gain <= 1e-9)
+
+
+def test_train_step_returns_the_cfm_loss_and_its_exact_gradient():
+    trainer = Trainer(tiny(batch_size=16, hidden=(8, 8), activation="tanh", dtype="float64",
+                           grad_clip=0.0))
+    state = trainer.rng.bit_generator.state
+    batch = trainer.draw_batch()  # the batch the next step will draw
+    trainer.rng.bit_generator.state = state
+    theta = trainer.model.params.copy()
+    loss = trainer.train_step()
+
+    net = MLP(2, (8, 8), "tanh", dtype=np.float64, rng=np.random.default_rng(0))
+
+    def cfm_loss(params):
+        net.params[...] = params
+        return np.mean((net.forward(batch.xt, batch.t) - batch.ut) ** 2)
+
+    assert loss == pytest.approx(cfm_loss(theta), rel=1e-12)
+    grads = trainer.model.grads  # unclipped (grad_clip 0): dL/dtheta at theta
+    h = 1e-6
+    for i in np.random.default_rng(1).choice(theta.size, 25, replace=False):
+        e = np.zeros_like(theta)
+        e[i] = h
+        fd = (cfm_loss(theta + e) - cfm_loss(theta - e)) / (2 * h)
+        assert grads[i] == pytest.approx(fd, rel=1e-5, abs=1e-9)
+    assert not np.array_equal(trainer.model.params, theta)  # and the step moved the weights
+
+
+@pytest.mark.parametrize("schedule, warmup, first_lr", [
+    ("cosine", 4, 0.01 / 4),     # warm-up: lr_k = lr (k + 1) / W, k = 0
+    ("linear", 5, 0.01 / 5),
+    ("cosine", 0, 0.01),
+    ("constant", 3, 0.01),       # no warm-up
+])
+def test_first_step_is_an_adam_step_at_the_schedules_first_rate(schedule, warmup, first_lr):
+    """Adam's first update is ``-lr_0 g / (|g| + eps)`` (m_hat = g, v_hat = g^2)."""
+    trainer = Trainer(tiny(schedule=schedule, warmup_steps=warmup, dtype="float64",
+                           grad_clip=0.0, hidden=(8,)))
+    theta = trainer.model.params.copy()
+    trainer.train_step()
+    g = trainer.model.grads
+    np.testing.assert_allclose(trainer.model.params, theta - first_lr * g / (np.abs(g) + 1e-8),
+                               rtol=1e-10, atol=1e-15)
+    ema = trainer.config.ema_decay
+    np.testing.assert_allclose(trainer.ema.shadow, ema * theta + (1 - ema) * trainer.model.params,
+                               rtol=1e-12)
+
+
+def test_losses_decrease_and_history_has_one_entry_per_step():
+    trainer = Trainer(tiny(target="8gaussians", steps=200, batch_size=128, hidden=(32, 32),
+                           schedule="constant"))
+    returned = [trainer.train_step() for _ in range(200)]
+    assert trainer.step == 200 and len(trainer.losses) == 200
+    assert trainer.losses == returned
+    losses = np.array(trainer.losses)
+    assert losses[-50:].mean() < 0.6 * losses[:10].mean()
+
+
+def test_run_trains_to_config_steps_and_train_helper(tmp_path):
+    out = str(tmp_path / "m.npz")
+    trainer = train(tiny(steps=12), out=out)
+    assert trainer.step == 12 and len(trainer.losses) == 12
+    ckpt = checkpoint.load(out)
+    assert ckpt.step == 12 and len(ckpt.losses) == 12
+    np.testing.assert_array_equal(ckpt.params, trainer.model.params)
+    np.testing.assert_array_equal(ckpt.ema_params, trainer.ema.shadow)
+    assert train(tiny(steps=12), steps=3).step == 3  # keyword overrides
+
+
+# --- learning known fields ----------------------------------------------------------------------
+
+def learned_field(monkeypatch_coupling, **overrides):
+    cfg = tiny(source="gaussian", target="gaussian", activation="silu", dtype="float64",
+               time_sampling="uniform", schedule="cosine", grad_clip=0.0, **overrides)
+    trainer = Trainer(cfg)
+    trainer.coupling = monkeypatch_coupling
+    result = trainer.run(quiet=True)
+    assert isinstance(result, RunResult) and not result.interrupted
+    model = trainer.model
+    model.params[...] = trainer.ema.shadow
+    return model
+
+
+def test_learns_the_constant_field_of_shifted_pairs():
+    model = learned_field(lambda x0, x1, rng, y1=None: (x0, x0 + C, None),
+                          steps=600, hidden=(32,), ema_decay=0.9)
+    rng = np.random.default_rng(1)
+    for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+        x = rng.uniform(-2, 2, (100, 2)) + t * C
+        np.testing.assert_allclose(model.forward(x, t), np.broadcast_to(C, x.shape), atol=0.1)
+
+
+def test_learns_the_marginal_field_of_independent_pairs():
+    """The network must learn E[x1 - x0 | xt], not the conditional target of any one pair."""
+    model = learned_field(lambda x0, x1, rng, y1=None: (x0, x1 + C, None),
+                          steps=3000, batch_size=256, hidden=(32, 32), ema_decay=0.99)
+    rng = np.random.default_rng(1)
+    for t in (0.1, 0.3, 0.5, 0.7, 0.9):
+        s2 = (1 - t) ** 2 + t**2
+        x = rng.uniform(-1.5, 1.5, (200, 2)) * np.sqrt(s2) + t * C  # within 1.5 std of xt
+        exact = C + (2 * t - 1) / s2 * (x - t * C)
+        err = model.forward(x, t) - exact
+        assert np.sqrt(np.mean(err**2)) < 0.1, t
+        assert np.max(np.abs(err)) < 0.3, t
+        if t != 0.5:  # the field is not the constant c: the tolerance tells them apart
+            assert np.sqrt(np.mean((exact - C) ** 2)) > 0.4
+
+
+# --- resume is bit-identical ----------------------------------------------------------------------
+
+def assert_same_run(a, b):
+    np.testing.assert_array_equal(a.model.params, b.model.params)
+    np.testing.assert_array_equal(a.ema.shadow, b.ema.shadow)
+    np.testing.assert_array_equal(a.optimizer.m, b.optimizer.m)
+    np.testing.assert_array_equal(a.optimizer.v, b.optimizer.v)
+    assert a.optimizer.step_count == b.optimizer.step_count
+    assert a.step == b.step
+    np.testing.assert_array_equal(np.asarray(a.losses), np.asarray(b.losses))
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state
+    assert a.model.params.dtype == b.model.params.dtype
+
+
+RESUME_CASES = [
+    dict(coupling="independent"),
+    dict(coupling="ot"),
+    dict(path="icfm", sigma=0.2),
+    dict(path="icfm", coupling="ot", time_sampling="uniform"),
+    dict(path="lipman", weight_decay=0.01, time_embedding="sinusoidal", dtype="float64"),
+    dict(path="vp", coupling="sinkhorn", schedule="linear", warmup_steps=5),
+    dict(target="8gaussians", conditional=True, coupling="ot", label_dropout=0.3),
+]
+
+
+@pytest.mark.parametrize("overrides", RESUME_CASES, ids=lambda o: "-".join(map(str, o.values())))
+def test_resume_is_bit_identical(tmp_path, overrides):
+    cfg = tiny(steps=16, batch_size=32, hidden=(16, 16), **overrides)
+    straight = Trainer(cfg)
+    straight.run(quiet=True)
+
+    first = Trainer(cfg)
+    for _ in range(8):
+        first.train_step()
+    path = str(tmp_path / "half.npz")
+    first.save(path)
+    resumed = Trainer.from_checkpoint(path)
+    assert resumed.step == 8 and resumed.config == cfg
+    resumed.run(quiet=True)
+    assert_same_run(straight, resumed)
+
+
+def test_resume_with_more_steps_continues_a_constant_schedule_exactly(tmp_path):
+    path = str(tmp_path / "m.npz")
+    Trainer(tiny(steps=6, schedule="constant")).run(out=path, quiet=True)
+    extended = Trainer.from_checkpoint(path, steps=14)
+    assert extended.config.steps == 14 and extended.step == 6
+    extended.run(out=path, quiet=True)
+    straight = Trainer(tiny(steps=14, schedule="constant"))
+    straight.run(quiet=True)
+    assert_same_run(straight, extended)
+    assert checkpoint.load(path).step == 14
+
+
+def test_from_checkpoint_rejects_unresumable_files(tmp_path):
+    path = str(tmp_path / "m.npz")
+    Trainer(tiny(steps=2)).run(out=path, quiet=True)
+    with pytest.raises(checkpoint.CheckpointError, match="steps"):
+        Trainer.from_checkpoint(path, steps=0)
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"]))
+    meta["train"]["learning_rate"] = 1.0
+    arrays["meta"] = np.array(json.dumps(meta))
+    bad = str(tmp_path / "bad.npz")
+    np.savez(bad, **arrays)
+    with pytest.raises(checkpoint.CheckpointError, match="learning_rate") as info:
+        Trainer.from_checkpoint(bad)
+    assert "\n" not in str(info.value)
+    with pytest.raises(checkpoint.CheckpointError, match="does not exist"):
+        Trainer.from_checkpoint(str(tmp_path / "none.npz"))
+
+
+# --- Ctrl-C -------------------------------------------------------------------------------------
+
+def interrupt_at(monkeypatch, trainer, k):
+    original = trainer.train_step
+
+    def step():
+        if trainer.step == k:
+            raise KeyboardInterrupt
+        return original()
+
+    monkeypatch.setattr(trainer, "train_step", step)
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+    cfg = tiny(steps=15, coupling="ot", path="icfm")
+    path = str(tmp_path / "m.npz")
+    trainer = Trainer(cfg)
+    interrupt_at(monkeypatch, trainer, 6)
+    result = trainer.run(out=path, checkpoint_every=4, quiet=True)
+    assert result.interrupted and result.trainer is trainer and trainer.step == 6
+    ckpt = checkpoint.load(path)
+    assert ckpt.step == 6 and len(ckpt.losses) == 6
+    resumed = Trainer.from_checkpoint(path)
+    assert not resumed.run(out=path, quiet=True).interrupted
+    straight = Trainer(cfg)
+    straight.run(quiet=True)
+    assert_same_run(straight, resumed)
+
+
+def test_ctrl_c_without_out_just_returns(monkeypatch):
+    trainer = Trainer(tiny(steps=10))
+    interrupt_at(monkeypatch, trainer, 3)
+    assert trainer.run(quiet=True).interrupted and trainer.step == 3
+
+
+# --- divergence -----------------------------------------------------------------------------------
+
+def test_nan_loss_raises_and_keeps_the_last_periodic_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny(steps=20)
+    path = str(tmp_path / "m.npz")
+    trainer = Trainer(cfg)
+    original = trainer.draw_batch
+
+    def poisoned():
+        batch = original()
+        if trainer.step == 6:  # the 7th step
+            return dataclasses.replace(batch, ut=np.full_like(batch.ut, np.nan))
+        return batch
+
+    monkeypatch.setattr(trainer, "draw_batch", poisoned)
+    with pytest.raises(TrainingDiverged, match="step 7") as info:
+        trainer.run(out=path, checkpoint_every=5, quiet=True)
+    message = str(info.value)
+    assert "\n" not in message and "learning rate" in message and "nan" in message
+    ckpt = checkpoint.load(path)  # the step-5 save, intact
+    assert ckpt.step == 5
+    reference = Trainer(cfg)
+    for _ in range(5):
+        reference.train_step()
+    np.testing.assert_array_equal(ckpt.params, reference.model.params)
+    np.testing.assert_array_equal(ckpt.ema_params, reference.ema.shadow)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_huge_learning_rate_diverges_cleanly(tmp_path):
+    path = str(tmp_path / "m.npz")
+    trainer = Trainer(tiny(steps=50, lr=1e6, grad_clip=0.0, hidden=(16, 16),
+                           schedule="constant"))
+    with pytest.raises(TrainingDiverged, match="lower learning rate") as info, \
+            np.errstate(over="ignore", invalid="ignore"):
+        trainer.run(out=path, checkpoint_every=1, quiet=True)
+    diverged_at = int(re.search(r"at step (\d+)", str(info.value)).group(1))
+    assert 1 <= diverged_at <= 50 and trainer.step == diverged_at - 1
+    if diverged_at > 1:
+        ckpt = checkpoint.load(path)  # finite by construction of load; check it anyway
+        assert ckpt.step == diverged_at - 1
+        assert np.all(np.isfinite(ckpt.params)) and np.all(np.isfinite(ckpt.losses))
+    else:
+        assert not os.path.exists(path)
+
+
+def test_resolve_out_needs_an_existing_folder(tmp_path):
+    assert resolve_out(str(tmp_path / "m.npz")) == str(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="--out"):
+        resolve_out(str(tmp_path / "missing" / "m.npz"))
