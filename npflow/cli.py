@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, datasets, likelihood, metrics, paths, solvers
+from . import _checks, checkpoint, couplings, datasets, likelihood, metrics, paths, reflow, solvers
+from .guidance import GuidedField
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS
 from .optim import SCHEDULES
 from .train import TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged, resolve_out
@@ -101,6 +102,7 @@ _TRAIN_OPTIONS = {
     "--embed-dim": ("embed_dim", POSITIVE_INT, "size of the sinusoidal time embedding"),
     "--time-sampling": ("time_sampling", list(TIME_SAMPLINGS), "density of training times t"),
     "--seed": ("seed", NONNEG_INT, "random seed of the whole run"),
+    "--label-dropout": ("label_dropout", UNIT_FLOAT, "with --conditional: P(label -> null label)"),
     "--dtype": ("dtype", ["float32", "float64"], "floating-point precision"),
 }
 
@@ -118,6 +120,9 @@ def _add_train(sub):
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             p.add_argument(option, type=kind, default=argparse.SUPPRESS,
                            help=f"{text} (default: {shown})")
+    p.add_argument("--conditional", action="store_true", default=argparse.SUPPRESS,
+                   help="learn v(x, t, y) for the target's class labels y (for npflow sample "
+                        "--label and --guidance)")
     p.add_argument("--out", default="model.npz", help="checkpoint file (default: model.npz)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run saved in --out (only --steps may change)")
@@ -131,16 +136,27 @@ def _cmd_train(args):
     out = resolve_out(args.out)
     given = {field: getattr(args, field) for field, *_ in _TRAIN_OPTIONS.values()
              if hasattr(args, field)}
+    if hasattr(args, "conditional"):
+        given["conditional"] = True
+    elif "label_dropout" in given and not args.resume:
+        raise UsageError("--label-dropout needs --conditional")
     if args.resume:
         extra = sorted(set(given) - {"steps"})
         if extra:
             raise UsageError(f"--resume continues the run stored in {out}; it cannot change "
                              f"{', '.join('--' + f.replace('_', '-') for f in extra)}")
+        if not os.path.isfile(out):
+            raise UsageError(f"--resume: there is no checkpoint {out} to continue "
+                             f"(name it with --out, or train without --resume)")
         trainer = Trainer.from_checkpoint(out, steps=given.get("steps"))
+        if trainer.step > trainer.config.steps:
+            raise UsageError(f"--steps {trainer.config.steps} is fewer than the {trainer.step} "
+                             f"steps already done in {out}")
     else:
         trainer = Trainer(dataclasses.replace(TrainConfig(), **given))
     start_step, t_start = trainer.step, time.perf_counter()
-    result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
+    with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported in one line
+        result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
     seconds = time.perf_counter() - t_start
     done = trainer.step - start_step
     if result.interrupted:
@@ -203,7 +219,27 @@ def _add_sample(sub):
     p.add_argument("--trajectory", default=None, help="also save the (steps+1, n, d) trajectory")
     p.add_argument("--chunk-size", type=POSITIVE_INT, default=20000,
                    help="points integrated at once, bounding memory (default: 20000)")
+    p.add_argument("--label", type=NONNEG_INT, default=None,
+                   help="class to generate (a model trained with --conditional)")
+    p.add_argument("--guidance", type=_float_in(), default=None,
+                   help="classifier-free guidance weight w with --label: 0 unconditional, "
+                        "1 conditional, > 1 sharper (default: 1)")
     p.set_defaults(run=_cmd_sample)
+
+
+def _guided(ckpt, model, label, guidance):
+    """The field to sample: the model itself, or its guided field for class ``label``."""
+    if label is None:
+        if guidance is not None:
+            raise UsageError("--guidance needs --label")
+        return model
+    if not model.n_classes:
+        raise UsageError("--label needs a class-conditional model (npflow train --conditional); "
+                         "this model is unconditional")
+    if label >= model.n_classes:
+        raise UsageError(f"--label must be a class in 0 .. {model.n_classes - 1} of "
+                         f"{ckpt.train_config['target']}, got {label}")
+    return GuidedField(model, label, 1.0 if guidance is None else guidance)
 
 
 def _cmd_sample(args):
@@ -212,10 +248,11 @@ def _cmd_sample(args):
                                                                "--trajectory")
     ckpt = checkpoint.load(args.model)
     model = ckpt.model(ema=not args.raw)
+    field = _guided(ckpt, model, args.label, args.guidance)
     rng = np.random.default_rng(args.seed)
     x0 = datasets.sample(ckpt.train_config["source"], args.n, rng).astype(model.dtype)
     t_start = time.perf_counter()
-    sol = solvers.sample_flow(model, x0, chunk_size=args.chunk_size,
+    sol = solvers.sample_flow(field, x0, chunk_size=args.chunk_size,
                               return_trajectory=traj_out is not None, **_solver_kwargs(args))
     seconds = time.perf_counter() - t_start
     np.save(out, sol.x)
@@ -286,6 +323,52 @@ def _cmd_evaluate(args):
         print(f"  NLL (nats)        {result['nll']:.4f}{floor}")
     if result["precision"] is not None:
         print(f"  precision         {result['precision']:.4f}")
+    return 0
+
+
+# --- npflow reflow ------------------------------------------------------------------------------
+def _add_reflow(sub):
+    p = sub.add_parser("reflow", help="straighten a model: retrain it on its own (x0, x1) pairs",
+                       description="Rectified flow's reflow (Liu et al. 2023, Alg. 1): draw x0, "
+                                   "push it through the model to x1, and fine-tune a copy of the "
+                                   "model on these fixed pairs. Not resumable.")
+    p.add_argument("--model", required=True, help="parent checkpoint (npflow train or reflow)")
+    p.add_argument("--pairs", type=POSITIVE_INT, default=20000,
+                   help="number of (x0, x1) pairs (default: 20000)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=2000,
+                   help="training steps on the pairs (default: 2000)")
+    p.add_argument("--out", required=True, help="checkpoint of the rectified model")
+    p.add_argument("--solver", choices=[m for m in solvers.METHODS if m != "dopri5"],
+                   default="rk4", help="solver that makes the pairs (default: rk4)")
+    p.add_argument("--sample-steps", type=POSITIVE_INT, default=100,
+                   help="solver steps that make the pairs (default: 100)")
+    p.add_argument("--seed", type=NONNEG_INT, default=0,
+                   help="seed of the x0 draws and of the run (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress line or summary")
+    p.set_defaults(run=_cmd_reflow)
+
+
+def _cmd_reflow(args):
+    out = _check_out(args.out, (".npz",))
+    ckpt = checkpoint.load(args.model)
+    parent = TrainConfig.from_dict(ckpt.train_config)
+    if parent.conditional:
+        raise UsageError("--model: reflow of a conditional model is not supported")
+    model = ckpt.model(ema=True)
+    x0 = datasets.sample(parent.source, args.pairs, np.random.default_rng(args.seed))
+    t_start = time.perf_counter()
+    pairs = reflow.reflow_pairs(model, x0, method=args.solver, steps=args.sample_steps)
+    trainer = reflow.reflow_trainer(model, parent, pairs, steps=args.steps, seed=args.seed)
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = trainer.run(out=out, quiet=args.quiet)
+    if result.interrupted:
+        print(f"interrupted at step {trainer.step}; saved {out} (a reflow run cannot be resumed)",
+              file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"reflow {trainer.config.reflow}: {args.pairs} pairs, {args.steps} steps in "
+              f"{time.perf_counter() - t_start:.1f} s, final loss {trainer.losses[-1]:.4f}; "
+              f"saved {out}")
     return 0
 
 
@@ -426,7 +509,8 @@ def build_parser():
     parser = _Parser(prog="npflow", description="Flow matching in NumPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_plot, _add_animate):
+    for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_reflow, _add_plot,
+                _add_animate):
         add(sub)
     return parser
 

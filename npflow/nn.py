@@ -92,8 +92,14 @@ class SELU:
 
     @classmethod
     def forward(cls, z):
-        neg = cls.lam * cls.alpha * np.expm1(np.minimum(z, 0))
-        return np.where(z > 0, cls.lam * z, neg).astype(z.dtype, copy=False)
+        # f(z) = lam max(z, 0) + lam alpha (e^min(z, 0) - 1): each term vanishes on the other
+        # side of 0, so the sum needs no np.where (a third faster, and exactly equal).
+        a = np.expm1(np.minimum(z, 0))
+        a *= cls.lam * cls.alpha
+        pos = np.maximum(z, 0)
+        pos *= cls.lam
+        a += pos
+        return a
 
     @classmethod
     def derivative(cls, z, a):
@@ -150,6 +156,47 @@ class Linear:
 
 
 # ----------------------------------------------------------------------------------------------
+# Class-label embedding
+# ----------------------------------------------------------------------------------------------
+class Embedding:
+    """Lookup table ``y = E[labels]`` with ``E`` of shape (num, dim_out): one learned row per label.
+
+    The class-conditional :class:`MLP` uses ``num = n_classes + 1``: row ``n_classes`` is the
+    learned *null* label, the unconditional field of classifier-free guidance (Ho and Salimans
+    2022, Sec. 3.2).
+    """
+
+    def __init__(self, num, dim_out):
+        self.num, self.dim_out = num, dim_out
+        self.E = self.dE = None
+
+    def shapes(self):
+        return (("E", (self.num, self.dim_out)),)
+
+    def bind(self, params, grads):
+        """Take the view ``E`` of ``params`` and ``dE`` of ``grads`` (dicts name -> view)."""
+        self.E, self.dE = params["E"], grads["E"]
+
+    def init(self, rng):
+        """``E ~ N(0, 1)``, PyTorch's ``nn.Embedding`` default."""
+        self.E[...] = rng.standard_normal(self.E.shape)
+
+    def forward(self, labels):
+        """``y = E[labels]``; labels (n,) int -> y (n, dim_out)."""
+        return self.E[labels]
+
+    def backward(self, labels, dy):
+        """Write ``dE[k] = sum_{j: labels_j = k} dy_j`` (a scatter-add); labels get no gradient."""
+        self.dE[...] = 0
+        np.add.at(self.dE, labels, dy)  # dy (n, dim_out)
+
+    @staticmethod
+    def tangent():
+        """``dy = 0``: integer labels do not move with x."""
+        return 0
+
+
+# ----------------------------------------------------------------------------------------------
 # Time embedding
 # ----------------------------------------------------------------------------------------------
 class SinusoidalEmbedding:
@@ -195,12 +242,14 @@ class Cache:
     emb : (n, E) time embedding, or None.
     z : list of (n, h_i) pre-activations of the hidden layers.
     a : list of (n, h_i) activations of the hidden layers.
+    labels : (n,) int class labels (``n_classes`` = null), or None for an unconditional net.
     """
 
     inp: np.ndarray
     emb: np.ndarray
     z: list
     a: list
+    labels: np.ndarray = None
 
 
 class MLP:
@@ -209,11 +258,11 @@ class MLP:
     Layout (``L = len(hidden)`` hidden layers, widths ``h_0 .. h_{L-1}``)::
 
         z_0 = Linear_in(x or [x, t])  (+ Linear_time(e(t)) with the sinusoidal embedding)
+                                      (+ Embedding_label(y) for a class-conditional net)
         a_i = act(z_i),      z_i = Linear_i(a_{i-1})   for i = 1 .. L-1
         v   = Linear_out(a_{L-1})
 
-    Conditioning terms (the time projection today) are *added* to ``z_0``; a class-label
-    embedding would join them there.
+    Conditioning terms (the time projection, the class-label embedding) are *added* to ``z_0``.
 
     Parameters
     ----------
@@ -231,6 +280,10 @@ class MLP:
         Size E of the sinusoidal embedding (even); ignored for ``"concat"``.
     time_scale : float
         Scale ``s`` of t inside the sinusoidal embedding (see :class:`SinusoidalEmbedding`).
+    n_classes : int
+        0 (default) for an unconditional field ``v(x, t)``; ``K >= 1`` for a class-conditional
+        ``v(x, t, y)`` with labels ``y`` in ``0 .. K``, where ``y = K`` is the learned null label
+        (unconditional) used by classifier-free guidance (:mod:`npflow.guidance`).
     dtype : {np.float32, np.float64}
         float32 for speed; the gradient tests use float64.
     rng : np.random.Generator
@@ -238,7 +291,7 @@ class MLP:
     """
 
     def __init__(self, dim, hidden=(256, 256, 256), activation="silu", time_embedding="concat",
-                 embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng):
+                 embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng, n_classes=0):
         self.dim = _checks.positive_int(dim, "dim")
         self.hidden = _check_hidden(hidden)
         self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
@@ -246,6 +299,7 @@ class MLP:
         self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
         self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
         self.dtype = _check_dtype(dtype)
+        self.n_classes = _check_n_classes(n_classes)
         _checks.generator(rng)
 
         h = self.hidden
@@ -254,6 +308,8 @@ class MLP:
         self.layers = {"in": Linear(self.dim + (0 if sinusoidal else 1), h[0])}
         if sinusoidal:
             self.layers["time"] = Linear(self.embed_dim, h[0])
+        if self.n_classes:
+            self.layers["label"] = Embedding(self.n_classes + 1, h[0])  # + the null label
         for i in range(1, len(h)):
             self.layers[f"hidden{i}"] = Linear(h[i - 1], h[i])
         self.layers["out"] = Linear(h[-1], self.dim)
@@ -286,7 +342,8 @@ class MLP:
         """Constructor arguments as a JSON-serializable dict (``MLP(**config, rng=rng)``)."""
         return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation.name,
                 "time_embedding": self.time_embedding, "embed_dim": self.embed_dim,
-                "time_scale": self.time_scale, "dtype": np.dtype(self.dtype).name}
+                "time_scale": self.time_scale, "dtype": np.dtype(self.dtype).name,
+                "n_classes": self.n_classes}
 
     # --- forward, backward, tangent ---------------------------------------------------------
     def _inputs(self, x, t):
@@ -297,27 +354,54 @@ class MLP:
             return np.concatenate([x, t], axis=1), None  # (n, d + 1)
         return x, self.embed(t)  # (n, d), (n, E)
 
-    def _first_layer(self, inp, emb):
+    def _labels(self, y, n):
+        """Validate class labels y (n,) in 0 .. n_classes; None -> the null label (or None)."""
+        if not self.n_classes:
+            if y is not None:
+                raise ValueError("y must be None: this network is unconditional (n_classes=0)")
+            return None
+        if y is None:
+            return np.full(n, self.n_classes, dtype=np.int64)
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) to match x, got shape {y.shape}")
+        if y.size and (y.min() < 0 or y.max() > self.n_classes):
+            raise ValueError(f"y must hold labels in 0 .. {self.n_classes} ({self.n_classes} = "
+                             f"null), got values in {y.min()} .. {y.max()}")
+        return y
+
+    def _first_layer(self, inp, emb, labels):
         z0 = self.layers["in"].forward(inp)  # (n, h0)
         if emb is not None:
             z0 += self.layers["time"].forward(emb)
+        if labels is not None:
+            z0 += self.layers["label"].forward(labels)  # (n, h0)
         return z0
 
     def _hidden_names(self):
         return [f"hidden{i}" for i in range(1, len(self.hidden))]
 
-    def forward(self, x, t):
-        """Inference: ``v_theta(x, t)``. x (n, d), t scalar or (n,) -> v (n, d). Caches nothing."""
+    def forward(self, x, t, y=None):
+        """Inference: ``v_theta(x, t[, y])``. x (n, d), t scalar or (n,) -> v (n, d).
+
+        y : (n,) int labels in ``0 .. n_classes`` (``n_classes`` = null), or None (the null label
+        of a conditional net). Caches nothing.
+        """
         inp, emb = self._inputs(x, t)
-        a = self.activation.forward(self._first_layer(inp, emb))
+        labels = self._labels(y, inp.shape[0])
+        a = self.activation.forward(self._first_layer(inp, emb, labels))
         for name in self._hidden_names():
             a = self.activation.forward(self.layers[name].forward(a))
         return self.layers["out"].forward(a)
 
     __call__ = forward
 
-    def forward_train(self, x, t):
+    def forward_train(self, x, t, y=None):
         """Forward pass that also returns the :class:`Cache` that :meth:`backward` needs.
+
+        x, t, y as in :meth:`forward`.
 
         Returns
         -------
@@ -325,12 +409,13 @@ class MLP:
         cache : Cache
         """
         inp, emb = self._inputs(x, t)
-        zs = [self._first_layer(inp, emb)]
+        labels = self._labels(y, inp.shape[0])
+        zs = [self._first_layer(inp, emb, labels)]
         acts = [self.activation.forward(zs[0])]
         for name in self._hidden_names():
             zs.append(self.layers[name].forward(acts[-1]))
             acts.append(self.activation.forward(zs[-1]))
-        return self.layers["out"].forward(acts[-1]), Cache(inp, emb, zs, acts)
+        return self.layers["out"].forward(acts[-1]), Cache(inp, emb, zs, acts, labels)
 
     def backward(self, cache, dv):
         """Backpropagate ``dv = dL/dv`` (n, d); write ``self.grads``; return ``dL/dx`` (n, d).
@@ -349,16 +434,18 @@ class MLP:
         dz0 = da * self.activation.derivative(cache.z[0], cache.a[0])  # (n, h0)
         if cache.emb is not None:
             self.layers["time"].backward(cache.emb, dz0, need_dx=False)
+        if cache.labels is not None:
+            self.layers["label"].backward(cache.labels, dz0)
         dinp = self.layers["in"].backward(cache.inp, dz0)  # (n, d_in)
         return dinp[:, :self.dim]
 
-    def jvp(self, x, t, dx):
+    def jvp(self, x, t, dx, y=None):
         """Jacobian-vector products ``(dv/dx) dx_k`` for k tangents at once (forward mode).
 
         Parameters
         ----------
-        x : (n, d) points; t : scalar or (n,) times.
-        dx : (k, n, d) tangent directions in x (t is held fixed).
+        x : (n, d) points; t : scalar or (n,) times; y : (n,) labels or None (see :meth:`forward`).
+        dx : (k, n, d) tangent directions in x (t and y are held fixed).
 
         Returns
         -------
@@ -369,8 +456,11 @@ class MLP:
         dx = np.asarray(dx, dtype=self.dtype)
         if dx.ndim != 3 or dx.shape[1:] != (inp.shape[0], self.dim):
             raise ValueError(f"dx must have shape (k, {inp.shape[0]}, {self.dim}), got {dx.shape}")
-        z = self._first_layer(inp, emb)
+        labels = self._labels(y, inp.shape[0])
+        z = self._first_layer(inp, emb, labels)
         dz = dx @ self.layers["in"].W[:self.dim]  # (k, n, h0): t and e(t) do not move with x
+        if labels is not None:
+            dz += self.layers["label"].tangent()  # 0: nor does y
         for name in self._hidden_names() + ["out"]:
             a = self.activation.forward(z)
             da = self.activation.derivative(z, a) * dz  # (k, n, h)
@@ -381,6 +471,9 @@ class MLP:
         """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""
         state = {}
         for name, layer in self.layers.items():
+            if isinstance(layer, Embedding):  # nn.Embedding's weight is E itself, (num, dim)
+                state[f"{name}.weight"] = layer.E.copy()
+                continue
             state[f"{name}.weight"] = layer.W.T.copy()
             state[f"{name}.bias"] = layer.b.copy()
         return state
@@ -394,6 +487,14 @@ def _check_hidden(hidden):
     if not widths:
         raise ValueError("hidden must name at least one hidden width, got an empty sequence")
     return tuple(_checks.positive_int(w, "hidden width") for w in widths)
+
+
+def _check_n_classes(n_classes):
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)):
+        raise TypeError(f"n_classes must be an integer >= 0, got {n_classes!r}")
+    if n_classes < 0:
+        raise ValueError(f"n_classes must be an integer >= 0, got {n_classes}")
+    return int(n_classes)
 
 
 def _check_dtype(dtype):

@@ -57,6 +57,9 @@ class TrainConfig:
     time_scale: float = 1000.0        # t scale inside the sinusoidal embedding (see nn)
     time_sampling: str = "logit-normal"  # mid-path t decide which square a point joins: +0.04-0.06
     seed: int = 0                     # the single source of randomness of the run
+    conditional: bool = False         # learn v(x, t, y) for the target's class labels y
+    label_dropout: float = 0.1        # P(y -> null): one net learns both fields (0.1-0.2: CFG)
+    reflow: int = 0                   # rectifications before this run (> 0: trains on fixed pairs)
     dtype: str = "float32"            # float32 is twice as fast; float64 for checks
 
     def __post_init__(self):
@@ -75,6 +78,13 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.reflow, int) or isinstance(self.reflow, bool) or self.reflow < 0:
+            raise ValueError(f"reflow must be an integer >= 0, got {self.reflow!r}")
+        if not isinstance(self.conditional, bool):
+            raise TypeError(f"conditional must be True or False, got {self.conditional!r}")
+        _checks.finite_float(self.label_dropout, "label_dropout", low=0, high=1)
+        if self.conditional and self.reflow:
+            raise ValueError("reflow must be 0 for a conditional run: reflow pairs carry no labels")
         _checks.finite_float(self.lr, "lr", low=0, low_open=True)
         _checks.finite_float(self.sigma, "sigma", low=0)
         _checks.finite_float(self.weight_decay, "weight_decay", low=0)
@@ -106,12 +116,13 @@ class TrainingDiverged(RuntimeError):
 class Batch:
     """One training batch: the path sample and the loss terms' inputs.
 
-    xt, ut : (n, d); t : (n, 1).
+    xt, ut : (n, d); t : (n, 1); y : (n,) class labels (``n_classes`` = null), or None.
     """
 
     xt: np.ndarray
     t: np.ndarray
     ut: np.ndarray
+    y: np.ndarray = None
 
 
 def sample_t(rng, n, kind, dtype=np.float64):
@@ -132,17 +143,23 @@ class Trainer:
     Parameters
     ----------
     config : TrainConfig
+    pairs : (x0, x1), two (N, d) arrays, optional
+        Fixed training pairs (reflow, Liu et al. 2023, Alg. 1; see :mod:`npflow.reflow`): each
+        batch is a random minibatch of them instead of fresh source and target draws paired by
+        the coupling. Required exactly when ``config.reflow > 0``.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, pairs=None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
         self.rng = np.random.default_rng(config.seed)
         dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
+        self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
+        self.pairs = _check_pairs(pairs, config.reflow, dim)
         self.model = MLP(dim, config.hidden, config.activation, config.time_embedding,
                          config.embed_dim, config.time_scale, np.dtype(config.dtype).type,
-                         rng=self.rng)
+                         rng=self.rng, n_classes=self.n_classes)
         opt_cls = AdamW if config.weight_decay > 0 else Adam
         self.optimizer = opt_cls(self.model.params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
@@ -155,22 +172,41 @@ class Trainer:
 
     # --- one step ---------------------------------------------------------------------------
     def draw_batch(self):
-        """Sample x0 ~ p0 and x1 ~ p1, pair them, draw t (and eps) and evaluate the path."""
+        """Sample x0 ~ p0 and x1 ~ p1 (and labels y), pair them, draw t (and eps), evaluate xt, ut.
+
+        Conditional runs pair within each class and then replace each label by the null label
+        ``n_classes`` with probability ``label_dropout`` (Ho and Salimans 2022, Alg. 1). Reflow
+        runs draw a minibatch of the fixed pairs instead.
+        """
         cfg, rng, n = self.config, self.rng, self.config.batch_size
-        x0 = datasets.sample(cfg.source, n, rng)
-        x1 = datasets.sample(cfg.target, n, rng)
-        x0, x1, _ = self.coupling(x0, x1, rng)
+        x0, x1, y = self._draw_pairs(n)
         t = sample_t(rng, n, cfg.time_sampling)
         eps = rng.standard_normal(x0.shape) if self.path.needs_noise else None
         dtype = self.model.dtype
         ps = self.path.sample(x0.astype(dtype), x1.astype(dtype), t.astype(dtype),
                               eps=None if eps is None else eps.astype(dtype))
-        return Batch(ps.xt, ps.t, ps.ut)
+        return Batch(ps.xt, ps.t, ps.ut, y)
+
+    def _draw_pairs(self, n):
+        """(x0, x1, y): y is None unless the run is conditional."""
+        cfg, rng = self.config, self.rng
+        if self.pairs is not None:
+            idx = rng.integers(0, self.pairs[0].shape[0], size=n)  # (n,) with replacement
+            return self.pairs[0][idx], self.pairs[1][idx], None
+        x0 = datasets.sample(cfg.source, n, rng)
+        if not cfg.conditional:
+            x1 = datasets.sample(cfg.target, n, rng)
+            x0, x1, _ = self.coupling(x0, x1, rng)
+            return x0, x1, None
+        x1, y1 = datasets.sample_labelled(cfg.target, n, rng)
+        x0, x1, y1 = self.coupling(x0, x1, rng, y1)  # OT pairs within each class
+        drop = rng.random(n) < cfg.label_dropout  # (n,) -> the null label
+        return x0, x1, np.where(drop, self.n_classes, y1)
 
     def train_step(self):
         """One CFM step: loss, backprop, clip, Adam, EMA. Returns the loss (float)."""
         batch = self.draw_batch()
-        v, cache = self.model.forward_train(batch.xt, batch.t)  # (n, d)
+        v, cache = self.model.forward_train(batch.xt, batch.t, batch.y)  # (n, d)
         diff = v - batch.ut  # (n, d)
         loss = float(np.mean(diff * diff))  # L = mean ||v - ut||^2 / d  (MSE over n*d entries)
         diff *= 2.0 / diff.size  # dL/dv
@@ -233,8 +269,15 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path, steps=None):
-        """Rebuild a run from ``path`` to continue it, optionally extending it to ``steps``."""
+        """Rebuild a run from ``path`` to continue it, optionally extending it to ``steps``.
+
+        A reflow run (``reflow > 0``) cannot be resumed: its fixed pairs are not stored.
+        """
         ckpt = checkpoint.load(path)
+        if ckpt.train_config.get("reflow", 0):
+            raise checkpoint.CheckpointError(
+                f"{path!r} is a reflow run, which cannot be resumed (its training pairs are not "
+                f"stored); run npflow reflow again from its parent model")
         try:
             values = dict(ckpt.train_config)
             if steps is not None:
@@ -258,6 +301,27 @@ class RunResult:
 
     trainer: Trainer
     interrupted: bool
+
+
+def _check_pairs(pairs, reflow, dim):
+    """Validate the fixed pairs of a reflow run: None exactly when ``reflow == 0``."""
+    if pairs is None:
+        if reflow:
+            raise ValueError(f"pairs must be given when reflow > 0 (got reflow={reflow}): a "
+                             "reflow run trains on fixed pairs (x0, x1)")
+        return None
+    if not reflow:
+        raise ValueError("pairs must be None when config.reflow is 0; set reflow to the number "
+                         "of rectifications (see npflow.reflow)")
+    try:
+        x0, x1 = pairs
+    except (TypeError, ValueError):
+        raise TypeError("pairs must be a pair (x0, x1) of (N, d) arrays") from None
+    x0 = _checks.points(x0, "pairs[0]", dim=dim)
+    x1 = _checks.points(x1, "pairs[1]", dim=dim)
+    if x1.shape != x0.shape:
+        raise ValueError(f"pairs[1] must have shape {x0.shape} like pairs[0], got {x1.shape}")
+    return x0, x1
 
 
 def _rng_state(rng):

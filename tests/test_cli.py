@@ -369,3 +369,70 @@ def test_python_m_npflow_bad_option_is_one_line_without_traceback(tmp_path):
     assert proc.stderr.count("\n") == 1 and "--steps" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert os.listdir(tmp_path) == []
+
+
+# --- class-conditional models, guidance and reflow (issue 6) -------------------------------------
+
+@pytest.fixture(scope="module")
+def conditional_model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("cond") / "c.npz")
+    assert main(["train", *TINY, "--target", "8gaussians", "--conditional", "--label-dropout",
+                 "0.2", "--out", path, "--quiet"]) == 0
+    return path
+
+
+def test_train_conditional_records_the_options(conditional_model):
+    ckpt = checkpoint.load(conditional_model)
+    assert ckpt.train_config["conditional"] is True and ckpt.train_config["label_dropout"] == 0.2
+    assert ckpt.model_config["n_classes"] == 8
+
+
+def test_sample_with_a_label_and_guidance(conditional_model, tmp_path, capsys):
+    out = tmp_path / "s.npy"
+    code, stdout, _ = run(capsys, "sample", "--model", conditional_model, "--label", 3,
+                          "--guidance", 2, "--n", 40, "--steps", 5, "--out", out)
+    assert code == 0 and "sampled 40 points" in stdout
+    assert np.load(out).shape == (40, 2)
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--label", "8"], ["--label must be a class in 0 .. 7", "got 8"]),
+    (["--guidance", "2"], ["--guidance needs --label"]),
+    (["--label", "-1"], ["--label"]),
+])
+def test_sample_bad_label_exits_2(conditional_model, tmp_path, capsys, argv, names):
+    code, out, err = run(capsys, "sample", "--model", conditional_model, *argv, "--n", 5,
+                         "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, *names)
+
+
+def test_sample_label_on_an_unconditional_model_exits_2(models, tmp_path, capsys):
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--label", 0, "--n", 5,
+                         "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "--label needs a class-conditional model")
+
+
+def test_label_dropout_needs_conditional(tmp_path, capsys):
+    code, out, err = run(capsys, "train", *TINY, "--label-dropout", "0.2",
+                         "--out", tmp_path / "m.npz")
+    assert_usage_error(code, out, err, "--label-dropout needs --conditional")
+
+
+def test_reflow_writes_a_rectified_model_that_refuses_resume(models, tmp_path, capsys):
+    out = tmp_path / "r.npz"
+    code, stdout, _ = run(capsys, "reflow", "--model", models["moons"], "--pairs", 100,
+                          "--steps", 6, "--sample-steps", 4, "--out", out, "--quiet")
+    assert code == 0 and stdout == ""
+    ckpt = checkpoint.load(str(out))
+    assert ckpt.train_config["reflow"] == 1 and ckpt.step == 6
+    code, stdout, _ = run(capsys, "reflow", "--model", out, "--pairs", 100, "--steps", 3,
+                          "--out", tmp_path / "r2.npz")
+    assert code == 0 and stdout.startswith("reflow 2:")
+    code, out_text, err = run(capsys, "train", "--resume", "--out", out, "--steps", 10)
+    assert_usage_error(code, out_text, err, "cannot be resumed")
+
+
+def test_reflow_of_a_conditional_model_exits_2(conditional_model, tmp_path, capsys):
+    code, out, err = run(capsys, "reflow", "--model", conditional_model, "--out",
+                         tmp_path / "r.npz")
+    assert_usage_error(code, out, err, "conditional")

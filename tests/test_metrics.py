@@ -210,3 +210,95 @@ def test_metrics_reject_bad_points(fn):
         fn(np.full((3, 2), np.inf), good)
     with pytest.raises(TypeError, match="b"):
         fn(good, np.full((3, 2), "x"))
+
+
+# --- path_energy and normalized_path_energy ------------------------------------------------------
+
+TIGHT = {"rtol": 1e-9, "atol": 1e-9}
+
+
+@given(seed=seeds, n=st.integers(1, 30), d=st.integers(1, 4))
+def test_path_energy_of_a_constant_field_is_its_squared_norm(seed, n, d):
+    """x(t) = x0 + t c: int_0^1 ||c||^2 dt = ||c||^2 for every point."""
+    c = np.random.default_rng(seed).normal(0.0, 2.0, d)
+    energy = metrics.path_energy(lambda x, t: np.broadcast_to(c, x.shape), cloud(seed, n, d))
+    assert energy == pytest.approx(float(c @ c), rel=1e-12, abs=1e-12)
+
+
+@given(seed=seeds, a=st.floats(-1.5, 1.5))
+def test_path_energy_of_a_linear_field_matches_the_closed_form(seed, a):
+    """v = a x: x(t) = e^{at} x0, int_0^1 a^2 e^{2at} dt ||x0||^2 = (a/2)(e^{2a} - 1) ||x0||^2."""
+    x0 = cloud(seed, 20, 2)
+    expected = a / 2 * math.expm1(2 * a) * np.mean(np.sum(x0 ** 2, axis=1))
+    energy = metrics.path_energy(lambda x, t: a * x, x0, **TIGHT)
+    assert energy == pytest.approx(expected, rel=1e-6, abs=1e-9)
+    rk4 = metrics.path_energy(lambda x, t: a * x, x0, method="rk4", steps=200)
+    assert rk4 == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_path_energy_of_a_time_dependent_field():
+    """v = 2 t c: x(t) = x0 + t^2 c, PE = int 4 t^2 ||c||^2 dt = 4/3 ||c||^2, and W2^2 = ||c||^2
+    (a translation), so NPE = 1/3: same endpoints as the straight flow, a third more energy."""
+    c = np.array([3.0, -4.0])  # ||c||^2 = 25
+    x0 = cloud(0, 50, 2)
+    energy = metrics.path_energy(lambda x, t: np.broadcast_to(2 * t * c, x.shape), x0, **TIGHT)
+    assert energy == pytest.approx(100 / 3, rel=1e-9)
+    w2_squared = metrics.wasserstein2(x0, x0 + c) ** 2
+    assert metrics.normalized_path_energy(energy, w2_squared) == pytest.approx(1 / 3, rel=1e-6)
+
+
+@given(seed=seeds, n=st.integers(2, 40), s=st.floats(0.2, 3.0))
+def test_npe_of_the_dynamic_ot_flow_is_zero(seed, n, s):
+    """x -> s x + c (s > 0) is the gradient of a convex function, hence the OT map (Brenier), and
+    the straight constant-speed flow x(t) = (1 + (s - 1) t) x0 + t c, whose velocity at x is
+    ((s - 1)(x - t c) / (1 + (s - 1) t)) + c, is the dynamic OT (Benamou-Brenier): PE = W2^2.
+    W2 is computed independently, by the exact assignment."""
+    x0 = cloud(seed, n, 2)
+    c = np.random.default_rng(seed).normal(0.0, 2.0, 2)
+
+    def velocity(x, t):
+        return (s - 1) * (x - t * c) / (1 + (s - 1) * t) + c
+
+    energy = metrics.path_energy(velocity, x0, **TIGHT)
+    w2_squared = metrics.wasserstein2(x0, s * x0 + c) ** 2
+    assert energy == pytest.approx(np.mean(np.sum(((s - 1) * x0 + c) ** 2, axis=1)), rel=1e-7)
+    assert metrics.normalized_path_energy(energy, w2_squared) == pytest.approx(0.0, abs=1e-6)
+
+
+@given(seed=seeds, n=st.integers(2, 40), omega=st.floats(0.05, 3.0))
+def test_a_rotating_flow_spends_more_than_w2_squared(seed, n, omega):
+    """v = omega J x (J the quarter turn): PE = omega^2 mean ||x0||^2 (the speed is constant),
+    and by Benamou-Brenier PE >= W2^2(x0, R(omega) x0), here strictly, as the paths are arcs."""
+    x0 = cloud(seed, n, 2)
+    quarter = np.array([[0.0, -1.0], [1.0, 0.0]])
+    energy = metrics.path_energy(lambda x, t: omega * x @ quarter.T, x0, **TIGHT)
+    mean_sq = np.mean(np.sum(x0 ** 2, axis=1))
+    assert energy == pytest.approx(omega ** 2 * mean_sq, rel=1e-7)
+    rotation = np.array([[np.cos(omega), -np.sin(omega)], [np.sin(omega), np.cos(omega)]])
+    w2_squared = metrics.wasserstein2(x0, x0 @ rotation.T) ** 2
+    assert w2_squared <= energy * (1 + 1e-7)
+    # the identity pairing costs 2 (1 - cos omega) mean ||x0||^2 < omega^2 mean ||x0||^2
+    assert w2_squared <= 2 * (1 - np.cos(omega)) * mean_sq * (1 + 1e-9) + 1e-12
+
+
+@pytest.mark.parametrize("energy, w2_squared, expected", [
+    (5.0, 4.0, 0.25), (3.0, 4.0, 0.25), (4.0, 4.0, 0.0), (0.0, 2.0, 1.0), (30.0, 10.0, 2.0)])
+def test_npe_is_the_relative_gap(energy, w2_squared, expected):
+    assert metrics.normalized_path_energy(energy, w2_squared) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("energy, w2_squared, error", [
+    (1.0, 0.0, ValueError), (1.0, -1.0, ValueError), (-0.1, 1.0, ValueError),
+    (float("nan"), 1.0, ValueError), (1.0, float("inf"), ValueError), ("1", 1.0, TypeError)])
+def test_npe_rejects_bad_input(energy, w2_squared, error):
+    with pytest.raises(error, match="energy|w2_squared"):
+        metrics.normalized_path_energy(energy, w2_squared)
+
+
+def test_path_energy_rejects_bad_input():
+    with pytest.raises(TypeError, match="velocity"):
+        metrics.path_energy("not a function", np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="x0"):
+        metrics.path_energy(lambda x, t: x, np.zeros(3))
+    with pytest.raises(ValueError, match="x0"):
+        metrics.path_energy(lambda x, t: x, np.full((3, 2), np.nan))

@@ -153,6 +153,25 @@ def _rows_unchanged(net, mask, mask0):
                              for lo, hi in zip(offsets[:-1], offsets[1:])]).any(axis=1)
 
 
+class Labelled:
+    """A conditional net with its labels y (n,) bound: ``forward(x, t)`` is ``net(x, t, y)``.
+
+    Lets the finite-difference machinery above, written for ``v(x, t)``, check ``v(x, t, y)``.
+    """
+
+    def __init__(self, net, y):
+        self.net, self.y = net, y
+
+    def __getattr__(self, name):
+        return getattr(self.net, name)
+
+    def forward(self, x, t):
+        return self.net.forward(x, t, self.y)
+
+    def forward_train(self, x, t):
+        return self.net.forward_train(x, t, self.y)
+
+
 def weighted_sum(w):
     """Terms of L = sum_ji w_ji v_ji, and dL/dv = w."""
     return (lambda v: w * v), (lambda v: w)
@@ -167,16 +186,23 @@ def weighted_sum(w):
     activation=st.sampled_from(ACTIVATIONS),
     time_embedding=st.sampled_from(EMBEDDINGS),
     embed_dim=st.sampled_from([2, 4, 6, 8]),
+    n_classes=st.sampled_from([0, 0, 1, 3, 5]),
     seed=st.integers(0, 2 ** 32 - 1),
 )
 def test_gradients_match_finite_differences(hidden, n, dim, activation, time_embedding,
-                                            embed_dim, seed):
+                                            embed_dim, n_classes, seed):
+    """Every block, the label embedding E included (n_classes > 0: labels 0 .. n_classes, null
+    included, so some rows of E are used by several points and some by none)."""
     rng = np.random.default_rng(seed)
-    net = nn.MLP(dim, hidden, activation, time_embedding, embed_dim, dtype=np.float64, rng=rng)
+    net = nn.MLP(dim, hidden, activation, time_embedding, embed_dim, dtype=np.float64, rng=rng,
+                 n_classes=n_classes)
+    if n_classes:
+        net = Labelled(net, rng.integers(0, n_classes + 1, size=n))
     x, t = make_batch(rng, n, dim)
     x *= 2.0  # reach the saturated parts of tanh / SELU as well
     loss, dloss = weighted_sum(rng.standard_normal((n, dim)))
-    label = f"[{activation}, {time_embedding}, hidden={tuple(hidden)}, n={n}, d={dim}]"
+    label = (f"[{activation}, {time_embedding}, hidden={tuple(hidden)}, n={n}, d={dim}, "
+             f"classes={n_classes}]")
     skipped, total = check_gradients(net, x, t, loss, dloss, rng, label)
     note(f"skipped {skipped} of {total} checks at ReLU/SELU kinks")
     assert skipped <= total // 2  # the kink guard must not hollow the test out
@@ -610,3 +636,104 @@ def test_bad_jvp_tangents(time_embedding):
     for dx in (np.zeros((4, 2)), np.zeros((1, 4, 3)), np.zeros((2, 5, 2)), np.zeros((1, 1, 4, 2))):
         with pytest.raises(ValueError, match=r"dx must have shape \(k, 4, 2\)"):
             net.jvp(x, 0.5, dx)
+
+
+# --- class-conditional networks ----------------------------------------------------------------
+
+def test_label_embedding_gradient_is_the_scatter_sum_of_dz0():
+    """dE[k] = sum of dL/dz0 over the points labelled k (a one-hot matmul as the reference)."""
+    rng = np.random.default_rng(3)
+    net = make_net(dim=2, hidden=(6, 5), n_classes=3)
+    x, t = make_batch(rng, 7, 2)
+    y = np.array([0, 3, 3, 1, 0, 3, 1])  # class 2 unused, null (3) used three times
+    v, cache = net.forward_train(x, t, y)
+    dv = rng.standard_normal(v.shape)
+    net.backward(cache, dv)
+    dz0 = (dv @ net.layers["out"].W.T) * net.activation.derivative(cache.z[1], cache.a[1])
+    dz0 = (dz0 @ net.layers["hidden1"].W.T) * net.activation.derivative(cache.z[0], cache.a[0])
+    onehot = np.eye(4)[y]  # (n, 4)
+    np.testing.assert_allclose(net.named_grads["label.E"], onehot.T @ dz0, rtol=1e-12, atol=1e-14)
+    assert np.all(net.named_grads["label.E"][2] == 0)
+
+
+def test_labels_shift_the_first_layer_by_their_embedding_row():
+    """v(x, t, y) = the unconditional MLP with b_in replaced by b_in + E[y]."""
+    rng = np.random.default_rng(4)
+    net = make_net(dim=2, hidden=(8, 8), n_classes=4, seed=1)
+    x, t = make_batch(rng, 5, 2)
+    plain = make_net(dim=2, hidden=(8, 8))
+    for name in ("in.W", "hidden1.W", "hidden1.b", "out.W", "out.b"):
+        plain.named_params[name][...] = net.named_params[name]
+    for k in range(5):
+        plain.named_params["in.b"][...] = net.named_params["in.b"] + net.named_params["label.E"][k]
+        np.testing.assert_allclose(net.forward(x, t, np.full(5, k)), plain.forward(x, t),
+                                   rtol=1e-13, atol=1e-14)
+
+
+def test_no_labels_means_the_null_label():
+    rng = np.random.default_rng(5)
+    net = make_net(n_classes=3)
+    x, t = make_batch(rng, 6, 2)
+    null = np.full(6, 3)
+    np.testing.assert_array_equal(net.forward(x, t), net.forward(x, t, null))
+    assert not np.allclose(net.forward(x, t, np.zeros(6, dtype=int)), net.forward(x, t))
+
+
+@pytest.mark.parametrize("time_embedding", EMBEDDINGS)
+def test_conditional_jvp_matches_finite_differences(time_embedding):
+    """Labels are held fixed: the JVP in x of v(., t, y) against central differences."""
+    rng = np.random.default_rng(6)
+    net = make_net(dim=2, hidden=(12, 10), time_embedding=time_embedding, n_classes=3, seed=2)
+    x, t = make_batch(rng, 8, 2)
+    y = rng.integers(0, 4, size=8)
+    dx = rng.standard_normal((3, 8, 2))
+    v, dv = net.jvp(x, t, dx, y)
+    np.testing.assert_allclose(v, net.forward(x, t, y), rtol=1e-14, atol=1e-14)
+    for j in range(3):
+        fd = (net.forward(x + H * dx[j], t, y) - net.forward(x - H * dx[j], t, y)) / (2 * H)
+        np.testing.assert_allclose(dv[j], fd, rtol=0, atol=1e-7 * np.abs(fd).max() + 1e-9)
+
+
+def test_conditional_config_round_trip_and_old_configs_load():
+    net = make_net(n_classes=5, seed=3)
+    cfg = net.config()
+    assert cfg["n_classes"] == 5
+    rebuilt = nn.MLP(**{**cfg, "dtype": np.float64}, rng=np.random.default_rng(0))
+    assert rebuilt.num_params == net.num_params
+    old = {k: v for k, v in make_net().config().items() if k != "n_classes"}
+    assert nn.MLP(**{**old, "dtype": np.float64}, rng=np.random.default_rng(0)).n_classes == 0
+    assert net.num_params == make_net().num_params + 6 * 8  # (n_classes + 1) x h0
+    assert "label.weight" in net.torch_state()
+
+
+@pytest.mark.parametrize("entry", ["forward", "forward_train", "jvp"])
+@pytest.mark.parametrize("y, error, match", [
+    (np.array([0, 1, 4, 0]), ValueError, r"y must hold labels in 0 \.\. 3"),
+    (np.array([0, -1, 2, 0]), ValueError, r"y must hold labels in 0 \.\. 3"),
+    (np.array([0, 1, 2]), ValueError, r"y must have shape \(4,\)"),
+    (np.zeros((4, 1), dtype=int), ValueError, r"y must have shape \(4,\)"),
+    (2, ValueError, r"y must have shape \(4,\)"),
+    (np.array([0.0, 1.0, 2.0, 0.0]), TypeError, r"y must hold integer class labels"),
+    (np.array([True, False, True, True]), TypeError, r"y must hold integer class labels"),
+])
+def test_bad_labels(entry, y, error, match):
+    net = make_net(n_classes=3)
+    x = np.zeros((4, 2))
+    call = {"forward": lambda: net.forward(x, 0.5, y),
+            "forward_train": lambda: net.forward_train(x, 0.5, y),
+            "jvp": lambda: net.jvp(x, 0.5, np.zeros((1, 4, 2)), y)}[entry]
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_labels_for_an_unconditional_net_are_refused():
+    net = make_net()
+    with pytest.raises(ValueError, match=r"y must be None: this network is unconditional"):
+        net.forward(np.zeros((2, 2)), 0.5, np.zeros(2, dtype=int))
+
+
+@pytest.mark.parametrize("n_classes, error",
+                         [(-1, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_bad_n_classes(n_classes, error):
+    with pytest.raises(error, match=r"n_classes must be an integer >= 0"):
+        make_net(n_classes=n_classes)

@@ -380,3 +380,48 @@ def test_resolve_out_needs_an_existing_folder(tmp_path):
     assert resolve_out(str(tmp_path / "m.npz")) == str(tmp_path / "m.npz")
     with pytest.raises(ValueError, match="--out"):
         resolve_out(str(tmp_path / "missing" / "m.npz"))
+
+
+# --- class-conditional runs (issue 6) -------------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, error", [
+    ("label_dropout", -0.1, ValueError), ("label_dropout", 1.5, ValueError),
+    ("label_dropout", float("nan"), ValueError), ("conditional", 1, TypeError),
+    ("reflow", -1, ValueError), ("reflow", 1.0, ValueError),
+])
+def test_config_rejects_bad_conditional_and_reflow_values(field, value, error):
+    with pytest.raises(error, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_conditional_batches_keep_labels_with_points_and_drop_them_at_the_rate():
+    """Labels follow their points through the OT pairing; P(null) = label_dropout."""
+    cfg = tiny(target="8gaussians", conditional=True, coupling="ot", label_dropout=0.25,
+               batch_size=400, time_sampling="uniform")
+    trainer = Trainer(cfg)
+    assert trainer.model.n_classes == 8
+    dropped = 0
+    for _ in range(5):
+        batch = trainer.draw_batch()
+        x1 = batch.xt + (1 - batch.t) * batch.ut  # the linear path: x1 = xt + (1 - t) ut
+        kept = batch.y < 8
+        # the 8 components barely overlap (P(nearest centre != own) ~ 1e-3)
+        assert np.mean(datasets.nearest_center_8gaussians(x1)[kept] == batch.y[kept]) > 0.98
+        dropped += int(np.sum(~kept))
+    assert abs(dropped / 2000 - 0.25) < 0.04  # binomial sd 0.0097
+    trainer.train_step()
+
+
+def test_label_dropout_zero_never_uses_the_null_label():
+    trainer = Trainer(tiny(target="moons", conditional=True, label_dropout=0.0, batch_size=256))
+    batch = trainer.draw_batch()
+    assert batch.y.min() >= 0 and batch.y.max() <= 1 and trainer.model.n_classes == 2
+
+
+def test_unconditional_runs_are_unchanged_by_the_new_options():
+    """conditional=False ignores label_dropout: the same draws and the same weights."""
+    a, b = Trainer(tiny(steps=5)), Trainer(tiny(steps=5, label_dropout=0.5))
+    a.run(quiet=True)
+    b.run(quiet=True)
+    assert_same_run(a, b)
+    assert a.draw_batch().y is None
