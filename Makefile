@@ -16,5 +16,20 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The starting demo: train noise -> checkerboard, print the metrics, write the pictures (~1 min).
+demo: $(STAMP)
+	$(BIN)/python demos/checkerboard.py --out demos/output/checkerboard
+
+# Every demo; solvers and likelihood reuse the checkerboard model of `make demo`.
+demos: demo
+	$(BIN)/python demos/paths_and_couplings.py --out demos/output/paths_and_couplings
+	$(BIN)/python demos/solvers.py --model demos/output/checkerboard/model.npz --out demos/output/solvers
+	$(BIN)/python demos/likelihood.py --model demos/output/checkerboard/model.npz --out demos/output/likelihood
+	$(BIN)/python demos/data_to_data.py --out demos/output/data_to_data
+
+# Speed against PyTorch / SciPy when they are installed in the venv (they are never required).
+bench: $(STAMP)
+	$(BIN)/python demos/benchmark.py --out demos/figures/benchmark.json
+
 clean:
 	rm -rf $(VENV) demos/output .pytest_cache .hypothesis *.egg-info
