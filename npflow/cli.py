@@ -504,13 +504,47 @@ def _cmd_animate(args):
     return 0
 
 
+# --- npflow bench -----------------------------------------------------------------------------
+def _add_bench(sub):
+    p = sub.add_parser("bench", help="measure training and sampling speed on this machine",
+                       description="Time npflow's training steps, RK4 sampling, the exact OT "
+                                   "assignment and its import, next to the machine's float32 "
+                                   "matrix-multiply GFLOP/s (demos/benchmark.py adds PyTorch "
+                                   "and SciPy).")
+    p.add_argument("--out", default=None, help="also write every number to this .json file")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
+    p.add_argument("--rounds", type=POSITIVE_INT, default=None,
+                   help="timed blocks per training figure (default: 7)")
+    p.add_argument("--sample-points", type=POSITIVE_INT, default=None,
+                   help="points per sampling run (default: 10000)")
+    p.add_argument("--sample-steps", type=POSITIVE_INT, default=None,
+                   help="RK4 steps per sampling run (default: 100)")
+    p.set_defaults(run=_cmd_bench)
+
+
+def _cmd_bench(args):
+    from . import bench  # imported on use: the other commands never pay for it
+    out = None if args.out is None else _check_out(args.out, (".json",))
+    options = bench.Options.quick() if args.quick else bench.Options()
+    given = {name: getattr(args, name) for name in ("rounds", "sample_points", "sample_steps")
+             if getattr(args, name) is not None}
+    result = bench.run(dataclasses.replace(options, **given),
+                       log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(bench.machine_line(result))
+    print(bench.table(result))
+    if out is not None:
+        bench.save(result, out)
+        print(f"saved {out}")
+    return 0
+
+
 # --- entry point --------------------------------------------------------------------------------
 def build_parser():
     parser = _Parser(prog="npflow", description="Flow matching in NumPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_reflow, _add_plot,
-                _add_animate):
+                _add_animate, _add_bench):
         add(sub)
     return parser
 

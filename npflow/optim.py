@@ -65,6 +65,8 @@ class Adam:
             self.params *= 1 - lr * self.weight_decay  # theta <- theta (1 - lr lambda)
         elif self.weight_decay:
             grads = grads + self.weight_decay * self.params  # g <- g + lambda theta
+        # Each line below is one in-place pass over the P entries, with no temporary arrays:
+        # on a large net the cost of a step is the number of passes.
         self.m *= b1  # m <- b1 m + (1 - b1) g
         np.multiply(grads, 1 - b1, out=tmp)
         self.m += tmp
@@ -72,12 +74,14 @@ class Adam:
         np.multiply(grads, grads, out=tmp)
         tmp *= 1 - b2
         self.v += tmp
-        # theta <- theta - [lr / (1 - b1^k)] m / (sqrt(v) / sqrt(1 - b2^k) + eps)
+        # theta <- theta - lr mhat / (sqrt(vhat) + eps) with mhat = m / c1, vhat = v / c2^2,
+        # c1 = 1 - b1^k, c2 = sqrt(1 - b2^k); written [lr c2 / c1] m / (sqrt(v) + eps c2) so the
+        # bias corrections cost two scalars instead of a pass.
+        c1, c2 = 1 - b1 ** k, math.sqrt(1 - b2 ** k)
         np.sqrt(self.v, out=tmp)
-        tmp *= 1 / math.sqrt(1 - b2 ** k)
-        tmp += self.eps
+        tmp += self.eps * c2
         np.divide(self.m, tmp, out=tmp)
-        tmp *= lr / (1 - b1 ** k)
+        tmp *= lr * c2 / c1
         self.params -= tmp
 
     def state_dict(self):
@@ -154,9 +158,9 @@ class WarmupCosineLR:
     final_lr: float = 0.0
 
     def __call__(self, step):
-        if step < self.warmup_steps:
+        p = _decay_progress(self, step)
+        if p is None:
             return self.lr * (step + 1) / self.warmup_steps
-        p = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         return self.final_lr + (self.lr - self.final_lr) * 0.5 * (1 + math.cos(math.pi * p))
 
 
@@ -170,10 +174,18 @@ class WarmupLinearLR:
     final_lr: float = 0.0
 
     def __call__(self, step):
-        if step < self.warmup_steps:
+        p = _decay_progress(self, step)
+        if p is None:
             return self.lr * (step + 1) / self.warmup_steps
-        p = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         return self.lr + (self.final_lr - self.lr) * p
+
+
+def _decay_progress(schedule, step):
+    """None during warm-up, else ``p = (k - W) / (K - W)`` clipped to [0, 1]."""
+    if step < schedule.warmup_steps:
+        return None
+    span = max(1, schedule.total_steps - schedule.warmup_steps)
+    return min(1.0, (step - schedule.warmup_steps) / span)
 
 
 SCHEDULES = ("constant", "cosine", "linear")

@@ -1,0 +1,154 @@
+"""Tests for npflow.bench and the speed paths it measures.
+
+The benchmark itself runs once with tiny sizes (``Options.quick``) and a stand-in reference
+built from npflow's own functions, so every code path runs: the JSON keys, the ratios, the
+target verdicts and the markdown table are checked, never a timing. The FLOP count is checked
+against the layer sizes written out by hand and the interleaving against its documented order.
+"""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from npflow import bench, couplings, solvers
+from npflow.cli import main
+from npflow.nn import MLP
+from npflow.train import Trainer
+
+FIGURES = {"train_demo", "train_small", "train_small_ot", "sample_demo", "sample_small",
+           "assignment"}
+
+
+def stand_in_reference():
+    """A "reference" made of npflow itself: exercises every reference path of bench.run."""
+    def trainer(npflow_trainer):
+        twin = Trainer(npflow_trainer.config)
+        twin.model.params[...] = npflow_trainer.model.params
+        return bench.npflow_trainer_run(twin), 0.0
+
+    def sampler(model, x0, steps):
+        return lambda: solvers.sample_flow(model, x0, "rk4", steps).x
+
+    return bench.Reference(name="stand-in 1.0", trainer=trainer, sampler=sampler,
+                           assignment=couplings.solve_assignment, matmul=lambda size: 1.0)
+
+
+@pytest.fixture(scope="module")
+def result():
+    reference = stand_in_reference()
+    return bench.run(bench.Options.quick(), reference, reference)
+
+
+def test_result_has_every_figure_with_medians_and_ratios(result):
+    assert set(result["figures"]) == FIGURES
+    for key, figure in result["figures"].items():
+        assert figure["npflow"] == pytest.approx(np.median(figure["npflow_blocks"])), key
+        assert figure["reference"] == pytest.approx(np.median(figure["reference_blocks"])), key
+        assert figure["ratio"] == pytest.approx(figure["npflow"] / figure["reference"]), key
+        assert len(figure["npflow_blocks"]) == len(figure["reference_blocks"]) >= 1
+    for key in ("sample_demo", "sample_small", "assignment"):
+        figure = result["figures"][key]
+        assert figure["npflow_seconds"] == pytest.approx(np.median(
+            [1 / r for r in figure["npflow_blocks"]]))
+        assert figure["deviation"] == 0.0  # the stand-in computes exactly what npflow does
+
+
+def test_result_records_machine_gflops_import_profile_and_targets(result):
+    machine = result["machine"]
+    for key in ("cpu", "cores", "usable_cores", "python", "numpy", "blas", "load_average"):
+        assert key in machine
+    gflops = result["gflops"]
+    assert gflops["matmul_numpy"] > 0 and gflops["matmul_reference"] == 1.0
+    for key in ("demo", "small"):
+        rate = result["figures"][f"train_{key}"]["npflow"]
+        step = gflops[f"train_{key}"]
+        assert step["npflow"] == pytest.approx(step["mflop_per_step"] * 1e6 * rate / 1e9)
+    assert 0 < result["import"]["numpy_seconds"] and 0 < result["import"]["npflow_seconds"]
+    assert result["import"]["slowest"][0][0] == "npflow"  # the outermost import is the slowest
+    for key in ("demo", "small"):
+        profile = result["profile"][key]
+        assert set(profile) == {"draw_batch", "forward", "backward", "adam", "ema", "total",
+                                "other"}
+        assert all(profile[k] > 0 for k in ("draw_batch", "forward", "backward", "adam", "ema"))
+    targets = result["targets"]
+    assert set(targets) == set(bench.TARGETS) | {"import"}
+    for key, goal in bench.TARGETS.items():
+        ratio = result["figures"][key]["ratio"]
+        assert targets[key] == {"speed_ratio": ratio, "at_least": goal, "met": ratio >= goal}
+    json.loads(json.dumps(result))  # plain JSON all the way down
+
+
+def test_table_has_one_row_per_figure_and_the_verdicts(result):
+    text = bench.table(result)
+    lines = text.splitlines()
+    assert lines[0] == "| figure | npflow | stand-in 1.0 | speed ratio | target |"
+    assert all(line.startswith("|") and line.endswith("|") for line in lines)
+    assert lines[1] == "|---|---|---|---|---|"
+    assert len(lines) == 2 + len(FIGURES) + 2 + 1 + 1  # header, figures, GFLOP/s, matmul, import
+    names = {"train_demo": "starting demo", "train_small": "small (64x3 SELU",
+             "train_small_ot": "OT-CFM", "sample_demo": "sampling, demo network",
+             "sample_small": "sampling, small network", "assignment": "OT assignment, n = 16"}
+    for key, name in names.items():
+        assert sum(name in line for line in lines) == 1, key
+    verdicts = [line for line in lines if ": met |" in line or ": NOT met |" in line]
+    assert len(verdicts) == len(bench.TARGETS) + 1
+    assert "import npflow" in lines[-1]
+    assert "stand-in 1.0" in bench.machine_line(result)
+
+
+def test_cli_bench_quick_writes_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    saved = json.loads(out.read_text())
+    assert set(saved["figures"]) == FIGURES
+    assert saved["reference"] is None
+    assert all("reference" not in figure for figure in saved["figures"].values())
+    assert all(target["met"] is None for key, target in saved["targets"].items()
+               if key != "import")
+    assert "| figure | npflow |" in stdout and "not measured" in stdout
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+def test_train_step_flops_of_the_starting_demo():
+    model = MLP(2, (512, 512, 512), "relu", "sinusoidal", 512, rng=np.random.default_rng(0))
+    n = 64
+    by_hand = (3 * 2 * n * 2 * 512      # input layer: x W, dW, dx
+               + 2 * 2 * n * 512 * 512  # time projection: e(t) W, dW (no gradient for e(t))
+               + 2 * 3 * 2 * n * 512 * 512  # two hidden layers
+               + 3 * 2 * n * 512 * 2)   # output layer
+    assert bench.train_step_flops(model, n) == by_hand
+
+
+def test_interleaved_alternates_the_order_and_counts_blocks():
+    calls = []
+    runs = {name: (lambda count, name=name: calls.append((name, count))) for name in "ab"}
+    rates = bench.interleaved(runs, 3, rounds=4, pause=0)
+    assert calls == [("a", 3), ("b", 3), ("b", 3), ("a", 3)] * 2
+    assert {name: len(r) for name, r in rates.items()} == {"a": 4, "b": 4}
+    assert all(r > 0 for values in rates.values() for r in values)
+
+
+def test_calibrate_stays_within_bounds():
+    assert 1 <= bench.calibrate(lambda count: None, 1e-4, most=64) <= 64
+
+
+def test_options_reject_a_non_options_object():
+    with pytest.raises(TypeError, match="options"):
+        bench.run(options={"rounds": 1})
+
+
+def test_blas_threads_follow_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert bench.blas_threads() == 1
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert bench.blas_threads() >= 1
+
+
+def test_options_quick_is_smaller_than_the_default():
+    quick, full = dataclasses.asdict(bench.Options.quick()), dataclasses.asdict(bench.Options())
+    assert all(quick[k] <= full[k] for k in full)
+    assert any(quick[k] < full[k] for k in full)
