@@ -59,6 +59,7 @@ import dataclasses
 import numpy as np
 
 from . import _checks
+from .nn import MLP, Workspace
 
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
@@ -417,11 +418,24 @@ def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_
     if return_trajectory and method == "dopri5" and chunk_size < n:
         raise ValueError("return_trajectory with dopri5 needs chunk_size >= n: each chunk picks "
                          "its own time steps")
-    parts = [solve(model, x0[i:i + chunk_size], method=method, steps=steps, rtol=rtol, atol=atol,
-                   return_trajectory=return_trajectory) for i in range(0, n, chunk_size)]
+    velocity = _reusing_buffers(model)
+    parts = [solve(velocity, x0[i:i + chunk_size], method=method, steps=steps, rtol=rtol,
+                   atol=atol, return_trajectory=return_trajectory) for i in range(0, n, chunk_size)]
     if len(parts) == 1:
         return parts[0]
     trajectory = np.concatenate([p.trajectory for p in parts], axis=1) if return_trajectory \
         else None
     return Solution(x=np.concatenate([p.x for p in parts]), trajectory=trajectory,
                     times=parts[0].times, nfe=max(p.nfe for p in parts))
+
+
+def _reusing_buffers(model):
+    """An MLP's forward with one reused :class:`~npflow.nn.Workspace`, else ``model`` itself.
+
+    :func:`solve` copies every velocity it receives, so the network may write each evaluation
+    into the same arrays; fresh arrays of this size would cost page faults at every call.
+    """
+    if not isinstance(model, MLP):
+        return model
+    work = Workspace(model.dtype)
+    return lambda x, t: model.forward(x, t, work=work)

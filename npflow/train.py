@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _checks, checkpoint, couplings, datasets, paths
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS
+from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -165,6 +165,7 @@ class Trainer:
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
                                       min(config.warmup_steps, config.steps))
         self.ema = EMA(self.model.params, config.ema_decay)
+        self.work = Workspace(self.model.dtype)  # activations and their gradients, reused
         self.path = paths.make_path(config.path, sigma=config.sigma)
         self.coupling = couplings.make_coupling(config.coupling)
         self.step = 0
@@ -206,11 +207,11 @@ class Trainer:
     def train_step(self):
         """One CFM step: loss, backprop, clip, Adam, EMA. Returns the loss (float)."""
         batch = self.draw_batch()
-        v, cache = self.model.forward_train(batch.xt, batch.t, batch.y)  # (n, d)
+        v, cache = self.model.forward_train(batch.xt, batch.t, batch.y, self.work)  # (n, d)
         diff = v - batch.ut  # (n, d)
         loss = float(np.mean(diff * diff))  # L = mean ||v - ut||^2 / d  (MSE over n*d entries)
         diff *= 2.0 / diff.size  # dL/dv
-        self.model.backward(cache, diff)
+        self.model.backward(cache, diff, self.work)
         grads = self.model.grads
         norm = clip_grad_norm(grads, self.config.grad_clip) if self.config.grad_clip > 0 \
             else float(np.sqrt(np.dot(grads, grads)))

@@ -346,6 +346,43 @@ def test_backward_uses_the_cache_it_is_given():
     np.testing.assert_array_equal(net.grads, grads1)
 
 
+@pytest.mark.parametrize("time_embedding", EMBEDDINGS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_workspace_reuse_gives_the_fresh_results(activation, time_embedding):
+    rng = np.random.default_rng(6)
+    net = make_net(hidden=(12, 10, 12), activation=activation, time_embedding=time_embedding)
+    work = nn.Workspace(net.dtype)
+    previous_v = None
+    for n in (7, 7, 5):  # same batch size twice (arrays reused), then a new size
+        x, t = make_batch(rng, n, 2)
+        w = rng.standard_normal((n, 2))
+        v_ref, cache = net.forward_train(x, t)
+        dx_ref = net.backward(cache, w)
+        grads_ref = net.grads.copy()
+        v, cache = net.forward_train(x, t, work=work)
+        if previous_v is not None and n == previous_v.shape[0]:
+            assert v is previous_v  # the same array, refilled
+        previous_v = v
+        np.testing.assert_array_equal(v, v_ref)
+        np.testing.assert_array_equal(net.backward(cache, w, work=work), dx_ref)
+        np.testing.assert_array_equal(net.grads, grads_ref)
+
+
+def test_fresh_workspace_never_reuses():
+    work = nn.Workspace(np.float32, reuse=False)
+    a, b = work.get("z0", (3, 4)), work.get("z0", (3, 4))
+    assert a is not b and a.dtype == np.float32 and a.shape == (3, 4)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activation_forward_may_overwrite_its_input(activation):
+    f = nn.ACTIVATIONS[activation]
+    z = np.random.default_rng(7).standard_normal((6, 5))
+    expected = f.forward(z.copy())
+    np.testing.assert_array_equal(f.forward(z, out=z), expected)
+    np.testing.assert_array_equal(z, expected)
+
+
 def test_backward_writes_not_accumulates():
     rng = np.random.default_rng(5)
     net = make_net()

@@ -424,3 +424,20 @@ def test_dopri5_blow_up_and_max_steps_raise():
         solve(lambda x, t: x**2, np.ones(1), "dopri5", t1=2.0)
     with pytest.raises(RuntimeError, match="max_steps=3"):
         solve(rotation, X, "dopri5", rtol=1e-10, atol=1e-10, max_steps=3)
+
+
+@pytest.mark.parametrize("method, steps", [("euler", 7), ("rk4", 5), ("dopri5", None)])
+def test_sample_flow_reuses_the_network_buffers_without_changing_results(method, steps):
+    from npflow.nn import MLP
+    from npflow.solvers import sample_flow
+
+    model = MLP(2, (16, 16), "selu", rng=np.random.default_rng(0), dtype=np.float64)
+    x0 = np.random.default_rng(1).standard_normal((40, 2))
+    fresh = solve(lambda x, t: model.forward(x, t), x0, method, steps=steps,
+                  return_trajectory=True)
+    reused = sample_flow(model, x0, method, steps=steps, return_trajectory=True)
+    first = reused.x.copy()
+    sample_flow(model, x0[::-1], method, steps=steps)  # must not write into the first result
+    np.testing.assert_array_equal(reused.x, fresh.x)
+    np.testing.assert_array_equal(reused.trajectory, fresh.trajectory)
+    np.testing.assert_array_equal(reused.x, first)
