@@ -407,3 +407,45 @@ def test_step_rejects_grads_of_the_wrong_shape():
             opt.step(grads)
     np.testing.assert_array_equal(params, 0.0)
     assert opt.step_count == 0  # a rejected step changes nothing
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_threaded_updates_equal_single_threaded(cls, monkeypatch):
+    """Adam and EMA split large arrays across threads; the result is bit-identical."""
+    size = optim.PARALLEL_MIN_SIZE + 12345  # large enough to be split
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(size).astype(np.float32)
+    grads = [rng.standard_normal(size).astype(np.float32) for _ in range(3)]
+
+    def run(threads):
+        monkeypatch.setattr(optim, "THREADS", threads)
+        params = start.copy()
+        opt, ema = cls(params, lr=1e-2, weight_decay=0.1), optim.EMA(params, 0.9)
+        for g in grads:
+            opt.step(g)
+            ema.update(params)
+        return params, opt.m, opt.v, ema.shadow
+
+    for single, threaded in zip(run(1), run(2)):
+        np.testing.assert_array_equal(threaded, single)
+    assert not np.array_equal(run(2)[0], start)
+
+
+def test_on_slices_covers_every_entry_once(monkeypatch):
+    monkeypatch.setattr(optim, "THREADS", 3)
+    for size in (5, optim.PARALLEL_MIN_SIZE + 7):
+        hits = np.zeros(size, dtype=int)
+
+        def mark(s):
+            hits[s] += 1
+        optim.on_slices(mark, size)
+        np.testing.assert_array_equal(hits, 1)
+
+
+def test_on_slices_reraises(monkeypatch):
+    monkeypatch.setattr(optim, "THREADS", 2)
+
+    def fail(s):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        optim.on_slices(fail, optim.PARALLEL_MIN_SIZE)
