@@ -32,9 +32,10 @@ TIME_SAMPLINGS = ("uniform", "logit-normal")
 class TrainConfig:
     """Everything that defines a training run; stored as JSON in every checkpoint.
 
-    The defaults train the 2-D checkerboard to a precision of about 0.95 (measured: 0.949, the
-    fraction of 2000 RK4 samples on the filled squares) in about 80 s on two CPU cores; the
-    comments give the measured reason for each choice (see the README for the tuning log).
+    The defaults train the 2-D checkerboard to a precision of about 0.96 (the fraction of RK4
+    samples on the filled squares; 0.960-0.964 over three seeds, 10,000 samples) in under a
+    minute on two CPU cores; the comments give the measured reason for each choice (see the
+    README for the tuning log and the timings).
     """
 
     source: str = "gaussian"          # x0 ~ p0: noise, or any dataset (data-to-data flows)
@@ -42,15 +43,15 @@ class TrainConfig:
     path: str = "linear"              # CondOT / rectified flow: straight lines, constant speed
     sigma: float = 0.1                # noise of icfm, sigma_min of lipman; unused by linear and vp
     coupling: str = "independent"     # the starting demo's pairing; "ot" straightens paths
-    steps: int = 6000                 # precision grows with steps x batch: 4500 x 2048 gave 0.944
-    batch_size: int = 1536            # the CFM target x1 - x0 is noisy: big batches beat more steps
+    steps: int = 9000                 # with 4 x 128: 6000 steps 0.948, 9000 steps 0.962
+    batch_size: int = 2048            # the CFM target x1 - x0 is noisy: big batches (1536: 0.949)
     lr: float = 5e-3                  # peak rate; 5e-3 beat 2e-3 and 3e-3, safe with warm-up + clipping
     schedule: str = "cosine"          # decaying to 0 lets the last steps settle the square edges
     warmup_steps: int = 200           # avoids early blow-ups at the high peak rate
     weight_decay: float = 0.0         # AdamW decay; 0 gives plain Adam
     grad_clip: float = 1.0            # global-norm clipping; 0 disables
     ema_decay: float = 0.995          # averages the last ~200 steps: 0.999 lags on a short run
-    hidden: tuple = (256, 256, 256)   # three layers of 256; two layers of 256 reached only 0.89
+    hidden: tuple = (128, 128, 128, 128)  # as good as 3 x 256 (0.948 vs 0.949) at 3/8 the flops
     activation: str = "relu"          # sharp edges: ReLU beat SiLU (0.93 vs 0.88 with logit-normal t)
     time_embedding: str = "concat"    # t as an input: as good as the sinusoidal embedding here
     embed_dim: int = 64               # size of the sinusoidal embedding, when used
