@@ -14,6 +14,10 @@ optimizer updates everything with a handful of vectorized operations.
 Gradients are *written*, not accumulated: after ``backward`` the array ``grads`` holds the gradient
 of the loss of the last ``forward_train`` batch. Every parameter is used exactly once in the graph,
 so there is nothing to accumulate and no ``zero_grad`` to forget.
+
+A training loop or an ODE solver calls the network thousands of times with the same batch size;
+it passes a :class:`Workspace` so that every call writes its activations into the same arrays
+instead of asking for new ones.
 """
 import functools
 from dataclasses import dataclass
