@@ -55,13 +55,17 @@ evaluation times run ahead of the state. We do not repeat it: ``times`` here is
 Integrating backwards (t1 < t0) is the same formulas with a negative step h.
 """
 import dataclasses
+import os
 
 import numpy as np
 
-from . import _checks
+from . import _blas, _checks
 from .nn import MLP, Workspace
 
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
+# sample_flow's default uses two threads from this many points on (measured on two cores: 10,000
+# points of a 3 x 64 SELU net, RK4 with 100 steps, 1.4 s in one thread, 0.9 s in two).
+PARALLEL_MIN_POINTS = 4096
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
 
 # dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; constants of their DOPRI5).
@@ -392,7 +396,7 @@ def _state(x):
 
 
 def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_size=None,
-                return_trajectory=False):
+                return_trajectory=False, threads=None):
     """Push source points through the learned flow: integrate ``dx/dt = v(x, t)`` from 0 to 1.
 
     Parameters
@@ -405,6 +409,12 @@ def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_
         (each chunk is an independent ODE; for dopri5 each picks its own steps).
     return_trajectory : bool
         Also return the (steps + 1, n, d) trajectory (fixed-step methods only when chunking).
+    threads : int, optional
+        Integrate this many chunks at once, on a thread pool, with NumPy's BLAS held to one
+        thread meanwhile (:mod:`npflow._blas`); needs an :class:`~npflow.nn.MLP` and a fixed-step
+        method. None: two threads when that holds, n >= ``PARALLEL_MIN_POINTS``, two cores are
+        usable and the BLAS can be held to one thread; otherwise one. Every row follows the same
+        ODE either way, so the samples agree with one thread's up to BLAS rounding (~1e-6).
 
     Returns
     -------
@@ -418,15 +428,43 @@ def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_
     if return_trajectory and method == "dopri5" and chunk_size < n:
         raise ValueError("return_trajectory with dopri5 needs chunk_size >= n: each chunk picks "
                          "its own time steps")
-    velocity = _reusing_buffers(model)
-    parts = [solve(velocity, x0[i:i + chunk_size], method=method, steps=steps, rtol=rtol,
-                   atol=atol, return_trajectory=return_trajectory) for i in range(0, n, chunk_size)]
+    workers = _workers(model, method, n, threads)
+    chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker
+
+    def part(start):
+        return solve(_reusing_buffers(model), x0[start:start + chunk_size], method=method,
+                     steps=steps, rtol=rtol, atol=atol, return_trajectory=return_trajectory)
+
+    starts = range(0, n, chunk_size)
+    if workers == 1:
+        parts = [part(start) for start in starts]
+    else:
+        from concurrent.futures import ThreadPoolExecutor  # imported late: keeps import fast
+        with _blas.limit(1), ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(part, starts))
     if len(parts) == 1:
         return parts[0]
     trajectory = np.concatenate([p.trajectory for p in parts], axis=1) if return_trajectory \
         else None
     return Solution(x=np.concatenate([p.x for p in parts]), trajectory=trajectory,
                     times=parts[0].times, nfe=max(p.nfe for p in parts))
+
+
+def _workers(model, method, n, threads):
+    """How many chunks :func:`sample_flow` integrates at once (see its ``threads``)."""
+    parallel_ok = isinstance(model, MLP) and method != "dopri5"
+    if threads is not None:
+        threads = _checks.positive_int(threads, "threads")
+        if threads > 1 and not parallel_ok:
+            raise ValueError(f"threads must be 1 unless the model is an MLP and the method a "
+                             f"fixed-step one, got threads={threads} with method {method!r} and "
+                             f"a {type(model).__name__} model")
+        return min(threads, n)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if parallel_ok and n >= PARALLEL_MIN_POINTS and (usable or 1) >= 2 \
+            and _blas.threads() is not None:
+        return 2
+    return 1
 
 
 def _reusing_buffers(model):

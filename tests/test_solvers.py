@@ -441,3 +441,46 @@ def test_sample_flow_reuses_the_network_buffers_without_changing_results(method,
     np.testing.assert_array_equal(reused.x, fresh.x)
     np.testing.assert_array_equal(reused.trajectory, fresh.trajectory)
     np.testing.assert_array_equal(reused.x, first)
+
+
+@pytest.mark.parametrize("method", ["euler", "rk4"])
+def test_sample_flow_in_threads_matches_one_thread(method):
+    from npflow import _blas
+    from npflow.nn import MLP
+    from npflow.solvers import sample_flow
+
+    model = MLP(2, (32, 32), "selu", rng=np.random.default_rng(0))  # float32, as in use
+    x0 = np.random.default_rng(1).standard_normal((501, 2)).astype(np.float32)
+    blas_threads = _blas.threads()
+    one = sample_flow(model, x0, method, steps=6, threads=1, return_trajectory=True)
+    three = sample_flow(model, x0, method, steps=6, threads=3, return_trajectory=True)
+    np.testing.assert_allclose(three.x, one.x, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(three.trajectory, one.trajectory, rtol=0, atol=1e-5)
+    assert three.nfe == one.nfe and three.x.shape == (501, 2)
+    assert _blas.threads() == blas_threads  # the BLAS thread count is restored
+
+
+def test_sample_flow_threads_need_an_mlp_and_a_fixed_step_method():
+    from npflow.nn import MLP
+    from npflow.solvers import sample_flow
+
+    model = MLP(2, (8,), rng=np.random.default_rng(0))
+    x0 = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="threads must be 1 unless"):
+        sample_flow(model, x0, "dopri5", threads=2)
+    with pytest.raises(ValueError, match="threads must be 1 unless"):
+        sample_flow(lambda x, t: -x, x0, "euler", steps=2, threads=2)
+    with pytest.raises(ValueError, match="threads"):
+        sample_flow(model, x0, "euler", steps=2, threads=0)
+
+
+def test_default_threads_only_for_large_batches(monkeypatch):
+    from npflow import solvers
+    from npflow.nn import MLP
+
+    model = MLP(2, (8,), rng=np.random.default_rng(0))
+    assert solvers._workers(model, "rk4", solvers.PARALLEL_MIN_POINTS - 1, None) == 1
+    assert solvers._workers(model, "dopri5", 10 ** 6, None) == 1
+    assert solvers._workers(lambda x, t: x, "rk4", 10 ** 6, None) == 1
+    monkeypatch.setattr(solvers._blas, "threads", lambda: None)  # a BLAS we cannot hold back
+    assert solvers._workers(model, "rk4", 10 ** 6, None) == 1
