@@ -383,6 +383,19 @@ def test_activation_forward_may_overwrite_its_input(activation):
     np.testing.assert_array_equal(z, expected)
 
 
+@pytest.mark.parametrize("activation", ["relu", "selu"])
+def test_activations_past_the_zeros_cache_limit(activation, monkeypatch):
+    """Above ZEROS_CACHED_MAX entries ReLU and SELU compare against a zero row: same values."""
+    f = nn.ACTIVATIONS[activation]
+    z = np.random.default_rng(8).standard_normal((40, 7))
+    small = f.forward(z)
+    monkeypatch.setattr(nn, "ZEROS_CACHED_MAX", 10)
+    np.testing.assert_array_equal(f.forward(z), small)
+    expected = np.maximum(z, 0) if activation == "relu" else \
+        f.lam * np.where(z > 0, z, f.alpha * np.expm1(np.minimum(z, 0)))
+    np.testing.assert_allclose(small, expected, rtol=1e-15, atol=0)
+
+
 def test_backward_writes_not_accumulates():
     rng = np.random.default_rng(5)
     net = make_net()
