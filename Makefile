@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The starting demo: train noise -> checkerboard, print the metrics, write the pictures (~95 s).
+# The starting demo: train noise -> checkerboard, print the metrics, write the pictures (~1 min).
 demo: $(STAMP)
 	$(BIN)/python demos/checkerboard.py --out demos/output/checkerboard
 

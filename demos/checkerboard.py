@@ -8,7 +8,7 @@
    the checkerboard's entropy log 32 = 3.466 nats.
 4. Draw noise.png, samples.png, trajectories.png, field.png, density.png, loss.png and flow.gif.
 
-    python demos/checkerboard.py                   # about 95 s on two cores
+    python demos/checkerboard.py                   # 45-70 s on two cores
     python demos/checkerboard.py --steps 200 --out /tmp/cb   # a quick look
 
 ``make demo`` runs it into demos/output/checkerboard.
