@@ -1,0 +1,356 @@
+"""Ground truth for training on data: a Gaussian mixture whose density and entropy are known.
+
+A flow trained on rows drawn from a density p and scored on fresh rows has held-out NLL
+``-E_p[log q] = H(p) + KL(p || q)``, so with the true entropy ``H(p) = -E_p[log p]`` subtracted
+what is left is the KL divergence from the data to the model, in nats: 0 for a perfect model.
+This script builds such a p in any dimension d, a mixture of K = 8 Gaussians with random means
+and random full covariances::
+
+    p(x) = sum_k w_k N(x; m_k, S_k),      w_k = 1 / K
+    m_k ~ N(0, (spread^2 / d) I)           pairwise distances |m_j - m_k| ~ spread sqrt(2) ~ 4.2
+    S_k = A_k A_k^T / d + 0.1 I,  A_k ~ N(0, 1)^(d x d)
+
+``A A^T / d`` is a Wishart matrix with mean I whose eigenvalues spread over about [0, 4]
+(Marchenko-Pastur with ratio 1), so every component is elongated in random directions, and the
+``0.1 I`` keeps the condition number below ~40. The means are scaled by 1 / sqrt(d) so that the
+overlap of the components stays about the same in every d: at spread 3 the separations are ~4
+along directions of variance ~1, neighbouring components overlap, and a single Gaussian is a
+poor model (its KL is several nats).
+
+Everything is exact and NumPy only: the log-density is a log-sum-exp of the K normal
+log-densities, each through the Cholesky factor ``S_k = L_k L_k^T``::
+
+    log N(x; m, S) = -|L^-1 (x - m)|^2 / 2 - sum_i log L_ii - (d / 2) log(2 pi)
+
+and the entropy is a Monte Carlo mean ``-mean log p(x_j)`` over fresh draws, with its standard
+error. The KL of a model q on rows x_j ~ p is reported two ways: ``NLL - H`` (the definition,
+whose error is the two Monte Carlo errors combined) and the paired mean
+``mean_j [log p(x_j) - log q(x_j)]`` on the same rows, whose standard error is much smaller
+because the two log-densities move together.
+
+    python demos/gmm_benchmark.py                  # d = 2, 5, 10, 20; table in demos/figures
+    python demos/gmm_benchmark.py --quick --out /tmp/gmm   # smoke run, tiny sizes
+"""
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from npflow import likelihood
+from npflow.nn import MLP, Workspace
+from npflow.optim import EMA, Adam, clip_grad_norm, make_schedule
+from npflow.train import sample_t
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+N_COMPONENTS = 8
+SPREAD = 3.0  # means ~ N(0, SPREAD^2 / d I): neighbouring components overlap in every d
+JITTER = 0.1  # S_k = A A^T / d + JITTER I: eigenvalues >= 0.1, condition number <~ 40
+
+
+# ----------------------------------------------------------------------------------------------
+# The mixture: parameters, sampler, exact log-density, Monte Carlo entropy
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GaussianMixture:
+    """``p(x) = sum_k w_k N(x; m_k, S_k)`` with the Cholesky factors of its covariances.
+
+    weights : (K,); means : (K, d); covs : (K, d, d); chols : (K, d, d) lower ``L_k`` with
+    ``S_k = L_k L_k^T``; chol_invs : (K, d, d) ``L_k^-1``, so a point is whitened by one matmul.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covs: np.ndarray
+    chols: np.ndarray
+    chol_invs: np.ndarray
+
+    @property
+    def dim(self):
+        return self.means.shape[1]
+
+
+def make_gmm(dim, rng, n_components=N_COMPONENTS, spread=SPREAD, jitter=JITTER):
+    """A random mixture of ``n_components`` equal-weight Gaussians in ``dim`` dimensions.
+
+    ``m_k ~ N(0, (spread^2 / dim) I)``, ``S_k = A_k A_k^T / dim + jitter I`` with
+    ``A_k ~ N(0, 1)^(dim x dim)`` (see the module docstring for why these scales).
+
+    Parameters
+    ----------
+    dim : int; rng : np.random.Generator; n_components : int; spread, jitter : float > 0.
+
+    Returns
+    -------
+    GaussianMixture
+    """
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+        raise ValueError(f"dim must be an integer >= 1, got {dim!r}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    means = rng.standard_normal((n_components, dim)) * (spread / np.sqrt(dim))  # (K, d)
+    a = rng.standard_normal((n_components, dim, dim))  # (K, d, d)
+    covs = a @ a.transpose(0, 2, 1) / dim + jitter * np.eye(dim)  # (K, d, d)
+    chols = np.linalg.cholesky(covs)  # (K, d, d) lower
+    chol_invs = np.linalg.inv(chols)  # (K, d, d)
+    weights = np.full(n_components, 1.0 / n_components)  # (K,)
+    return GaussianMixture(weights, means, covs, chols, chol_invs)
+
+
+def sample_gmm(gmm, n, rng):
+    """``n`` rows of p: a component ``k ~ w``, then ``x = m_k + L_k eps``, ``eps ~ N(0, I)``.
+
+    Returns
+    -------
+    (n, d) ndarray
+    """
+    k = rng.choice(len(gmm.weights), size=n, p=gmm.weights)  # (n,)
+    eps = rng.standard_normal((n, gmm.dim))  # (n, d)
+    return gmm.means[k] + np.einsum("nij,nj->ni", gmm.chols[k], eps)
+
+
+def gaussian_log_density(x, mean, chol_inv):
+    """``log N(x; m, S)`` for x (n, d), m (d,), ``chol_inv = L^-1`` (d, d) with ``S = L L^T``.
+
+    ``-|L^-1 (x - m)|^2 / 2 + log det L^-1 - (d / 2) log(2 pi)``; returns (n,).
+    """
+    white = (x - mean) @ chol_inv.T  # (n, d): L^-1 (x - m) for every row
+    log_det = np.sum(np.log(np.diag(chol_inv)))  # log det L^-1 = -sum log L_ii
+    return -0.5 * np.sum(white * white, axis=1) + log_det - 0.5 * x.shape[1] * np.log(2 * np.pi)
+
+
+def gmm_log_density(gmm, x):
+    """Exact ``log p(x) = logsumexp_k [log w_k + log N(x; m_k, S_k)]`` for x (n, d) -> (n,)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != gmm.dim:
+        raise ValueError(f"x must have shape (n, {gmm.dim}), got shape {x.shape}")
+    terms = np.stack([np.log(w) + gaussian_log_density(x, m, ci)
+                      for w, m, ci in zip(gmm.weights, gmm.means, gmm.chol_invs)])  # (K, n)
+    top = terms.max(axis=0)  # (n,)
+    return top + np.log(np.sum(np.exp(terms - top), axis=0))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo mean and its standard error ``std / sqrt(n)``."""
+
+    value: float
+    stderr: float
+
+
+def mean_estimate(values):
+    """:class:`Estimate` of the mean of ``values`` (n,)."""
+    values = np.asarray(values, dtype=np.float64)
+    return Estimate(float(values.mean()), float(values.std(ddof=1) / np.sqrt(values.size)))
+
+
+def entropy(gmm, n, rng):
+    """``H(p) = -E_p[log p(x)]`` by Monte Carlo over ``n`` fresh rows: an :class:`Estimate`."""
+    return mean_estimate(-gmm_log_density(gmm, sample_gmm(gmm, n, rng)))
+
+
+# ----------------------------------------------------------------------------------------------
+# The baseline: one full-covariance Gaussian fitted to the rows
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FittedGaussian:
+    """The maximum-likelihood Gaussian of some rows: mean (d,), ``chol_inv = L^-1`` (d, d)."""
+
+    mean: np.ndarray
+    chol_inv: np.ndarray
+
+    def log_density(self, x):
+        """``log N(x; mean, S)`` for x (n, d) -> (n,)."""
+        return gaussian_log_density(np.asarray(x, dtype=np.float64), self.mean, self.chol_inv)
+
+
+def fit_gaussian(x):
+    """Maximum likelihood: ``mean = mean_j x_j``, ``S = mean_j (x_j - mean)(x_j - mean)^T``."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)  # (d,)
+    centred = x - mean  # (n, d)
+    cov = centred.T @ centred / x.shape[0]  # (d, d)
+    return FittedGaussian(mean, np.linalg.inv(np.linalg.cholesky(cov)))
+
+
+# ----------------------------------------------------------------------------------------------
+# The benchmark: write the rows to CSV, train and score a flow on them, tabulate KL per d
+# ----------------------------------------------------------------------------------------------
+DIMS = (2, 5, 10, 20)
+GMM_SEED = 7  # the mixture of dimension d is make_gmm(d, default_rng([GMM_SEED, d]))
+JSON_NAME = "gmm_benchmark.json"
+MD_NAME = "gmm_benchmark.md"
+EVAL_STEPS = 20  # rk4 steps of the NLL: converged to ~0.01 nats against dopri5 (gmm-tuning.md)
+QUICK = {"n_train": 600, "n_heldout": 300, "n_entropy": 5000, "train_args": ["--steps", "40"]}
+
+
+@dataclass(frozen=True)
+class FlowScore:
+    """A flow trained on one CSV and scored on another: held-out NLL (nats), training seconds."""
+
+    nll: float
+    wall_seconds: float
+    cpu_seconds: float
+
+
+def write_csv(path, x):
+    """Rows x (n, d) as a headerless comma-separated file, full float64 precision."""
+    np.savetxt(path, x, delimiter=",", fmt="%.17g")
+
+
+# --- SCRATCH PATH: until `npflow train --data` and `npflow evaluate --data` exist on main, the
+# --- flow is trained by this stand-in with the tuned defaults of /work/notes/gmm-tuning.md.
+SCRATCH = {"hidden": (256, 256, 256), "activation": "silu", "steps": 10000, "batch_size": 512,
+           "lr": 2e-3, "warmup_steps": 200, "ema_decay": 0.999, "time_sampling": "uniform",
+           "grad_clip": 1.0, "val_fraction": 0.1, "val_every": 500, "seed": 0}
+
+
+def train_and_score(train_csv, heldout_csv, model_path, args):
+    """Train a flow on ``train_csv`` and return its :class:`FlowScore` on ``heldout_csv``."""
+    x = np.loadtxt(train_csv, delimiter=",", ndmin=2)
+    cfg = dict(SCRATCH, steps=int(args.train_args[1]) if args.train_args else SCRATCH["steps"])
+    start, start_cpu = time.perf_counter(), time.process_time()
+    model, mean, scale = _scratch_train(x, cfg)
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    heldout = np.loadtxt(heldout_csv, delimiter=",", ndmin=2)
+    z = ((heldout - mean) / scale).astype(np.float32)  # the network's units
+    ll = likelihood.log_likelihood(model, z, method="rk4", steps=args.eval_steps)
+    nll = -float(np.mean(ll.log_prob.astype(np.float64))) + float(np.sum(np.log(scale)))
+    return FlowScore(nll, wall, cpu)
+
+
+def _scratch_train(x, cfg):
+    """CFM on standardized rows; minibatches without replacement; best EMA weights on validation."""
+    rng = np.random.default_rng(cfg["seed"])
+    perm = rng.permutation(x.shape[0])
+    n_val = max(1, int(round(cfg["val_fraction"] * x.shape[0])))
+    val, train = x[perm[:n_val]], x[perm[n_val:]]
+    mean, scale = train.mean(axis=0), train.std(axis=0)
+    z_train = ((train - mean) / scale).astype(np.float32)  # (n, d)
+    z_val = ((val - mean) / scale).astype(np.float32)
+    model = MLP(x.shape[1], cfg["hidden"], cfg["activation"], rng=rng)
+    optimizer = Adam(model.params, lr=cfg["lr"])
+    schedule = make_schedule("cosine", cfg["lr"], cfg["steps"],
+                             min(cfg["warmup_steps"], cfg["steps"]))
+    ema, work = EMA(model.params, cfg["ema_decay"]), Workspace(model.dtype)
+    val_x0 = rng.standard_normal(z_val.shape).astype(np.float32)  # fixed validation draws
+    val_t = sample_t(rng, z_val.shape[0], "uniform", np.float32)
+    batch = min(cfg["batch_size"], z_train.shape[0])
+    order, pos, best = rng.permutation(z_train.shape[0]), 0, (np.inf, ema.shadow.copy())
+    for step in range(cfg["steps"]):
+        if pos + batch > order.size:  # a new epoch
+            order, pos = rng.permutation(z_train.shape[0]), 0
+        x1 = z_train[order[pos:pos + batch]]  # (b, d)
+        pos += batch
+        x0 = rng.standard_normal(x1.shape).astype(np.float32)  # (b, d)
+        t = sample_t(rng, batch, cfg["time_sampling"], np.float32)[:, None]  # (b, 1)
+        v, cache = model.forward_train((1 - t) * x0 + t * x1, t[:, 0], None, work)
+        diff = v - (x1 - x0)  # v - ut
+        diff *= 2.0 / diff.size  # dL/dv of the mean squared error
+        model.backward(cache, diff, work)
+        clip_grad_norm(model.grads, cfg["grad_clip"])
+        optimizer.step(model.grads, lr=schedule(step))
+        ema.update(model.params)
+        if (step + 1) % cfg["val_every"] == 0 or step + 1 == cfg["steps"]:
+            raw = model.params.copy()
+            model.params[...] = ema.shadow  # the validation loss of the EMA weights
+            xt = (1 - val_t[:, None]) * val_x0 + val_t[:, None] * z_val
+            loss = float(np.mean((model.forward(xt, val_t) - (z_val - val_x0)) ** 2))
+            best = (loss, ema.shadow.copy()) if loss < best[0] else best
+            model.params[...] = raw
+    model.params[...] = best[1]
+    return model, mean, scale
+# --- END OF THE SCRATCH PATH
+
+
+def run_dim(dim, args, workdir):
+    """Benchmark one dimension: the row of the table (a dict)."""
+    gmm = make_gmm(dim, np.random.default_rng([GMM_SEED, dim]))
+    rng = np.random.default_rng([args.seed, dim])
+    train_rows = sample_gmm(gmm, args.n_train, rng)  # (n_train, d)
+    heldout_rows = sample_gmm(gmm, args.n_heldout, rng)  # (n_heldout, d)
+    h = entropy(gmm, args.n_entropy, rng)
+    train_csv = os.path.join(workdir, f"train_d{dim}.csv")
+    heldout_csv = os.path.join(workdir, f"heldout_d{dim}.csv")
+    write_csv(train_csv, train_rows)
+    write_csv(heldout_csv, heldout_rows)
+    flow = train_and_score(train_csv, heldout_csv, os.path.join(workdir, f"model_d{dim}.npz"),
+                           args)
+    nll_true = float(-gmm_log_density(gmm, heldout_rows).mean())  # -mean log p, same rows
+    nll_gauss = float(-fit_gaussian(train_rows).log_density(heldout_rows).mean())
+    return {
+        "d": dim, "n_train": args.n_train, "n_heldout": args.n_heldout,
+        "entropy": h.value, "entropy_stderr": h.stderr, "nll_true_heldout": nll_true,
+        "flow_nll": flow.nll, "flow_kl": flow.nll - h.value,
+        "flow_kl_paired": flow.nll - nll_true,
+        "gaussian_nll": nll_gauss, "gaussian_kl": nll_gauss - h.value,
+        "gaussian_kl_paired": nll_gauss - nll_true,
+        "train_wall_seconds": flow.wall_seconds, "train_cpu_seconds": flow.cpu_seconds,
+    }
+
+
+def markdown_table(rows):
+    """The table of the README: KL in nats per dimension, flow vs Gaussian."""
+    lines = ["| d | entropy H (nats) | flow KL | Gaussian KL | flow KL (paired) | "
+             "train wall s | train CPU s |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['d']} | {r['entropy']:.3f} +- {r['entropy_stderr']:.3f} | "
+                     f"{r['flow_kl']:.3f} | {r['gaussian_kl']:.3f} | {r['flow_kl_paired']:.3f} "
+                     f"| {r['train_wall_seconds']:.0f} | {r['train_cpu_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="KL of a flow trained on Gaussian-mixture rows.")
+    p.add_argument("--out", default=os.path.join(HERE, "figures"),
+                   help="folder of gmm_benchmark.md and .json (default: demos/figures)")
+    p.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="dimensions d")
+    p.add_argument("--n-train", type=int, default=20000, help="training rows per d")
+    p.add_argument("--n-heldout", type=int, default=10000, help="held-out rows of the NLL")
+    p.add_argument("--n-entropy", type=int, default=200000, help="rows of the entropy estimate")
+    p.add_argument("--eval-steps", type=int, default=EVAL_STEPS,
+                   help=f"rk4 steps of the held-out NLL (default: {EVAL_STEPS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the rows (the mixtures are fixed)")
+    p.add_argument("--workdir", default=None, help="folder of the CSV files and models "
+                                                   "(default: a temporary folder)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
+    args = p.parse_args(argv)
+    args.train_args = []
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    for name in ("n_train", "n_heldout", "n_entropy", "eval_steps"):
+        if getattr(args, name) < 2:
+            p.error(f"--{name.replace('_', '-')} must be >= 2")
+    if min(args.dims) < 1:
+        p.error("--dims must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = scratch if args.workdir is None else args.workdir
+        os.makedirs(workdir, exist_ok=True)
+        for dim in args.dims:
+            rows.append(run_dim(dim, args, workdir))
+            r = rows[-1]
+            print(f"d = {dim:2d}: flow KL {r['flow_kl']:.3f} (paired {r['flow_kl_paired']:.3f}), "
+                  f"Gaussian KL {r['gaussian_kl']:.3f}, trained in {r['train_wall_seconds']:.0f} s")
+            with open(os.path.join(args.out, JSON_NAME), "w") as f:
+                json.dump({"rows": rows, "quick": args.quick}, f, indent=1)
+            with open(os.path.join(args.out, MD_NAME), "w") as f:
+                f.write(markdown_table(rows))
+    print(markdown_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
