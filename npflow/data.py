@@ -76,6 +76,19 @@ class Dataset:
     source: str
     integer_valued: bool
 
+    @classmethod
+    def from_arrays(cls, x, y=None, *, drop_nonfinite=False, name="X"):
+        """A dataset from in-memory points ``x`` (n, d) and optional labels ``y`` (n,).
+
+        Checked with :func:`check_array` and :func:`check_labels`; with ``drop_nonfinite`` the
+        labels of the dropped rows are dropped too. ``source`` is ``"array"``.
+        """
+        x, bad = _checked(x, name, 2, drop_nonfinite)
+        if y is not None:
+            y = np.delete(check_labels(y, len(x), "y"), bad)
+        x = np.delete(x, bad, axis=0) if bad.size else x
+        return cls(x, y, None, "array", _integer_valued(x))
+
     @property
     def n(self):
         """Number of points."""
@@ -116,11 +129,17 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False):
     DataError
         Not 2-D, not real numbers, too few rows, no columns, or NaN/infinity.
     """
+    arr, bad = _checked(X, name, min_rows, drop_nonfinite)
+    return arr if not bad.size else np.delete(arr, bad, axis=0)
+
+
+def _checked(X, name, min_rows, drop_nonfinite):
+    """``check_array`` without the dropping: returns the array and its non-finite rows (k,)."""
     arr = X if isinstance(X, np.ndarray) else _as_array(X, name)
+    ref = name if name.isidentifier() else "x"  # the array's name in the advice
     if arr.dtype.kind not in "iuf":
         raise DataError(f"{name} must hold real numbers, got dtype {arr.dtype}; "
-                        f"convert it with {name}.astype(float) if that is meaningful")
-    ref = name if name.isidentifier() else "x"  # the array's name in the advice
+                        f"convert it with {ref}.astype(float) if that is meaningful")
     if arr.ndim == 1:
         raise DataError(f"{name} must be 2-D (n, d), got shape {arr.shape}: use "
                         f"{ref}.reshape(-1, 1) for one feature, {ref}.reshape(1, -1) for one row")
@@ -129,17 +148,18 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False):
                         f"with {ref}.reshape(len({ref}), -1)")
     if arr.shape[1] == 0:
         raise DataError(f"{name} has no columns (shape {arr.shape}); it needs at least one feature")
-    _check_rows(arr, name, min_rows)
+    _check_rows(arr.shape[0], name, min_rows)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     bad = _nonfinite_rows(arr)
     if bad.size and not drop_nonfinite:
-        raise DataError(f"{name} has {_n_rows(bad.size)} with NaN or infinity (first: row {bad[0]}); "
-                        f"drop them with drop_nonfinite=True (--drop-nonfinite)")
+        raise DataError(f"{name} has {_n_rows(bad.size)} with NaN or infinity "
+                        f"(first: row {bad[0]}); drop them with drop_nonfinite=True "
+                        f"(--drop-nonfinite)")
     if bad.size:
-        arr = np.delete(arr, bad, axis=0)
-        _check_rows(arr, name, min_rows, f" left after dropping {_n_rows(bad.size)} with NaN or infinity")
-    return arr
+        after = f" left after dropping {_n_rows(bad.size)} with NaN or infinity"
+        _check_rows(arr.shape[0] - bad.size, name, min_rows, after)
+    return arr, bad
 
 
 def _n_rows(k):
@@ -153,9 +173,9 @@ def _as_array(X, name):
         raise DataError(f"{name} is not a rectangular array ({err})") from None
 
 
-def _check_rows(arr, name, min_rows, after=""):
-    if arr.shape[0] < min_rows:
-        raise DataError(f"{name} needs at least {min_rows} rows, got {arr.shape[0]}{after}")
+def _check_rows(n, name, min_rows, after=""):
+    if n < min_rows:
+        raise DataError(f"{name} needs at least {min_rows} rows, got {n}{after}")
 
 
 def row_chunks(x):
@@ -167,7 +187,7 @@ def row_chunks(x):
 
 def _nonfinite_rows(x):
     """Indices (k,) of the rows of ``x`` (n, d) holding NaN or infinity, one chunk at a time."""
-    bad, start = [], 0
+    bad, start = [np.zeros(0, dtype=np.int64)], 0
     for chunk in row_chunks(x):
         bad.append(start + np.flatnonzero(~np.isfinite(chunk).all(axis=1)))
         start += len(chunk)
@@ -284,7 +304,7 @@ def load_labels(path, n, name="--labels"):
 
 
 def _file_kind(path, name):
-    """``"npy"``, ``"npz"``, ``"text"`` or ``"idx"`` after checking the file exists and is not empty."""
+    """``"npy"``, ``"npz"``, ``"text"`` or ``"idx"``, after checking the file exists, not empty."""
     if not os.path.exists(path):
         raise DataError(f"{name} file {path!r} does not exist")
     if os.path.isdir(path):
@@ -372,7 +392,8 @@ def _split_labels(table, columns, label_column, where):
                             f"{width} columns (use 0..{width - 1} or -{width}..-1)")
         j = int(label_column) % width
     else:
-        raise TypeError(f"label_column must be a column index or a header name, got {label_column!r}")
+        raise TypeError(f"label_column must be a column index or a header name, "
+                        f"got {label_column!r}")
     if width == 1:
         raise DataError(f"{where} has only the label column; it needs at least one feature column")
     y = check_labels(table[:, j], len(table), f"label column {label_column!r} of {where}")
@@ -430,8 +451,10 @@ def _text_rows(path, delimiter, stop=None):
             text = line.partition("#")[0]
             if not text.strip():
                 continue
-            cells = text.split() if delimiter is None else next(csv.reader([text], delimiter=delimiter))
-            yield lineno, cells
+            if delimiter is None:
+                yield lineno, text.split()
+            else:
+                yield lineno, next(csv.reader([text], delimiter=delimiter))
             count += 1
             if count == stop:
                 return
@@ -525,7 +548,7 @@ def read_idx(path):
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """Row indices of a train/validation split, each sorted: ``train`` (n_train,), ``val`` (n_val,)."""
+    """Sorted row indices of a split: ``train`` (n_train,) and ``val`` (n_val,), both int64."""
 
     train: np.ndarray
     val: np.ndarray
@@ -618,9 +641,12 @@ class EpochSampler:
         try:
             rng_state, epoch, position = state["rng"], state["epoch"], state["position"]
             bit_generator = getattr(np.random, rng_state["bit_generator"])()
+            if not isinstance(bit_generator, np.random.BitGenerator):
+                raise ValueError(f"{rng_state['bit_generator']!r} is not a bit generator")
             bit_generator.state = rng_state
         except (TypeError, KeyError, AttributeError, ValueError) as err:
-            raise ValueError(f"state is not an EpochSampler state ({type(err).__name__}: {err})") from None
+            raise ValueError(f"state is not an EpochSampler state "
+                             f"({type(err).__name__}: {err})") from None
         if state.get("n", n) != n:
             raise ValueError(f"state was saved for n = {state['n']} rows, but n = {n}")
         if not (isinstance(position, int) and 0 <= position < n):

@@ -121,6 +121,19 @@ def test_memmap_npy_is_never_loaded_whole(tmp_path, monkeypatch):
     assert peak < 16_000_000 / 10
 
 
+def test_dataset_from_arrays_drops_labels_with_rows():
+    x = np.array([[1, 2], [3, np.nan], [5, 6], [7, 8]])
+    ds = data.Dataset.from_arrays(x, [0, 1, 2, 3], drop_nonfinite=True)
+    np.testing.assert_array_equal(ds.x, x[[0, 2, 3]])
+    np.testing.assert_array_equal(ds.y, [0, 2, 3])
+    assert ds.source == "array" and ds.columns is None and ds.integer_valued
+    assert (ds.n, ds.dim) == (3, 2)
+    one_line_error("row 1", data.Dataset.from_arrays, x)
+    one_line_error(["y has 2 entries", "4 rows"], data.Dataset.from_arrays, x, [0, 1],
+                   drop_nonfinite=True)
+    assert not data.Dataset.from_arrays(x[[0, 2]] + 0.5).integer_valued
+
+
 # --- check_labels ----------------------------------------------------------------------------
 
 def test_check_labels_accepts_integral_floats_and_columns():
@@ -317,9 +330,10 @@ def test_label_column_errors(tmp_path):
 
 def test_read_idx_every_type_plain_and_gzipped(tmp_path):
     rng = np.random.default_rng(0)
-    for code, values in [(0x08, rng.integers(0, 256, (3, 2, 4))), (0x09, rng.integers(-128, 128, (5,))),
-                         (0x0B, rng.integers(-999, 999, (2, 3))), (0x0C, rng.integers(-10**6, 10**6, (4,))),
-                         (0x0D, rng.standard_normal((2, 2))), (0x0E, rng.standard_normal((3, 1, 2)))]:
+    cases = [(0x08, rng.integers(0, 256, (3, 2, 4))), (0x09, rng.integers(-128, 128, (5,))),
+             (0x0B, rng.integers(-999, 999, (2, 3))), (0x0C, rng.integers(-10**6, 10**6, (4,))),
+             (0x0D, rng.standard_normal((2, 2))), (0x0E, rng.standard_normal((3, 1, 2)))]
+    for code, values in cases:
         raw = idx_bytes(values, code)
         for name in ("a.idx", "a.idx.gz"):
             out = data.read_idx(write(tmp_path / name, raw, mode="wb"))
@@ -363,7 +377,8 @@ def test_load_labels_every_format(tmp_path):
     y = np.array([3, 0, 1, 1])
     np.save(tmp_path / "y.npy", y)
     np.savez(tmp_path / "y.npz", labels=y)
-    files = [tmp_path / "y.npy", tmp_path / "y.npz", write(tmp_path / "y.csv", "label\n3\n0\n1\n1\n"),
+    files = [tmp_path / "y.npy", tmp_path / "y.npz",
+             write(tmp_path / "y.csv", "label\n3\n0\n1\n1\n"),
              write(tmp_path / "y.txt", "3.0\n0\n1\n1\n"),
              write(tmp_path / "train-labels-idx1-ubyte.gz", idx_bytes(y), mode="wb")]
     for path in files:
