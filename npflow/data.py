@@ -208,7 +208,8 @@ def check_labels(y, n, name="labels"):
     Raises
     ------
     DataError
-        Wrong shape or length, not integers (the first bad row is named), NaN, or negative.
+        Wrong shape or length, not integers (the first bad row is named), NaN/infinity, or
+        negative.
     """
     n = _checks.positive_int(n, "n")
     arr = np.asarray(y)
@@ -222,10 +223,10 @@ def check_labels(y, n, name="labels"):
     if arr.dtype.kind not in "iuf":
         raise DataError(f"{name} must be integer class labels, got dtype {arr.dtype}")
     if arr.dtype.kind == "f":
-        nan = np.flatnonzero(np.isnan(arr))
-        if nan.size:
-            raise DataError(f"{name} row {nan[0]} is NaN ({nan.size} rows); "
-                            f"every row needs an integer class label")
+        bad = np.flatnonzero(~np.isfinite(arr))
+        if bad.size:
+            raise DataError(f"{name} row {bad[0]} is {arr[bad[0]]} ({_n_rows(bad.size)} with NaN "
+                            f"or infinity); every row needs an integer class label")
         frac = np.flatnonzero(arr != np.round(arr))
         if frac.size:
             raise DataError(f"{name} row {frac[0]} is {arr[frac[0]]}, expected an integer "
@@ -413,7 +414,7 @@ def _read_text(path, delimiter, header, where):
         delimiter = _TEXT_DELIMITERS[os.path.splitext(path.lower().removesuffix(".gz"))[1]]
     elif not (isinstance(delimiter, str) and len(delimiter) == 1):
         raise DataError(f"delimiter must be a single character, got {delimiter!r}")
-    if header not in (None, True, False):
+    if header is not None and not isinstance(header, bool):
         raise TypeError(f"header must be True, False or None (detect), got {header!r}")
     first = list(_text_rows(path, delimiter, stop=2))
     if not first:

@@ -146,7 +146,8 @@ def test_check_labels_accepts_integral_floats_and_columns():
     ([0, 1, 2], ["labels has 3 entries", "4 rows"]),
     ([0, 1, 2.5, 3], ["row 2 is 2.5", "integer"]),
     ([0, -1, 1, 1], ["row 1 is -1", ">= 0"]),
-    ([0, 1, np.nan, 1], ["row 2 is NaN"]),
+    ([0, 1, np.nan, 1], ["row 2 is nan", "1 row with NaN"]),
+    ([0, np.inf, 1, 1], ["row 1 is inf"]),
     (np.zeros((4, 2)), ["1-D", "(4, 2)"]),
     (["a", "b", "c", "d"], ["integer class labels", "<U1"]),
 ])
@@ -251,6 +252,8 @@ def test_load_text_given_delimiter(tmp_path):
     path = write(tmp_path / "x.txt", "1;2\n3;4\n")
     np.testing.assert_array_equal(data.load(path, delimiter=";").x, [[1, 2], [3, 4]])
     one_line_error("single character", data.load, path, delimiter=";;")
+    with pytest.raises(TypeError, match="header"):
+        data.load(path, header=1)
 
 
 def test_load_text_header_only_and_comments_only(tmp_path):
