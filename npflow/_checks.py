@@ -143,13 +143,17 @@ def gib(nbytes):
     return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
-def affordable(nbytes, what):
-    """Raise ``MemoryError`` with one line when ``nbytes`` exceed the memory available.
+class InsufficientMemory(MemoryError):
+    """A request was found, before anything was allocated, to need more memory than there is."""
 
-    ``what`` says what needs the memory ("--batch-size 100000000 with 3 x 128 hidden units").
+
+def affordable(nbytes, what):
+    """Raise :class:`InsufficientMemory` (one line) when ``nbytes`` exceed the memory available.
+
+    ``what`` says what needs the memory ("training with batch_size 100000000 ...").
     """
     free = available_memory()
     if free is not None and nbytes > free:
-        raise MemoryError(f"{what} would need about {gib(nbytes)} of memory; this machine has "
+        raise InsufficientMemory(f"{what} would need about {gib(nbytes)} of memory; this machine has "
                           f"{gib(free)} available")
     return nbytes

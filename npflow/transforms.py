@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from .data import check_array, row_chunks
+from .data import CHUNK_ELEMENTS, check_array, row_chunks
 
 DEQUANTIZE_MEAN = 0.5  # E[u] for u ~ U[0, 1)
 DEQUANTIZE_VAR = 1.0 / 12.0  # Var[u] for u ~ U[0, 1)
@@ -64,7 +64,7 @@ class Standardize:
         return self.mean.shape[0]
 
     @classmethod
-    def fit(cls, x, dequantize=False):
+    def fit(cls, x, dequantize=False, rows=None):
         """Per-feature mean and standard deviation of ``x``, in float64, one chunk at a time.
 
         The pass streams over row chunks (Chan, Golub and LeVeque's pairwise update of the sum of
@@ -80,12 +80,15 @@ class Standardize:
         x : (n, d) array_like
             Finite data, ``n >= 1``.
         dequantize : bool
+        rows : (m,) int array, optional
+            Fit on these rows of ``x`` only (a training split), read block by block.
         """
         x = check_array(x, "x", min_rows=1)
         d = x.shape[1]
+        chunks = row_chunks(x) if rows is None else _chunks_of_rows(x, rows)
         count, mean, m2 = 0, np.zeros(d), np.zeros(d)  # running n, mean (d,), sum of squares (d,)
         low, high = np.full(d, np.inf), np.full(d, -np.inf)  # (d,) running min and max
-        for chunk in row_chunks(x):
+        for chunk in chunks:
             chunk = chunk.astype(np.float64)  # (m, d)
             m, chunk_mean = len(chunk), chunk.mean(axis=0)
             delta = chunk_mean - mean
@@ -99,10 +102,10 @@ class Standardize:
         return cls(mean, np.where(low == high, 1.0, np.sqrt(var)), False)
 
     @classmethod
-    def identity(cls, d):
-        """The map ``z = x`` in ``d`` dimensions (mean 0, scale 1)."""
+    def identity(cls, d, dequantize=False):
+        """The map ``z = x`` in ``d`` dimensions (mean 0, scale 1), dequantizing or not."""
         d = _checks.positive_int(d, "d")
-        return cls(np.zeros(d), np.ones(d), False)
+        return cls(np.zeros(d), np.ones(d), dequantize)
 
     def forward(self, x):
         """Data to network space: ``z = (x - mean) / scale``; (n, d) -> (n, d), same float dtype."""
@@ -175,3 +178,14 @@ def bits_per_dim(nll_nats, d):
     nll_nats = _checks.finite_float(nll_nats, "nll_nats")
     d = _checks.positive_int(d, "d")
     return nll_nats / (d * math.log(2.0))
+
+
+def _chunks_of_rows(x, rows):
+    """Yield ``x[rows]`` (m, d) in consecutive blocks of about CHUNK_ELEMENTS entries."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 1 or rows.size == 0:
+        raise ValueError(f"rows must be a non-empty 1-D array of row indices, got shape "
+                         f"{rows.shape}")
+    step = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
+    for start in range(0, rows.size, step):
+        yield x[rows[start:start + step]]
