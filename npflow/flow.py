@@ -96,9 +96,9 @@ class Flow:
         self._set_fitted(trainer.to_checkpoint())
         return self
 
-    def _set_fitted(self, ckpt):
+    def _set_fitted(self, ckpt, ema=True, best=True):
         self.checkpoint_ = ckpt
-        self.model_ = ckpt.model()
+        self.model_ = ckpt.model(ema=ema, best=best)
         self.transform_ = Standardize.from_dict(ckpt.data.transform)
         self.n_features_in_ = self.model_.dim
         self.classes_ = np.arange(self.model_.n_classes) if self.model_.n_classes else None
@@ -201,18 +201,26 @@ class Flow:
         checkpoint.save(path, self.checkpoint_)
 
     @classmethod
-    def load(cls, path, **kwargs):
+    def load(cls, path, ema=True, best=True, **kwargs):
         """A fitted Flow from a checkpoint trained on data (``Flow.save`` or ``npflow train
-        --data``); ``kwargs`` set the solver options."""
+        --data``).
+
+        ``ema``, ``best``: which weights (see :meth:`~npflow.checkpoint.Checkpoint.model`; by
+        default the EMA at the lowest validation loss); ``kwargs``: the solver options.
+        """
         ckpt = checkpoint.load(path)
         if ckpt.data is None:
             raise checkpoint.CheckpointError(
                 f"{path!r} was trained on a built-in 2-D dataset, not on rows of data; load it "
                 f"with npflow.load_model")
+        if ckpt.train_config.get("source") == DATA:
+            raise checkpoint.CheckpointError(
+                f"{path!r} is a data-to-data flow (its source is rows of data, not noise); map "
+                f"source rows with npflow sample --source-data")
         options = {key: value for key, value in ckpt.train_config.items()
                    if key not in ("seed", "target")}
         flow = cls(seed=ckpt.train_config.get("seed", 0), **{**options, **kwargs})
-        flow._set_fitted(ckpt)
+        flow._set_fitted(ckpt, ema, best)
         return flow
 
     def __repr__(self):
