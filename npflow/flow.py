@@ -29,6 +29,7 @@ import dataclasses
 import numpy as np
 
 from . import _checks, checkpoint, data, guidance, likelihood, solvers
+from . import reflow as reflow_module
 from .transforms import Standardize
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
 
@@ -96,9 +97,9 @@ class Flow:
         self._set_fitted(trainer.to_checkpoint())
         return self
 
-    def _set_fitted(self, ckpt):
+    def _set_fitted(self, ckpt, ema=True, best=True):
         self.checkpoint_ = ckpt
-        self.model_ = ckpt.model()
+        self.model_ = ckpt.model(ema=ema, best=best)
         self.transform_ = Standardize.from_dict(ckpt.data.transform)
         self.n_features_in_ = self.model_.dim
         self.classes_ = np.arange(self.model_.n_classes) if self.model_.n_classes else None
@@ -194,6 +195,38 @@ class Flow:
         Z = self._rows(Z, "Z").astype(self.model_.dtype)
         return self.transform_.inverse(self._solve(self.model_, Z).astype(np.float64))
 
+    def reflow(self, n_pairs=20000, steps=2000, rng=None, **overrides):
+        """A straighter flow: this one retrained on its own pairs (Liu et al. 2023, Alg. 1).
+
+        ``z0 ~ N(0, I_d)`` is carried to ``z1`` by this flow (rk4, in the network's space); a
+        copy of the network, warm-started from this one, is fitted to the fixed pairs with the
+        straight-line objective (:mod:`npflow.reflow`). Few Euler steps then suffice.
+
+        Returns
+        -------
+        Flow
+            A new fitted Flow with the same transform (this one is unchanged).
+        """
+        self._check_fitted()
+        if self.classes_ is not None:
+            raise ValueError("reflow of a class-conditional flow is not supported (the pairs "
+                             "carry no labels)")
+        n_pairs = _checks.positive_int(n_pairs, "n_pairs")
+        z0 = self._rng(rng).standard_normal((n_pairs, self.n_features_in_))
+        pairs = reflow_module.reflow_pairs(self.model_, z0.astype(self.model_.dtype), "rk4",
+                                           self.solver_steps or DEFAULT_SOLVER_STEPS)
+        parent = TrainConfig.from_dict(self.checkpoint_.train_config)
+        trainer = reflow_module.reflow_trainer(self.model_, parent, pairs, steps=steps,
+                                               **overrides)
+        trainer.run(quiet=self.quiet)
+        ckpt = trainer.to_checkpoint()
+        state = dataclasses.replace(self.checkpoint_.data, best_params=trainer.ema.shadow.copy(),
+                                    best_step=trainer.step, val_losses=np.zeros((0, 2)))
+        child = Flow(solver=self.solver, solver_steps=self.solver_steps, seed=self.seed,
+                     quiet=self.quiet, **self.options)
+        child._set_fitted(dataclasses.replace(ckpt, data=state))
+        return child
+
     # --- files ----------------------------------------------------------------------------------
     def save(self, path):
         """Write the fitted flow (a resumable checkpoint, format 2) to ``path`` atomically."""
@@ -201,18 +234,26 @@ class Flow:
         checkpoint.save(path, self.checkpoint_)
 
     @classmethod
-    def load(cls, path, **kwargs):
+    def load(cls, path, ema=True, best=True, **kwargs):
         """A fitted Flow from a checkpoint trained on data (``Flow.save`` or ``npflow train
-        --data``); ``kwargs`` set the solver options."""
+        --data``).
+
+        ``ema``, ``best``: which weights (see :meth:`~npflow.checkpoint.Checkpoint.model`; by
+        default the EMA at the lowest validation loss); ``kwargs``: the solver options.
+        """
         ckpt = checkpoint.load(path)
         if ckpt.data is None:
             raise checkpoint.CheckpointError(
                 f"{path!r} was trained on a built-in 2-D dataset, not on rows of data; load it "
                 f"with npflow.load_model")
+        if ckpt.train_config.get("source") == DATA:
+            raise checkpoint.CheckpointError(
+                f"{path!r} is a data-to-data flow (its source is rows of data, not noise); map "
+                f"source rows with npflow sample --source-data")
         options = {key: value for key, value in ckpt.train_config.items()
                    if key not in ("seed", "target")}
         flow = cls(seed=ckpt.train_config.get("seed", 0), **{**options, **kwargs})
-        flow._set_fitted(ckpt)
+        flow._set_fitted(ckpt, ema, best)
         return flow
 
     def __repr__(self):

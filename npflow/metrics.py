@@ -266,3 +266,17 @@ def straightness(model, trajectory, times):
                    for x, t in zip(trajectory, times)])  # (m + 1, n)
     integral = np.sum(0.5 * (sq[1:] + sq[:-1]) * np.diff(times)[:, None], axis=0)  # (n,)
     return float(np.mean(integral))
+
+
+def median_distance(x):
+    """Median Euclidean distance between distinct points of ``x`` (n, d), n >= 2; 1.0 if all coincide.
+
+    The median heuristic for the MMD bandwidth (Gretton et al. 2012) computed on one sample, so
+    that a model's MMD and its data-vs-data floor use the same kernel.
+    """
+    x = _checks.points(x, "x", dtype=np.float64)
+    if x.shape[0] < 2:
+        raise ValueError(f"x must hold >= 2 points for a median distance, got {x.shape[0]}")
+    sq = squared_distances(x, x)[np.triu_indices(x.shape[0], k=1)]
+    positive = sq[sq > 0.0]
+    return float(np.median(np.sqrt(positive))) if positive.size else 1.0

@@ -119,7 +119,7 @@ def test_pairs_must_go_with_reflow():
         Trainer(tiny(reflow=1))
     with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(5, 2\)"):
         Trainer(tiny(reflow=1), pairs=(x0, np.zeros((4, 2))))
-    with pytest.raises(ValueError, match=r"pairs\[0\] must have shape \(n, 2\)"):
+    with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(n, 3\)"):
         Trainer(tiny(reflow=1), pairs=(np.zeros((5, 3)), x0))
     with pytest.raises(TypeError, match=r"pairs must be a pair"):
         Trainer(tiny(reflow=1), pairs=(x0,))
