@@ -94,7 +94,7 @@ class LogLikelihood:
     nfe: int
 
 
-def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log_p0=None,
+def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, log_p0=None,
                    rng=None, probe="rademacher", n_probes=1, chunk_size=4096):
     """``log p_1(x1) = log p_0(x0) - integral_0^1 div v(x_t, t) dt`` (Chen et al. 2018, Thm. 1).
 
@@ -105,7 +105,9 @@ def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log
     ----------
     model : object with ``jvp(x, t, dx)`` (an :class:`~npflow.nn.MLP`)
     x1 : (n, d) points at which to evaluate the model's density.
-    method, steps, rtol, atol : see :func:`npflow.solvers.solve` (pass ``steps=None`` with dopri5).
+    method, steps, rtol, atol : see :func:`npflow.solvers.solve`; ``steps=None`` is
+        ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the
+        rule in :mod:`npflow.solvers`' docstring).
     log_p0 : callable (n, d) -> (n,), optional
         Log-density of the source; the standard normal by default.
     rng : np.random.Generator, optional

@@ -191,7 +191,9 @@ def path_energy(velocity, x0, method="dopri5", steps=None, rtol=1e-5, atol=1e-5)
     x0 : array_like, shape (n, d)
         Starting points drawn from the source q0.
     method, steps, rtol, atol
-        The ODE solver, as in :func:`npflow.solvers.solve` (``steps`` only for fixed-step methods).
+        The ODE solver, as in :func:`npflow.solvers.solve`: ``steps=None`` is
+        ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the
+        rule in :mod:`npflow.solvers`' docstring).
 
     Returns
     -------

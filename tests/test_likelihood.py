@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from npflow.likelihood import (LogLikelihood, divergence, draw_probes, hutchinson_divergence,
                                log_likelihood, standard_normal_log_density)
+from npflow import solvers
 from npflow.nn import MLP
 
 SMOOTH = ("silu", "tanh")
@@ -179,6 +180,19 @@ def test_log_likelihood_with_a_non_standard_source_density():
     mean_std, cov_std = pushforward(field, np.zeros(d), 1.0)
     np.testing.assert_allclose(ll_std.log_prob, gaussian_log_density(x1, mean_std, cov_std),
                                atol=1e-4)
+
+
+def test_steps_rule_default_steps_and_dopri5_without_steps():
+    """steps=None: DEFAULT_STEPS uniform steps for rk4; dopri5 works with no steps argument."""
+    field = random_linear_field(5, 2)
+    mean, cov = pushforward(field, np.zeros(2), 1.0)
+    x1 = np.random.default_rng(6).multivariate_normal(mean, cov, size=6)
+    default = log_likelihood(field, x1)
+    assert default.nfe == 4 * solvers.DEFAULT_STEPS
+    np.testing.assert_array_equal(default.log_prob,
+                                  log_likelihood(field, x1, steps=solvers.DEFAULT_STEPS).log_prob)
+    adaptive = log_likelihood(field, x1, method="dopri5", rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(adaptive.log_prob, gaussian_log_density(x1, mean, cov), atol=1e-6)
 
 
 def test_standard_normal_log_density_closed_form():

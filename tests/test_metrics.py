@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from npflow import metrics
+from npflow import metrics, solvers
 
 seeds = st.integers(0, 2 ** 32 - 1)
 
@@ -248,6 +248,25 @@ def test_path_energy_of_a_linear_field_matches_the_closed_form(seed, a):
     assert energy == pytest.approx(expected, rel=1e-6, abs=1e-9)
     rk4 = metrics.path_energy(lambda x, t: a * x, x0, method="rk4", steps=200)
     assert rk4 == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_path_energy_follows_the_steps_rule():
+    """steps=None: DEFAULT_STEPS rk4 steps (the same number as explicit); with dopri5 an explicit
+    steps is an error."""
+    x0 = cloud(3, 10, 2)
+    calls = []
+
+    def velocity(x, t):
+        calls.append(t)
+        return -0.5 * x
+
+    default = metrics.path_energy(velocity, x0, method="rk4")
+    assert len(calls) == 4 * solvers.DEFAULT_STEPS
+    assert default == metrics.path_energy(velocity, x0, method="rk4", steps=solvers.DEFAULT_STEPS)
+    expected = -0.25 * math.expm1(-1.0) * np.mean(np.sum(x0 ** 2, axis=1))  # (a/2)(e^{2a} - 1)
+    assert default == pytest.approx(expected, rel=1e-8)
+    with pytest.raises(ValueError, match="steps"):
+        metrics.path_energy(velocity, x0, method="dopri5", steps=10)
 
 
 def test_path_energy_of_a_time_dependent_field():

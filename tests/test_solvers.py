@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from npflow.solvers import METHODS, ORDERS, Solution, solve
+from npflow.solvers import DEFAULT_STEPS, METHODS, ORDERS, Solution, solve
 
 FIXED = ("euler", "midpoint", "heun", "rk4")
 J = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -375,7 +375,6 @@ X = np.ones((2, 2))
     ({"x": np.array(["a"])}, TypeError, "x must be a real numeric array"),
     ({"x": np.ones((0, 2))}, ValueError, "x must hold at least one value"),
     ({"method": "rk45"}, ValueError, "method must be one of dopri5, euler, heun, midpoint, rk4"),
-    ({"method": "rk4", "steps": None}, ValueError, "steps is required"),
     ({"method": "euler", "steps": 0}, ValueError, "steps must be an integer >= 1"),
     ({"method": "euler", "steps": 2.5}, TypeError, "steps must be an integer"),
     ({"method": "euler", "steps": True}, TypeError, "steps must be an integer"),
@@ -403,6 +402,18 @@ def test_velocity_of_the_wrong_shape_or_type_raises(method):
         solve(lambda x, t: x[:, :1], X, method, **kwargs)
     with pytest.raises(TypeError, match=r"velocity\(x, t\) must return a real array"):
         solve(lambda x, t: x + 1j, X, method, **kwargs)
+
+
+@pytest.mark.parametrize("method, per_step",
+                         [("euler", 1), ("midpoint", 2), ("heun", 2), ("rk4", 4)])
+def test_steps_none_means_default_steps_uniform_steps(method, per_step):
+    assert DEFAULT_STEPS == 100
+    x0 = PROBLEMS["rotation"][2]
+    default = solve(rotation, x0, method, steps=None, return_trajectory=True)
+    explicit = solve(rotation, x0, method, steps=DEFAULT_STEPS)
+    np.testing.assert_array_equal(default.x, explicit.x)
+    assert default.nfe == per_step * DEFAULT_STEPS and len(default.times) == DEFAULT_STEPS + 1
+    np.testing.assert_array_equal(solve(rotation, x0, method).x, explicit.x)  # the default
 
 
 @pytest.mark.parametrize("method", FIXED)
@@ -458,6 +469,22 @@ def test_sample_flow_in_threads_matches_one_thread(method):
     np.testing.assert_allclose(three.trajectory, one.trajectory, rtol=0, atol=1e-5)
     assert three.nfe == one.nfe and three.x.shape == (501, 2)
     assert _blas.threads() == blas_threads  # the BLAS thread count is restored
+
+
+def test_sample_flow_follows_the_steps_rule():
+    from npflow.nn import MLP
+    from npflow.solvers import sample_flow
+
+    model = MLP(2, (8,), "tanh", rng=np.random.default_rng(0), dtype=np.float64)
+    x0 = np.random.default_rng(1).standard_normal((5, 2))
+    default = sample_flow(model, x0, "rk4")
+    assert default.nfe == 4 * DEFAULT_STEPS
+    np.testing.assert_array_equal(default.x, sample_flow(model, x0, "rk4", DEFAULT_STEPS).x)
+    assert sample_flow(model, x0, "dopri5").x.shape == (5, 2)
+    with pytest.raises(ValueError, match="steps must be None for method 'dopri5'"):
+        sample_flow(model, x0, "dopri5", steps=10)
+    with pytest.raises(ValueError, match="steps must be None for method 'dopri5'"):
+        sample_flow(model, x0, "dopri5", steps=10, chunk_size=2)
 
 
 def test_sample_flow_threads_need_an_mlp_and_a_fixed_step_method():
