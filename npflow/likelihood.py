@@ -36,9 +36,13 @@ def divergence(model, x, t):
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) its divergence at each point.
+    div : (n,) the divergence at each point.
     """
-    x = _checks.points(x, "x")
+    return _velocity_and_divergence(model, _checks.points(x, "x"), t)[1]
+
+
+def _velocity_and_divergence(model, x, t):
+    """``(v, div v)`` (n, d), (n,) from one call of ``jvp`` with the d unit tangents."""
     n, d = x.shape
     tangents = np.broadcast_to(np.eye(d, dtype=x.dtype)[:, None, :], (d, n, d))  # (d, n, d)
     v, dv = model.jvp(x, t, tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
@@ -64,13 +68,18 @@ def hutchinson_divergence(model, x, t, probes):
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) the estimate (its variance falls as 1/k).
+    div : (n,) the estimate (its variance falls as 1/k).
     """
     x = _checks.points(x, "x")
     probes = np.asarray(probes, dtype=x.dtype)
     if probes.ndim != 3 or probes.shape[1:] != x.shape:
         raise ValueError(f"probes must have shape (k, {x.shape[0]}, {x.shape[1]}), "
                          f"got {probes.shape}")
+    return _velocity_and_hutchinson(model, x, t, probes)[1]
+
+
+def _velocity_and_hutchinson(model, x, t, probes):
+    """``(v, mean_k eps_k^T J eps_k)`` (n, d), (n,) from one call of ``jvp`` with the probes."""
     v, dv = model.jvp(x, t, probes)  # (n, d), (k, n, d)
     return v, np.einsum("knd,knd->n", probes, dv) / probes.shape[0]
 
@@ -145,8 +154,8 @@ def _integrate_back(model, x1, probes, method, steps, rtol, atol):
 
     def augmented(z, t):  # z = [x, l] (n, d + 1) -> [v, div v]
         x = z[:, :d]
-        v, div = divergence(model, x, t) if probes is None else \
-            hutchinson_divergence(model, x, t, probes)
+        v, div = _velocity_and_divergence(model, x, t) if probes is None else \
+            _velocity_and_hutchinson(model, x, t, probes)
         return np.concatenate([v, div[:, None]], axis=1)
 
     z1 = np.concatenate([x1, np.zeros((x1.shape[0], 1), dtype=x1.dtype)], axis=1)
