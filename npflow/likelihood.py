@@ -31,7 +31,7 @@ def divergence(model, x, t):
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
     x : (n, d) points; t : float or (n,) times.
 
     Returns
@@ -45,7 +45,7 @@ def _velocity_and_divergence(model, x, t):
     """``(v, div v)`` (n, d), (n,) from one call of ``jvp`` with the d unit tangents."""
     n, d = x.shape
     tangents = np.broadcast_to(np.eye(d, dtype=x.dtype)[:, None, :], (d, n, d))  # (d, n, d)
-    v, dv = model.jvp(x, t, tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
+    v, dv = model.jvp(x, t, dx=tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
     return v, np.einsum("ini->n", dv)  # sum_i dv[i, j, i] = trace J(x_j)
 
 
@@ -80,7 +80,7 @@ def hutchinson_divergence(model, x, t, probes):
 
 def _velocity_and_hutchinson(model, x, t, probes):
     """``(v, mean_k eps_k^T J eps_k)`` (n, d), (n,) from one call of ``jvp`` with the probes."""
-    v, dv = model.jvp(x, t, probes)  # (n, d), (k, n, d)
+    v, dv = model.jvp(x, t, dx=probes)  # (n, d), (k, n, d)
     return v, np.einsum("knd,knd->n", probes, dv) / probes.shape[0]
 
 
@@ -112,7 +112,7 @@ def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, lo
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx)`` (an :class:`~npflow.nn.MLP`)
     x1 : (n, d) points at which to evaluate the model's density.
     method, steps, rtol, atol : see :func:`npflow.solvers.solve`; ``steps=None`` is
         ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the

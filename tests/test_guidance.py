@@ -53,13 +53,22 @@ def test_guided_field_is_affine_in_w(w, seed):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_jvp_takes_the_tangents_by_keyword_only():
+    field = GuidedField(make_net(), 1, 2.0)
+    x, t = batch(8)
+    with pytest.raises(TypeError):
+        field.jvp(x, t, np.ones((1, 7, 2)))
+    v, dv = field.jvp(x, t, dx=np.ones((1, 7, 2)))
+    np.testing.assert_array_equal(v, field(x, t))
+
+
 @pytest.mark.parametrize("w", [0.0, 1.0, 2.5])
 def test_jvp_matches_finite_differences(w):
     net = make_net(seed=3)
     x, t = batch(4)
     field = GuidedField(net, np.arange(7) % 4, w)
     dx = np.random.default_rng(5).standard_normal((3, 7, 2))
-    v, dv = field.jvp(x, t, dx)
+    v, dv = field.jvp(x, t, dx=dx)
     np.testing.assert_allclose(v, field(x, t), rtol=1e-13, atol=1e-14)
     for j in range(3):
         fd = (field(x + H * dx[j], t) - field(x - H * dx[j], t)) / (2 * H)

@@ -39,7 +39,7 @@ class LinearField:
     def __call__(self, x, t):
         return x @ self.A.T + np.reshape(t, (-1, 1)) * self.b  # (n, d)
 
-    def jvp(self, x, t, dx):
+    def jvp(self, x, t, *, dx):
         return self(x, t), np.asarray(dx) @ self.A.T  # (n, d), (k, n, d)
 
 
@@ -78,7 +78,7 @@ def jacobians(model, x, t):
     """Full Jacobians (n, d, d) of v at each point, from d forward-mode tangents."""
     n, d = x.shape
     eye = np.broadcast_to(np.eye(d)[:, None, :], (d, n, d))
-    _, dv = model.jvp(x, t, eye)  # dv[i, j] = J(x_j) e_i
+    _, dv = model.jvp(x, t, dx=eye)  # dv[i, j] = J(x_j) e_i
     return np.transpose(dv, (1, 2, 0))  # J[j][:, i] = dv[i, j]
 
 
