@@ -157,38 +157,77 @@ def test_mmd_needs_two_points_per_sample():
 
 # --- energy_distance -----------------------------------------------------------------------------
 
-def energy_loops(a, b):
+def energy_loops(a, b, unbiased=True):
+    """Szekely and Rizzo (2013) written out: within-sample sums over i != j divided by n (n - 1)
+    (the U-statistic), or over all pairs divided by n^2 (the V-statistic)."""
     n, m = len(a), len(b)
     ab = sum(dist(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
-    aa = sum(dist(a[i], a[j]) for i in range(n) for j in range(n)) / n ** 2
-    bb = sum(dist(b[i], b[j]) for i in range(m) for j in range(m)) / m ** 2
-    return 2 * ab - aa - bb
+    aa = sum(dist(a[i], a[j]) for i in range(n) for j in range(n) if i != j)
+    bb = sum(dist(b[i], b[j]) for i in range(m) for j in range(m) if i != j)
+    if unbiased:
+        return 2 * ab - aa / (n * (n - 1)) - bb / (m * (m - 1))
+    return 2 * ab - aa / n ** 2 - bb / m ** 2
 
 
-@given(seed=seeds, n=st.integers(1, 10), m=st.integers(1, 10), d=st.integers(1, 4))
+@given(seed=seeds, n=st.integers(2, 10), m=st.integers(2, 10), d=st.integers(1, 4))
 def test_energy_matches_double_loop_and_is_symmetric(seed, n, m, d):
     a, b = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.3, scale=2.0)
     expected = energy_loops(a, b)
     assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
     assert metrics.energy_distance(b, a) == pytest.approx(metrics.energy_distance(a, b), abs=1e-12)
-    assert metrics.energy_distance(a, b) > -1e-7
 
 
-@given(seed=seeds, n=st.integers(1, 40), d=st.integers(1, 4))
-def test_energy_zero_for_identical_sets(seed, n, d):
+@given(seed=seeds, n=st.integers(2, 40), d=st.integers(1, 4))
+def test_energy_of_a_set_with_itself_is_minus_the_v_statistic_correction(seed, n, d):
+    """E_u(a, a) = 2 S / n^2 - 2 S / (n (n - 1)) = -2 S / (n^2 (n - 1)), S = sum_{i!=j} |a_i - a_j|:
+    the V-statistic (0 here) minus its bias; any order of the points gives the same."""
     a = cloud(seed, n, d)
-    assert metrics.energy_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    s = sum(dist(a[i], a[j]) for i in range(n) for j in range(n) if i != j)
+    expected = -2 * s / (n ** 2 * (n - 1))
+    assert metrics.energy_distance(a, a) == pytest.approx(expected, rel=1e-7, abs=1e-7)
     shuffled = a[np.random.default_rng(seed).permutation(n)]
-    assert metrics.energy_distance(a, shuffled) == pytest.approx(0.0, abs=1e-7)
+    assert metrics.energy_distance(a, shuffled) == pytest.approx(expected, rel=1e-7, abs=1e-7)
 
 
-@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30))
+def test_energy_is_unbiased_where_the_v_statistic_is_not():
+    """Over many pairs of independent samples of one law the U-statistic averages to ~0 (within
+    4 standard errors), while the V-statistic's mean is its bias E|X - X'| (1/n + 1/m) > 0
+    (for N(0, I_2), E|X - X'| = sqrt(pi) = 1.77)."""
+    rng = np.random.default_rng(0)
+    n, m, pairs = 40, 30, 300
+    u, v = [], []
+    for _ in range(pairs):
+        a, b = rng.standard_normal((n, 2)), rng.standard_normal((m, 2))
+        u.append(metrics.energy_distance(a, b))
+        d_aa = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))
+        d_bb = np.sqrt(((b[:, None] - b[None]) ** 2).sum(-1))
+        v.append(u[-1] + d_aa.sum() / (n ** 2 * (n - 1)) + d_bb.sum() / (m ** 2 * (m - 1)))
+    u, v = np.array(u), np.array(v)
+    stderr = u.std(ddof=1) / math.sqrt(pairs)
+    assert abs(u.mean()) < 4 * stderr
+    assert min(u) < 0.0 < max(u)
+    bias = math.sqrt(math.pi) * (1 / n + 1 / m)
+    assert v.mean() == pytest.approx(bias, rel=0.1)
+    assert v.mean() > 10 * stderr
+    shifted = metrics.energy_distance(rng.standard_normal((n, 2)), 1.0 + rng.standard_normal((m, 2)))
+    assert shifted > 10 * stderr
+
+
+@given(seed=seeds, n=st.integers(2, 30), m=st.integers(2, 30))
 def test_energy_matches_scipy_in_one_dimension(seed, n, m):
-    """SciPy's 1-D energy distance is the square root of the V-statistic."""
+    """SciPy's 1-D energy distance is the square root of the V-statistic, which exceeds the
+    U-statistic by S_aa / (n^2 (n - 1)) + S_bb / (m^2 (m - 1))."""
     stats = pytest.importorskip("scipy.stats")
     a, b = cloud(seed, n, 1), cloud(seed + 1, m, 1, shift=0.5)
-    expected = stats.energy_distance(a[:, 0], b[:, 0]) ** 2
+    s_aa, s_bb = np.abs(a - a.T).sum(), np.abs(b - b.T).sum()
+    expected = stats.energy_distance(a[:, 0], b[:, 0]) ** 2 - s_aa / (n ** 2 * (n - 1)) \
+        - s_bb / (m ** 2 * (m - 1))
     assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+
+
+def test_energy_needs_two_points_per_sample():
+    with pytest.raises(ValueError, match=">= 2 points"):
+        metrics.energy_distance(np.zeros((1, 2)), np.zeros((5, 2)))
 
 
 # --- negative_log_likelihood ---------------------------------------------------------------------
