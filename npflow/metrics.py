@@ -3,15 +3,17 @@
 * ``wasserstein2``: exact 2-Wasserstein distance between two equal-size point clouds.
 * ``mmd_rbf``: unbiased squared maximum mean discrepancy with Gaussian (RBF) kernels.
 * ``energy_distance``: unbiased estimate of the energy distance of Szekely and Rizzo.
+* ``negative_log_likelihood``: mean ``-log p`` in nats, from log-densities.
+* ``path_energy`` and ``normalized_path_energy``: the kinetic energy of a flow's trajectories and
+  its relative excess over ``W2^2`` (Tong et al. 2024), i.e. how far the flow is from dynamic OT.
+* ``frechet_distance``: the Frechet distance between Gaussians fitted to two feature sets (FID).
+* ``nearest_distances``: each point's distance to its nearest reference point (memorization).
+* ``straightness``: how far a flow's velocity strays from the straight line between each
+  trajectory's endpoints (Liu et al. 2023); 0 for straight, constant-speed paths.
 
 ``mmd_rbf`` and ``energy_distance`` are unbiased U-statistics: for two samples of one law their
 mean is 0 (single values scatter around 0 and can be negative), so a model's value is not
 inflated by the finite sample size.
-* ``negative_log_likelihood``: mean ``-log p`` in nats, from log-densities.
-* ``path_energy`` and ``normalized_path_energy``: the kinetic energy of a flow's trajectories and
-  its relative excess over ``W2^2`` (Tong et al. 2024), i.e. how far the flow is from dynamic OT.
-* ``straightness``: how far a flow's velocity strays from the straight line between each
-  trajectory's endpoints (Liu et al. 2023); 0 for straight, constant-speed paths.
 
 Memory: the first three build the ``(n, m)`` matrix of pairwise distances, ``8 n m`` bytes
 (800 MB at n = m = 10,000), and ``wasserstein2`` solves an ``(n, n)`` assignment on it.  They are
@@ -35,8 +37,9 @@ import numpy as np
 from npflow import _checks, solvers
 from npflow.couplings import solve_assignment, squared_distances
 
-__all__ = ["energy_distance", "mmd_rbf", "negative_log_likelihood", "normalized_path_energy",
-           "path_energy", "straightness", "wasserstein2"]
+__all__ = ["energy_distance", "frechet_distance", "mmd_rbf", "nearest_distances",
+           "negative_log_likelihood", "normalized_path_energy", "path_energy", "straightness",
+           "wasserstein2"]
 
 
 def wasserstein2(a, b):
@@ -296,3 +299,82 @@ def straightness(model, trajectory, times):
                    for x, t in zip(trajectory, times)])  # (m + 1, n)
     integral = np.sum(0.5 * (sq[1:] + sq[:-1]) * np.diff(times)[:, None], axis=0)  # (n,)
     return float(np.mean(integral))
+
+
+def frechet_distance(a, b):
+    """Frechet distance between Gaussians fitted to two feature sets (the FID formula).
+
+    ``FD = ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2})``, with ``mu`` the
+    sample means and ``S`` the sample covariances (``1/(n-1)``): the squared 2-Wasserstein
+    distance between ``N(mu_a, S_a)`` and ``N(mu_b, S_b)`` (Dowson and Landau 1982), used on
+    network features as the Frechet Inception Distance (Heusel et al. 2017). Both square
+    roots come from symmetric eigendecompositions (``np.linalg.eigh``) with the eigenvalues
+    clipped at 0, so a rank-deficient covariance (fewer points than features) is fine.
+    ``(S_a^{1/2} S_b S_a^{1/2})^{1/2}`` has the trace of ``(S_a S_b)^{1/2}``, so FD is symmetric.
+    Rounding can leave a value of about ``-1e-15 tr(S)`` where the exact one is 0.
+
+    Parameters
+    ----------
+    a : array_like, shape (n, k)
+        Features of the first sample, ``n >= 2``.
+    b : array_like, shape (m, k)
+        Features of the second sample, ``m >= 2``.
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    Dowson, Landau. The Frechet distance between multivariate normal distributions. Journal of
+    Multivariate Analysis 12(3), 1982.
+    Heusel, Ramsauer, Unterthiner, Nessler, Hochreiter. GANs trained by a two time-scale update
+    rule converge to a local Nash equilibrium. NeurIPS 2017.
+    """
+    a, b = _two_samples(a, b)
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(f"a and b must hold >= 2 points each for their covariances, got "
+                         f"{a.shape[0]}, {b.shape[0]}")
+    mean_gap = a.mean(axis=0) - b.mean(axis=0)  # (k,)
+    s_a = np.atleast_2d(np.cov(a, rowvar=False))  # (k, k); cov of one feature is a 0-d array
+    s_b = np.atleast_2d(np.cov(b, rowvar=False))
+    root_a = _psd_sqrt(s_a)
+    middle = root_a @ s_b @ root_a  # (k, k), symmetric PSD
+    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (middle + middle.T)), 0.0, None)))
+    return float(mean_gap @ mean_gap + np.trace(s_a) + np.trace(s_b) - 2.0 * cross)
+
+
+def _psd_sqrt(s):
+    """Symmetric square root ``V diag(sqrt(max(w, 0))) V^T`` of a symmetric matrix (k, k)."""
+    w, V = np.linalg.eigh(s)
+    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+
+
+def nearest_distances(x, reference, chunk_size=4096):
+    """Euclidean distance from each row of x to its nearest row of ``reference``.
+
+    ``d_i = min_j ||x_i - r_j||``, e.g. how close each generated sample is to its nearest
+    training example (a copy has distance 0). The nearest row is found on ``squared_distances``
+    of ``chunk_size`` rows of x at a time, so memory stays at ``8 chunk_size m`` bytes; its
+    distance is then recomputed from the difference ``x_i - r_j`` itself, so a copy gives
+    exactly 0 (the expansion ``|x|^2 + |r|^2 - 2 <x, r>`` alone would give ~1e-8 |x|).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    reference : array_like, shape (m, d)
+    chunk_size : int
+        Rows of x compared with the whole reference at once.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    x = _checks.points(x, "x", dtype=np.float64)
+    reference = _checks.points(reference, "reference", dim=x.shape[1], dtype=np.float64)
+    chunk_size = _checks.positive_int(chunk_size, "chunk_size")
+    nearest = np.empty(x.shape[0], dtype=np.int64)  # (n,) index of the nearest reference row
+    for start in range(0, x.shape[0], chunk_size):
+        part = x[start:start + chunk_size]
+        nearest[start:start + len(part)] = np.argmin(squared_distances(part, reference), axis=1)
+    return np.linalg.norm(x - reference[nearest], axis=1)

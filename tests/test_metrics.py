@@ -230,6 +230,95 @@ def test_energy_needs_two_points_per_sample():
         metrics.energy_distance(np.zeros((1, 2)), np.zeros((5, 2)))
 
 
+# --- frechet_distance ----------------------------------------------------------------------------
+
+def with_covariance(seed, n, mean, cov_root):
+    """n points whose sample mean is exactly ``mean`` and sample covariance ``R R^T``: whitened
+    standard normals (sample mean 0, covariance I) times ``R^T``, shifted."""
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    z -= z.mean(axis=0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.atleast_2d(np.cov(z, rowvar=False)))).T
+    return mean + z @ cov_root.T
+
+
+@given(seed=seeds, n=st.integers(2, 40), m=st.integers(2, 40))
+def test_frechet_in_one_dimension_is_the_gaussian_w2_squared(seed, n, m):
+    """1-D: FD = (m1 - m2)^2 + (s1 - s2)^2 with the sample means and standard deviations."""
+    a, b = cloud(seed, n, 1, shift=0.7, scale=2.0), cloud(seed + 1, m, 1, shift=-0.3)
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@given(seed=seeds, k=st.integers(1, 5))
+def test_frechet_with_commuting_covariances(seed, k):
+    """S_a = Q diag(la) Q^T and S_b = Q diag(lb) Q^T commute, so the trace term is
+    sum_i (sqrt(la_i) - sqrt(lb_i))^2."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    la, lb = rng.uniform(0.1, 4.0, k), rng.uniform(0.1, 4.0, k)
+    mu_a, mu_b = rng.standard_normal(k), rng.standard_normal(k)
+    a = with_covariance(seed, 30, mu_a, Q * np.sqrt(la))
+    b = with_covariance(seed + 1, 25, mu_b, Q * np.sqrt(lb))
+    expected = np.sum((mu_a - mu_b) ** 2) + np.sum((np.sqrt(la) - np.sqrt(lb)) ** 2)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-8, abs=1e-10)
+
+
+@given(seed=seeds, n=st.integers(2, 30), m=st.integers(2, 30), k=st.integers(1, 6))
+def test_frechet_is_symmetric_and_matches_the_trace_of_sqrt_sa_sb(seed, n, m, k):
+    """tr (S_a^1/2 S_b S_a^1/2)^1/2 = sum sqrt(eig(S_a S_b)) (similar matrices): an independent
+    reference from the non-symmetric product. Fewer points than features are allowed."""
+    a, b = cloud(seed, n, k), cloud(seed + 1, m, k, shift=0.5, scale=1.5)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    eig = np.clip(np.linalg.eigvals(s_a @ s_b).real, 0.0, None)
+    expected = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s_a) + np.trace(s_b)
+                - 2 * np.sum(np.sqrt(eig)))
+    scale = np.trace(s_a) + np.trace(s_b)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, abs=1e-6 * scale)
+    assert metrics.frechet_distance(b, a) == pytest.approx(metrics.frechet_distance(a, b),
+                                                           abs=1e-6 * scale)
+
+
+@given(seed=seeds, n=st.integers(2, 40), k=st.integers(1, 8))
+def test_frechet_is_zero_for_identical_samples(seed, n, k):
+    a = cloud(seed, n, k, scale=3.0)
+    shuffled = a[np.random.default_rng(seed).permutation(n)]
+    scale = np.trace(np.atleast_2d(np.cov(a, rowvar=False)))
+    for b in (a, shuffled):
+        assert metrics.frechet_distance(a, b) == pytest.approx(0.0, abs=1e-6 * scale + 1e-12)
+
+
+def test_frechet_needs_two_points_per_sample():
+    with pytest.raises(ValueError, match=">= 2 points"):
+        metrics.frechet_distance(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+# --- nearest_distances ---------------------------------------------------------------------------
+
+@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30), d=st.integers(1, 5),
+       chunk_size=st.integers(1, 40))
+def test_nearest_distances_match_brute_force(seed, n, m, d, chunk_size):
+    x, ref = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.2)
+    expected = [min(dist(x[i], ref[j]) for j in range(m)) for i in range(n)]
+    got = metrics.nearest_distances(x, ref, chunk_size=chunk_size)
+    assert got.shape == (n,)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_nearest_distance_of_a_copy_is_exactly_zero_and_close_points_are_accurate():
+    ref = 1e3 + cloud(0, 50, 3)
+    x = np.concatenate([ref[[4, 17]], ref[[9]] + np.array([1e-7, 0.0, 0.0])])
+    got = metrics.nearest_distances(x, ref, chunk_size=2)
+    assert got[0] == 0.0 and got[1] == 0.0
+    assert got[2] == pytest.approx(abs(x[2, 0] - ref[9, 0]), rel=1e-9)
+
+
+def test_nearest_distances_reject_bad_input():
+    with pytest.raises(ValueError, match="reference"):
+        metrics.nearest_distances(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="chunk_size"):
+        metrics.nearest_distances(np.zeros((3, 2)), np.zeros((3, 2)), chunk_size=0)
+
+
 # --- negative_log_likelihood ---------------------------------------------------------------------
 
 def test_nll_is_the_mean_of_minus_log_p():
