@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, datasets, likelihood, metrics, paths, reflow, solvers
+from . import (_checks, checkpoint, couplings, datasets, likelihood, metrics, paths, reflow,
+               sampling, solvers)
 from .guidance import GuidedField
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS
 from .optim import SCHEDULES
@@ -252,7 +253,7 @@ def _cmd_sample(args):
     rng = np.random.default_rng(args.seed)
     x0 = datasets.sample(ckpt.train_config["source"], args.n, rng).astype(model.dtype)
     t_start = time.perf_counter()
-    sol = solvers.sample_flow(field, x0, chunk_size=args.chunk_size,
+    sol = sampling.sample_flow(field, x0, chunk_size=args.chunk_size,
                               return_trajectory=traj_out is not None, **_solver_kwargs(args))
     seconds = time.perf_counter() - t_start
     np.save(out, sol.x)
@@ -285,7 +286,7 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True):
     source, target = ckpt.train_config["source"], ckpt.train_config["target"]
     rng = np.random.default_rng(seed)
     x0 = datasets.sample(source, n, rng).astype(model.dtype)
-    sol = solvers.sample_flow(model, x0, **solver_kwargs)
+    sol = sampling.sample_flow(model, x0, **solver_kwargs)
     generated = sol.x.astype(np.float64)
     reference = datasets.sample(target, n, rng)
     held_out = datasets.sample(target, n, rng)

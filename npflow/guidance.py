@@ -33,7 +33,7 @@ class GuidedField:
     """The guided velocity ``v_w(x, t) = (1 - w) v(x, t, null) + w v(x, t, y)``, a plain field.
 
     It has the ``__call__(x, t)`` and ``jvp(x, t, *, dx)`` of an :class:`~npflow.nn.MLP`, so it goes
-    to :func:`npflow.solvers.sample_flow` and :func:`npflow.likelihood.log_likelihood` unchanged.
+    to :func:`npflow.sampling.sample_flow` and :func:`npflow.likelihood.log_likelihood` unchanged.
     For ``w = 0`` or ``w = 1`` only the one field needed is evaluated.
 
     Parameters

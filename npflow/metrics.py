@@ -277,7 +277,7 @@ def straightness(model, trajectory, times):
     ----------
     model : callable ``model(x, t) -> v`` with x (n, d) and t a float, e.g. an MLP.
     trajectory : array_like, shape (m + 1, n, d)
-        States ``x_i(t_k)`` on the grid, e.g. ``solvers.sample_flow(..., return_trajectory=True)``.
+        States ``x_i(t_k)`` on the grid, e.g. ``sampling.sample_flow(..., return_trajectory=True)``.
     times : array_like, shape (m + 1,)
         Increasing times ``t_0 < ... < t_m`` of the grid (``m >= 1``).
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npflow import likelihood, nn, solvers
+from npflow import likelihood, nn, sampling
 from npflow.guidance import GuidedField
 
 H = 1e-6
@@ -79,7 +79,7 @@ def test_works_with_the_solvers_and_the_likelihood():
     net = make_net(seed=6)
     x0 = np.random.default_rng(7).standard_normal((5, 2))
     field = GuidedField(net, 1, 2.0)
-    sol = solvers.sample_flow(field, x0, "rk4", 8)
+    sol = sampling.sample_flow(field, x0, "rk4", 8)
     assert sol.x.shape == (5, 2) and np.all(np.isfinite(sol.x))
     ll = likelihood.log_likelihood(field, sol.x, method="rk4", steps=8)
     assert np.all(np.isfinite(ll.log_prob))
