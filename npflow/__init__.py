@@ -12,6 +12,7 @@ Modules, one concept each (read them next to the papers):
 - :mod:`npflow.train`       the conditional flow matching loop
 - :mod:`npflow.checkpoint`  atomic, pickle-free checkpoints
 - :mod:`npflow.solvers`     Euler, midpoint, Heun, RK4 and adaptive Dormand-Prince
+- :mod:`npflow.sampling`    sampling a trained network: chunks, reused buffers, threads
 - :mod:`npflow.likelihood`  divergences and exact log-likelihoods
 - :mod:`npflow.guidance`    classifier-free guidance of a class-conditional field
 - :mod:`npflow.reflow`      rectified flow's reflow: retraining on the flow's own pairs
@@ -24,7 +25,7 @@ Modules, one concept each (read them next to the papers):
 is callable, and stays the module for ``from npflow.train import Trainer``.
 """
 from . import (checkpoint, couplings, data, datasets, flow, guidance, likelihood, metrics, nn,
-               optim, paths, reflow, solvers, train, transforms)
+               optim, paths, reflow, sampling, solvers, train, transforms)
 from .checkpoint import CheckpointError, load_model
 from .data import DataError
 from .flow import Flow
@@ -33,7 +34,8 @@ from .likelihood import divergence, log_likelihood
 from .nn import MLP
 from .optim import EMA, Adam, AdamW
 from .reflow import reflow_pairs
-from .solvers import sample_flow, solve
+from .sampling import sample_flow
+from .solvers import solve
 from .train import DATA_DEFAULTS, TrainConfig, Trainer
 from .transforms import Standardize
 
@@ -44,5 +46,5 @@ __all__ = [
     "GuidedField", "MLP", "Standardize", "TrainConfig", "Trainer", "checkpoint", "couplings",
     "data", "datasets", "divergence", "flow", "guidance", "likelihood", "load_model",
     "log_likelihood", "metrics", "nn", "optim", "paths", "reflow", "reflow_pairs", "sample_flow",
-    "solve", "solvers", "train", "transforms",
+    "sampling", "solve", "solvers", "train", "transforms",
 ]

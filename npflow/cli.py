@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import (_checks, checkpoint, couplings, data, datasets, flow, likelihood, metrics, paths,
-               reflow, solvers)
+               reflow, sampling, solvers)
 from .guidance import GuidedField
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS
 from ._progress import Progress
@@ -553,7 +553,7 @@ def _cmd_sample(args):
             x0 = space.draw_source(m, rng) if rows is None else \
                 space.to_network(rows[start:start + m], space.source_transform)
             with _stage("integrating the flow failed"):
-                sol = solvers.sample_flow(field, x0.astype(model.dtype),
+                sol = sampling.sample_flow(field, x0.astype(model.dtype),
                                           return_trajectory=traj_out is not None,
                                           **_solver_kwargs(args))
             writer.write(start, space.to_data(sol.x))
@@ -639,7 +639,7 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True):
                          "(held-out rows)")
     x0 = space.draw_source(n, rng).astype(model.dtype)  # first, as npflow sample draws it
     with _stage("integrating the flow failed"):
-        sol = solvers.sample_flow(model, x0, **solver_kwargs)
+        sol = sampling.sample_flow(model, x0, **solver_kwargs)
     generated = space.to_data(sol.x.astype(np.float64))
     if held_out is None:
         target = ckpt.train_config["target"]

@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from . import _checks, checkpoint, data, guidance, likelihood, solvers
+from . import _checks, checkpoint, data, guidance, likelihood, sampling, solvers
 from . import reflow as reflow_module
 from .transforms import Standardize
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
@@ -126,7 +126,7 @@ class Flow:
     def _solve(self, field, z, backwards=False):
         if backwards:
             return solvers.solve(field, z, self.solver, self._steps(), t0=1.0, t1=0.0).x
-        return solvers.sample_flow(field, z, method=self.solver, steps=self._steps()).x
+        return sampling.sample_flow(field, z, method=self.solver, steps=self._steps()).x
 
     # --- using the fitted flow ----------------------------------------------------------------
     def sample(self, n, rng=None, y=None, guidance=1.0):

@@ -31,17 +31,21 @@ def divergence(model, x, t):
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
     x : (n, d) points; t : float or (n,) times.
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) its divergence at each point.
+    div : (n,) the divergence at each point.
     """
-    x = _checks.points(x, "x")
+    return _velocity_and_divergence(model, _checks.points(x, "x"), t)[1]
+
+
+def _velocity_and_divergence(model, x, t):
+    """``(v, div v)`` (n, d), (n,) from one call of ``jvp`` with the d unit tangents."""
     n, d = x.shape
     tangents = np.broadcast_to(np.eye(d, dtype=x.dtype)[:, None, :], (d, n, d))  # (d, n, d)
-    v, dv = model.jvp(x, t, tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
+    v, dv = model.jvp(x, t, dx=tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
     return v, np.einsum("ini->n", dv)  # sum_i dv[i, j, i] = trace J(x_j)
 
 
@@ -64,14 +68,19 @@ def hutchinson_divergence(model, x, t, probes):
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) the estimate (its variance falls as 1/k).
+    div : (n,) the estimate (its variance falls as 1/k).
     """
     x = _checks.points(x, "x")
     probes = np.asarray(probes, dtype=x.dtype)
     if probes.ndim != 3 or probes.shape[1:] != x.shape:
         raise ValueError(f"probes must have shape (k, {x.shape[0]}, {x.shape[1]}), "
                          f"got {probes.shape}")
-    v, dv = model.jvp(x, t, probes)  # (n, d), (k, n, d)
+    return _velocity_and_hutchinson(model, x, t, probes)[1]
+
+
+def _velocity_and_hutchinson(model, x, t, probes):
+    """``(v, mean_k eps_k^T J eps_k)`` (n, d), (n,) from one call of ``jvp`` with the probes."""
+    v, dv = model.jvp(x, t, dx=probes)  # (n, d), (k, n, d)
     return v, np.einsum("knd,knd->n", probes, dv) / probes.shape[0]
 
 
@@ -94,7 +103,7 @@ class LogLikelihood:
     nfe: int
 
 
-def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log_p0=None,
+def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, log_p0=None,
                    rng=None, probe="rademacher", n_probes=1, chunk_size=4096):
     """``log p_1(x1) = log p_0(x0) - integral_0^1 div v(x_t, t) dt`` (Chen et al. 2018, Thm. 1).
 
@@ -103,9 +112,11 @@ def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx)`` (an :class:`~npflow.nn.MLP`)
     x1 : (n, d) points at which to evaluate the model's density.
-    method, steps, rtol, atol : see :func:`npflow.solvers.solve` (pass ``steps=None`` with dopri5).
+    method, steps, rtol, atol : see :func:`npflow.solvers.solve`; ``steps=None`` is
+        ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the
+        rule in :mod:`npflow.solvers`' docstring).
     log_p0 : callable (n, d) -> (n,), optional
         Log-density of the source; the standard normal by default.
     rng : np.random.Generator, optional
@@ -143,8 +154,8 @@ def _integrate_back(model, x1, probes, method, steps, rtol, atol):
 
     def augmented(z, t):  # z = [x, l] (n, d + 1) -> [v, div v]
         x = z[:, :d]
-        v, div = divergence(model, x, t) if probes is None else \
-            hutchinson_divergence(model, x, t, probes)
+        v, div = _velocity_and_divergence(model, x, t) if probes is None else \
+            _velocity_and_hutchinson(model, x, t, probes)
         return np.concatenate([v, div[:, None]], axis=1)
 
     z1 = np.concatenate([x1, np.zeros((x1.shape[0], 1), dtype=x1.dtype)], axis=1)

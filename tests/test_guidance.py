@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npflow import likelihood, nn, solvers
+from npflow import likelihood, nn, sampling
 from npflow.guidance import GuidedField
 
 H = 1e-6
@@ -53,13 +53,22 @@ def test_guided_field_is_affine_in_w(w, seed):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_jvp_takes_the_tangents_by_keyword_only():
+    field = GuidedField(make_net(), 1, 2.0)
+    x, t = batch(8)
+    with pytest.raises(TypeError):
+        field.jvp(x, t, np.ones((1, 7, 2)))
+    v, dv = field.jvp(x, t, dx=np.ones((1, 7, 2)))
+    np.testing.assert_array_equal(v, field(x, t))
+
+
 @pytest.mark.parametrize("w", [0.0, 1.0, 2.5])
 def test_jvp_matches_finite_differences(w):
     net = make_net(seed=3)
     x, t = batch(4)
     field = GuidedField(net, np.arange(7) % 4, w)
     dx = np.random.default_rng(5).standard_normal((3, 7, 2))
-    v, dv = field.jvp(x, t, dx)
+    v, dv = field.jvp(x, t, dx=dx)
     np.testing.assert_allclose(v, field(x, t), rtol=1e-13, atol=1e-14)
     for j in range(3):
         fd = (field(x + H * dx[j], t) - field(x - H * dx[j], t)) / (2 * H)
@@ -70,7 +79,7 @@ def test_works_with_the_solvers_and_the_likelihood():
     net = make_net(seed=6)
     x0 = np.random.default_rng(7).standard_normal((5, 2))
     field = GuidedField(net, 1, 2.0)
-    sol = solvers.sample_flow(field, x0, "rk4", 8)
+    sol = sampling.sample_flow(field, x0, "rk4", 8)
     assert sol.x.shape == (5, 2) and np.all(np.isfinite(sol.x))
     ll = likelihood.log_likelihood(field, sol.x, method="rk4", steps=8)
     assert np.all(np.isfinite(ll.log_prob))
