@@ -11,9 +11,13 @@ divergence, with k probes for Hutchinson's estimator. For each dimension d this 
 each the least of ``--repeats`` calls after one warm-up call. Costs are CPU times of the calling
 thread (``time.thread_time``) with NumPy's OpenBLAS held to one thread (:mod:`npflow._blas`):
 on a machine shared with other jobs the wall time measures the other jobs too, the CPU time of
-one thread measures the work. Without a controllable OpenBLAS the wall time is used. It then measures the noise of
-Hutchinson's log-likelihood: ``log_likelihood(divergence="hutchinson", n_probes=16)`` on
-``--std-points`` points gives each point 16 independent estimates; their per-point standard
+one thread measures the work. Without a controllable OpenBLAS the wall time is used.
+
+(The augmented velocity adds only the copy of ``[v, div]`` into one (n, d + k) array to these.)
+
+It then measures the noise of Hutchinson's log-likelihood:
+``log_likelihood(divergence="hutchinson", n_probes=16)`` on ``--std-points`` points (rk4,
+``--std-steps`` steps) gives each point 16 independent estimates; their per-point standard
 deviation (the noise of one probe) and the resulting standard error with ``DEFAULT_PROBES`` probes
 are printed (medians over the points). The crossover is the smallest d at which the exact
 divergence costs more than Hutchinson's estimator with ``likelihood.DEFAULT_PROBES`` probes;
@@ -59,7 +63,7 @@ def parse_args(argv=None):
 
 
 def best_ms(fn, repeats, clock):
-    """Least time of ``fn()`` on ``clock`` in milliseconds over ``repeats`` calls, after a warm-up."""
+    """Least time of ``fn()`` on ``clock``, in ms, over ``repeats`` calls after a warm-up."""
     fn()
     times = []
     for _ in range(repeats):
