@@ -16,12 +16,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npflow.likelihood import (LogLikelihood, divergence, draw_probes, hutchinson_divergence,
-                               log_likelihood, standard_normal_log_density)
+from npflow.likelihood import (DEFAULT_PROBES, EXACT_MAX_DIM, LogLikelihood, divergence,
+                               draw_probes, hutchinson_divergence, log_likelihood,
+                               standard_normal_log_density)
 from npflow import solvers
 from npflow.nn import MLP
 
 SMOOTH = ("silu", "tanh")
+PROBE_KINDS = ("rademacher", "gaussian")
 KINKED = ("relu", "selu")  # SELU's derivative jumps at 0 (lambda vs lambda * alpha)
 
 
@@ -302,9 +304,10 @@ def test_probes_come_only_from_the_passed_generator(probe):
     x1 = np.random.default_rng(13).standard_normal((6, 2))
     np.random.seed(123)
     global_state = np.random.get_state()[1].copy()
-    a = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(42), probe=probe)
-    b = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(42), probe=probe)
-    c = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(43), probe=probe)
+    hutchinson = {"steps": 5, "divergence": "hutchinson", "probe": probe}
+    a = log_likelihood(model, x1, rng=np.random.default_rng(42), **hutchinson)
+    b = log_likelihood(model, x1, rng=np.random.default_rng(42), **hutchinson)
+    c = log_likelihood(model, x1, rng=np.random.default_rng(43), **hutchinson)
     np.testing.assert_array_equal(a.log_prob, b.log_prob)
     assert not np.allclose(a.log_prob, c.log_prob)
     np.testing.assert_array_equal(np.random.get_state()[1], global_state)  # global RNG untouched
@@ -321,13 +324,94 @@ def test_hutchinson_log_likelihood_is_unbiased(probe):
     copies = 400
     x1 = np.repeat(points, copies, axis=0)  # (1200, 2), point i in rows i*copies .. (i+1)*copies
     exact = log_likelihood(model, points, steps=10)
-    est = log_likelihood(model, x1, steps=10, rng=np.random.default_rng(16), probe=probe)
+    est = log_likelihood(model, x1, steps=10, divergence="hutchinson", n_probes=1,
+                         rng=np.random.default_rng(16), probe=probe)
+    assert est.stderr is None  # one probe: no spread to measure
     delta = est.delta.reshape(3, copies)
     np.testing.assert_allclose(est.x0.reshape(3, copies, 2), np.repeat(exact.x0[:, None], copies,
                                                                        axis=1), atol=1e-12)
     stderr = delta.std(axis=1, ddof=1) / np.sqrt(copies)
     assert np.all(np.abs(delta.mean(axis=1) - exact.delta) < 5 * stderr + 1e-12)
     assert np.all(delta.std(axis=1) > 0)  # it really is an estimate
+
+
+# --- divergence="auto" | "exact" | "hutchinson", per-probe accumulators and their stderr ---------
+
+@pytest.mark.parametrize("d", [3, 20])
+def test_hutchinson_agrees_with_exact_within_its_reported_standard_error(d):
+    """v(x) = A x: div v = tr A exactly, and each probe's accumulator is exactly -eps^T A eps
+    (constant along the path), whose variance for Rademacher probes is known. With k probes the
+    mean is off by ~sqrt(Var / k), and the reported stderr estimates exactly that."""
+    field = LinearField(0.5 * np.random.default_rng(d).standard_normal((d, d)), np.zeros(d))
+    x1 = np.random.default_rng(d + 1).standard_normal((2000, d))
+    k = 8
+    exact = log_likelihood(field, x1, steps=4, divergence="exact")
+    est = log_likelihood(field, x1, steps=4, divergence="hutchinson", n_probes=k,
+                         rng=np.random.default_rng(d + 2))
+    assert exact.stderr is None and est.stderr.shape == (2000,)
+    np.testing.assert_allclose(exact.delta, -np.trace(field.A), rtol=1e-12)
+    np.testing.assert_allclose(est.x0, exact.x0, rtol=1e-12, atol=1e-12)  # probes move no point
+    var = exact_probe_variance(np.broadcast_to(field.A, (1, d, d)), "rademacher")[0]
+    error = est.log_prob - exact.log_prob  # = est.delta - exact.delta
+    np.testing.assert_allclose(error, est.delta - exact.delta, atol=1e-9)
+    assert 0.85 < np.mean(error ** 2) / (var / k) < 1.15  # unbiased, variance Var / k
+    assert 0.9 < np.mean(est.stderr ** 2) / (var / k) < 1.1  # the reported stderr is right
+    assert np.mean(np.abs(error) <= 3 * est.stderr) > 0.95  # t with 7 dof: 98% inside 3 stderr
+
+
+def test_auto_is_exact_up_to_exact_max_dim_then_hutchinson():
+    n, steps = 4, 2
+    small = make_mlp(EXACT_MAX_DIM, (8,), seed=1)
+    x = np.random.default_rng(2).standard_normal((n, EXACT_MAX_DIM))
+    auto = log_likelihood(small, x, steps=steps, rng=np.random.default_rng(0))
+    assert auto.stderr is None  # exact: the rng is not used
+    np.testing.assert_array_equal(auto.log_prob, log_likelihood(small, x, steps=steps,
+                                                                divergence="exact").log_prob)
+    big = make_mlp(EXACT_MAX_DIM + 1, (8,), seed=1)
+    x = np.random.default_rng(2).standard_normal((n, EXACT_MAX_DIM + 1))
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator .*d=17"):
+        log_likelihood(big, x, steps=steps)
+    auto = log_likelihood(big, x, steps=steps, rng=np.random.default_rng(0))
+    forced = log_likelihood(big, x, steps=steps, divergence="hutchinson",
+                            n_probes=DEFAULT_PROBES, rng=np.random.default_rng(0))
+    assert auto.stderr.shape == (n,) and np.all(auto.stderr > 0)
+    np.testing.assert_array_equal(auto.log_prob, forced.log_prob)  # DEFAULT_PROBES probes
+    exact = log_likelihood(big, x, steps=steps, divergence="exact")
+    assert exact.stderr is None
+    assert np.all(np.abs(auto.log_prob - exact.log_prob) < 6 * auto.stderr)
+
+
+def test_each_probe_has_its_own_accumulator_and_stderr_is_their_spread():
+    """One chunk draws its probes once, as draw_probes(rng, (k, n, d)), so the same seed gives
+    them back. For v(x) = A x the accumulator of probe k is exactly -eps_k^T A eps_k."""
+    field = random_linear_field(31, 3)
+    x1 = np.random.default_rng(32).standard_normal((5, 3))
+    k = 3
+    for probe in PROBE_KINDS:
+        ll = log_likelihood(field, x1, steps=3, divergence="hutchinson", n_probes=k, probe=probe,
+                            rng=np.random.default_rng(33))
+        eps = draw_probes(np.random.default_rng(33), (k, 5, 3), probe)  # (k, n, d)
+        per_probe = -np.einsum("kni,ij,knj->kn", eps, field.A, eps)  # (k, n)
+        np.testing.assert_allclose(ll.delta, per_probe.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ll.stderr, per_probe.std(axis=0, ddof=1) / np.sqrt(k),
+                                   rtol=1e-10, atol=1e-12)
+
+
+# --- five dimensions: dopri5 against the closed form --------------------------------------------
+
+@pytest.mark.parametrize("divergence", ["exact", "hutchinson"])
+def test_dopri5_log_likelihood_in_five_dimensions(divergence):
+    """A linear field carries the Gaussian source to a Gaussian p1 (see pushforward)."""
+    field = random_linear_field(21, 5)
+    mean, cov = pushforward(field, np.zeros(5), 1.0)
+    x1 = np.random.default_rng(22).multivariate_normal(mean, cov, size=50)
+    ll = log_likelihood(field, x1, method="dopri5", rtol=1e-9, atol=1e-9, divergence=divergence,
+                        rng=None if divergence == "exact" else np.random.default_rng(23))
+    expected = gaussian_log_density(x1, mean, cov)
+    if divergence == "exact":
+        np.testing.assert_allclose(ll.log_prob, expected, atol=1e-6)
+    else:
+        assert np.all(np.abs(ll.log_prob - expected) < 6 * ll.stderr + 1e-6)
 
 
 # --- bad inputs ---------------------------------------------------------------------------------
@@ -342,6 +426,11 @@ def test_hutchinson_log_likelihood_is_unbiased(probe):
     ({"probe": "bogus"}, ValueError, "probe"),
     ({"probe": "bogus", "rng": np.random.default_rng(0)}, ValueError, "probe"),
     ({"rng": 0}, TypeError, "rng"),
+    ({"rng": 0, "divergence": "hutchinson"}, TypeError, "rng"),
+    ({"divergence": "hutchinson"}, ValueError, "rng must be a numpy.random.Generator"),
+    ({"divergence": "trace"}, ValueError, "divergence"),
+    ({"divergence": "exact", "rng": np.random.default_rng(0)}, ValueError, "rng and n_probes"),
+    ({"divergence": "exact", "n_probes": 4}, ValueError, "rng and n_probes"),
     ({"method": "bogus"}, ValueError, "method"),
     ({"steps": 0}, ValueError, "steps"),
     ({"method": "dopri5", "steps": 10}, ValueError, "steps"),

@@ -73,3 +73,23 @@ def test_default_threads_only_for_large_batches(monkeypatch):
     assert sampling._workers(lambda x, t: x, "rk4", 10 ** 6, None) == 1
     monkeypatch.setattr(sampling._blas, "threads", lambda: None)  # a BLAS we cannot hold back
     assert sampling._workers(model, "rk4", 10 ** 6, None) == 1
+
+
+def test_dopri5_samples_a_linear_field_in_five_dimensions():
+    """v(x, t) = A x + b t: x(1) = e^A x0 + A^-2 (e^A - I - A) b, from an eigendecomposition."""
+    rng = np.random.default_rng(9)
+    A, b = 0.5 * rng.standard_normal((5, 5)), rng.standard_normal(5)
+    w, V = np.linalg.eig(A)
+    expA = ((V * np.exp(w)) @ np.linalg.inv(V)).real
+    phi2 = ((V * ((np.exp(w) - 1 - w) / w ** 2)) @ np.linalg.inv(V)).real
+    x0 = rng.standard_normal((30, 5))
+    sol = sample_flow(lambda x, t: x @ A.T + t * b, x0, "dopri5", rtol=1e-10, atol=1e-10,
+                      chunk_size=7)
+    np.testing.assert_allclose(sol.x, x0 @ expA.T + phi2 @ b, rtol=1e-7, atol=1e-8)
+
+
+def test_dopri5_samples_a_five_dimensional_network_like_fine_rk4():
+    model = MLP(5, (16, 16), "silu", rng=np.random.default_rng(10), dtype=np.float64)
+    x0 = np.random.default_rng(11).standard_normal((20, 5))
+    sol = sample_flow(model, x0, "dopri5", rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(sol.x, sample_flow(model, x0, "rk4", steps=400).x, atol=1e-7)
