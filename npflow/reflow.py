@@ -59,7 +59,10 @@ def reflow_trainer(model, config, pairs, **overrides):
     model : MLP
         The parent flow, whose weights initialise the new network (and its EMA).
     config : TrainConfig
-        The parent's configuration; the new one is it with ``reflow + 1`` and ``overrides``.
+        The parent's configuration; the new one is it with ``reflow + 1``, the straight path
+        ``path="linear"`` (``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``, whatever the parent's
+        path: a Lipman or I-CFM parent's target would not be the straight line between the
+        pairs), ``coupling="independent"`` (the pairs are fixed) and ``overrides``.
     pairs : (x0, x1)
         Two (N, d) arrays from :func:`reflow_pairs`.
     **overrides
@@ -75,7 +78,9 @@ def reflow_trainer(model, config, pairs, **overrides):
     if config.conditional:
         raise ValueError("config must be unconditional: reflow of conditional flows is not "
                          "supported (the pairs carry no labels)")
-    new = dataclasses.replace(config, reflow=config.reflow + 1, **overrides)
+    # Liu et al. 2023, Alg. 1: the straight-line objective, whatever path the parent used.
+    new = dataclasses.replace(config, reflow=config.reflow + 1, path="linear",
+                              coupling="independent", **overrides)
     trainer = Trainer(new, pairs=pairs)
     if model.config() != trainer.model.config():
         raise ValueError(f"model must have the architecture of the config, got {model.config()} "
