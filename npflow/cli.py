@@ -937,6 +937,8 @@ def _add_plot(sub):
                         "loss: training loss (default: samples)")
     p.add_argument("--steps", type=POSITIVE_INT, default=None,
                    help="rk4 steps (default: 100; density: 16)")
+    _add_data_reading(p, "a model of your rows: rows to draw beside its samples (--kind samples: "
+                         "side by side in 2-D, pairwise scatter plots of a few coordinates above)")
     p.set_defaults(run=_cmd_plot)
 
 
@@ -974,13 +976,42 @@ _PLOTS = {"samples": _plot_samples, "trajectories": _plot_trajectories, "field":
           "density": _plot_density, "loss": _plot_loss}
 
 
+def _plot_rows(viz, ckpt, model, n, steps, seed, rows):
+    """A model of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
+    space = _Space(ckpt)
+    rows = space.check_rows(rows, "--data")
+    if space.source_is_data:
+        raise UsageError("--kind samples of a data-to-data model: use npflow sample "
+                         "--source-data, then plot the rows yourself")
+    rng = np.random.default_rng(seed)
+    z0 = space.draw_source(n, rng)
+    generated = space.to_data(solvers.solve(model, z0.astype(model.dtype), "rk4", steps).x)
+    if space.dim == 2:
+        return viz.panels(space.to_data(z0), generated, rows,
+                          titles=("noise (in data units)", "generated", "data"))
+    return viz.pairplot(rows, generated)
+
+
 def _cmd_plot(args):
     out = _check_out(args.out, (".png", ".pdf", ".svg"))
     viz = _viz()
     ckpt = checkpoint.load(args.model)
     n = _PLOT_N.get(args.kind, 2000) if args.n is None else args.n
     steps = _PLOT_STEPS.get(args.kind, 100) if args.steps is None else args.steps
-    fig = _PLOTS[args.kind](viz, ckpt, ckpt.model(ema=not args.raw), n, steps, args.seed)
+    model = ckpt.model(ema=not args.raw)
+    if ckpt.data is not None and args.kind != "loss":
+        if args.kind != "samples":
+            raise UsageError(f"--kind {args.kind} draws a model of a built-in 2-D target; for a "
+                             f"model of your rows use --kind samples (with --data) or loss")
+        if args.data is None:
+            raise UsageError("--kind samples of a model of your rows needs --data (rows to draw "
+                             "beside the samples)")
+        rows = data.load(args.data, name="--data", **_read_kwargs(args)).x
+        fig = _plot_rows(viz, ckpt, model, n, steps, args.seed, np.asarray(rows, np.float64))
+    elif args.data is not None:
+        raise UsageError("--data goes with a model of your rows; this one has a built-in target")
+    else:
+        fig = _PLOTS[args.kind](viz, ckpt, model, n, steps, args.seed)
     viz.save_figure(fig, out)
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.kind})")
