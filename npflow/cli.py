@@ -274,6 +274,9 @@ def _check_data_options(args, given):
                          "source distribution)")
     if args.labels is not None and args.label_column is not None:
         raise UsageError("give class labels either with --labels or with --label-column, not both")
+    if args.labels is not None and args.drop_nonfinite:
+        raise UsageError("--drop-nonfinite cannot keep a separate --labels file aligned with the "
+                         "rows it drops: put the labels in a column (--label-column) instead")
     if "label_dropout" in given and not given.get("conditional") and not args.resume:
         raise UsageError("--label-dropout needs --conditional (or labels with --data)")
 

@@ -633,6 +633,9 @@ def test_train_on_data_resumes_exactly_from_the_stored_file(table, tmp_path, cap
     (lambda d: np.save(f"{d}/nan.npy", np.array([[1.0, np.nan], [2, 3], [4, 5]])),
      ["--data", "{d}/nan.npy"], ["NaN", "--drop-nonfinite"]),
     (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels", "need --data"]),
+    (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--labels",
+                                                          "{d}/x.npy", "--drop-nonfinite"],
+     ["--drop-nonfinite", "--label-column"]),
     (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--target",
                                                           "moons"], ["--data", "--target"]),
 ])
