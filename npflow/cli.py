@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from . import (_checks, checkpoint, couplings, data, datasets, flow, likelihood, metrics, paths,
-               reflow, solvers)
+               reflow, sampling, solvers)
 from .guidance import GuidedField
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS
 from ._progress import Progress
@@ -274,6 +274,9 @@ def _check_data_options(args, given):
                          "source distribution)")
     if args.labels is not None and args.label_column is not None:
         raise UsageError("give class labels either with --labels or with --label-column, not both")
+    if args.labels is not None and args.drop_nonfinite:
+        raise UsageError("--drop-nonfinite cannot keep a separate --labels file aligned with the "
+                         "rows it drops: put the labels in a column (--label-column) instead")
     if "label_dropout" in given and not given.get("conditional") and not args.resume:
         raise UsageError("--label-dropout needs --conditional (or labels with --data)")
 
@@ -482,13 +485,18 @@ class _Space:
 
 
 class _RowWriter:
-    """Rows written chunk by chunk to a temporary ``.npy`` (memory-mapped) or ``.csv`` file,
-    renamed over ``path`` only when complete."""
+    """Rows written chunk by chunk to a temporary ``.npy`` or ``.csv`` file, renamed over
+    ``path`` only when complete.
+
+    The ``.npy`` header is written first (its shape is known), then each chunk's bytes in turn:
+    nothing is kept in memory but the chunk, so any number of rows that fits on disk can be
+    written.
+    """
 
     def __init__(self, path, n, d, dtype):
         folder = os.path.dirname(os.path.abspath(path))
-        self.path, self.csv = path, path.endswith(".csv")
-        need = n * d * (24 if self.csv else np.dtype(dtype).itemsize)
+        self.path, self.csv, self.dtype = path, path.endswith(".csv"), np.dtype(dtype)
+        need = n * d * (24 if self.csv else self.dtype.itemsize)
         free = shutil.disk_usage(folder).free
         if need > free:
             raise UsageError(f"{n} points of dimension {d} need about {_checks.gib(need)} on disk "
@@ -497,20 +505,21 @@ class _RowWriter:
         if self.csv:
             self.file = open(self.tmp, "w", encoding="ascii")
         else:
-            self.file = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=dtype, shape=(n, d))
+            self.file = open(self.tmp, "wb")
+            np.lib.format.write_array_header_1_0(self.file, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": (n, d)})
 
-    def write(self, start, rows):
+    def write(self, rows):
+        """Append the next rows (m, d)."""
         if self.csv:
             np.savetxt(self.file, rows, delimiter=",", fmt="%.9g")
         else:
-            self.file[start:start + len(rows)] = rows
+            self.file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
 
     def close(self, complete=True):
-        if self.csv:
-            self.file.close()
-        else:
-            self.file.flush()
-            del self.file
+        """Close, and rename over the target when ``complete`` (else delete)."""
+        self.file.close()
         if complete:
             os.replace(self.tmp, self.path)
         else:
@@ -553,10 +562,10 @@ def _cmd_sample(args):
             x0 = space.draw_source(m, rng) if rows is None else \
                 space.to_network(rows[start:start + m], space.source_transform)
             with _stage("integrating the flow failed"):
-                sol = solvers.sample_flow(field, x0.astype(model.dtype),
+                sol = sampling.sample_flow(field, x0.astype(model.dtype),
                                           return_trajectory=traj_out is not None,
                                           **_solver_kwargs(args))
-            writer.write(start, space.to_data(sol.x))
+            writer.write(space.to_data(sol.x))
             nfe = max(nfe, sol.nfe)
             progress.update(start + m)
         complete = True
@@ -606,8 +615,28 @@ def _add_evaluate(sub):
     p.add_argument("--n", type=POSITIVE_INT, default=2000,
                    help="points per set for W2, MMD and energy (default: 2000)")
     _add_data_reading(p, "held-out rows to score (a model trained with --data)")
+    _add_divergence_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_cmd_evaluate)
+
+
+def _add_divergence_options(p):
+    p.add_argument("--divergence", choices=likelihood.DIVERGENCES, default="auto",
+                   help=f"div v for the likelihood: exact (d tangents) up to d = "
+                        f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above, unless forced "
+                        f"(default: auto)")
+    p.add_argument("--probes", type=POSITIVE_INT, default=None,
+                   help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})")
+
+
+def _likelihood_kwargs(divergence, n_probes, dim, rng):
+    """The divergence options of log_likelihood for a model in ``dim`` dimensions."""
+    exact = divergence == "exact" or (divergence == "auto" and dim <= likelihood.EXACT_MAX_DIM)
+    if exact:
+        if n_probes is not None and divergence == "exact":
+            raise UsageError("--probes goes with a Hutchinson divergence, not --divergence exact")
+        return {"divergence": divergence}
+    return {"divergence": divergence, "rng": rng, "n_probes": n_probes}
 
 
 def _source_log_density(name):
@@ -616,7 +645,8 @@ def _source_log_density(name):
     return lambda x: datasets.log_density(name, x)
 
 
-def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True):
+def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True,
+             divergence="auto", n_probes=None):
     """The metrics of ``npflow evaluate`` as a dict (see the command's help).
 
     ``held_out`` (m, d): rows of a model trained on data (data units); None draws fresh points
@@ -639,7 +669,7 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True):
                          "(held-out rows)")
     x0 = space.draw_source(n, rng).astype(model.dtype)  # first, as npflow sample draws it
     with _stage("integrating the flow failed"):
-        sol = solvers.sample_flow(model, x0, **solver_kwargs)
+        sol = sampling.sample_flow(model, x0, **solver_kwargs)
     generated = space.to_data(sol.x.astype(np.float64))
     if held_out is None:
         target = ckpt.train_config["target"]
@@ -648,6 +678,8 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True):
         shuffled = held_out[rng.permutation(len(held_out))]
         reference, floor_set, nll_rows = shuffled[:n], shuffled[n:2 * n], held_out
     result = {"n": n, "nfe": sol.nfe, **_sample_metrics(generated, reference, floor_set)}
+    solver_kwargs = {**solver_kwargs,
+                     **_likelihood_kwargs(divergence, n_probes, space.dim, rng)}
     result.update(_nll(ckpt, space, model, nll_rows, rng, solver_kwargs))
     target = ckpt.train_config["target"]
     result["precision"] = datasets.checkerboard_precision(generated) \
@@ -686,6 +718,8 @@ def _nll(ckpt, space, model, rows, rng, solver_kwargs):
     nll = metrics.negative_log_likelihood(
         ll.log_prob.astype(np.float64) + space.transform.log_abs_det())
     result = {"nll": nll, "nll_rows": len(rows)}
+    if ll.stderr is not None:  # Hutchinson: the probes' noise in the mean
+        result["nll_probe_stderr"] = float(np.sqrt(np.sum(ll.stderr ** 2)) / len(rows))
     if space.transform.dequantize:
         result["bits_per_dim"] = bits_per_dim(nll, space.dim)
     return result
@@ -697,7 +731,8 @@ def _cmd_evaluate(args):
     if args.data is not None:
         held_out = data.load(args.data, name="--data", **_read_kwargs(args)).x
     result = evaluate(ckpt, args.n, args.seed, _solver_kwargs(args), ema=not args.raw,
-                      held_out=held_out, best=not args.last)
+                      held_out=held_out, best=not args.last, divergence=args.divergence,
+                      n_probes=args.probes)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -733,12 +768,13 @@ def _add_rows_command(sub, name, help_text, description, example, run):
 
 
 def _add_log_prob(sub):
-    _add_rows_command(
+    p = _add_rows_command(
         sub, "log-prob", "write the model's log-density of every row (e.g. anomaly scores)",
         "One log p(x) per row of --data, in nats and data units (exact divergence): low values "
         "are rows the model finds unlikely. A dequantized model scores x + u, u ~ U[0, 1).",
         "example:\n  npflow log-prob --model my.npz --data new_rows.csv --out scores.npy\n",
         _cmd_log_prob)
+    _add_divergence_options(p)
 
 
 def _add_encode(sub):
@@ -766,11 +802,14 @@ def _cmd_log_prob(args):
     model = ckpt.model(ema=not args.raw, best=not args.last)
     rows = _rows_for(args, space)
     log_p0 = None if space.rows else _source_log_density(ckpt.train_config["source"])
+    rng = np.random.default_rng(args.seed)
     if space.rows and space.transform.dequantize:
-        rows = space.transform.dequantized(rows, np.random.default_rng(args.seed))
+        rows = space.transform.dequantized(rows, rng)
+    kwargs = {**_solver_kwargs(args),
+              **_likelihood_kwargs(args.divergence, args.probes, space.dim, rng)}
     with _stage("integrating the likelihood failed"):
         ll = likelihood.log_likelihood(model, space.to_network(rows).astype(model.dtype),
-                                       log_p0=log_p0, **_solver_kwargs(args))
+                                       log_p0=log_p0, **kwargs)
     scores = ll.log_prob.astype(np.float64) + (space.transform.log_abs_det() if space.rows else 0)
     _save_rows(out, scores[:, None])
     print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
@@ -795,7 +834,7 @@ def _cmd_encode(args):
 def _save_rows(path, rows):
     """Write (n, k) rows to ``path`` (.npy or .csv) through a temporary file and a rename."""
     writer = _RowWriter(path, rows.shape[0], rows.shape[1], rows.dtype)
-    writer.write(0, rows if rows.shape[1] > 1 or not writer.csv else rows)
+    writer.write(rows)
     writer.close()
 
 
@@ -901,6 +940,8 @@ def _add_plot(sub):
                         "loss: training loss (default: samples)")
     p.add_argument("--steps", type=POSITIVE_INT, default=None,
                    help="rk4 steps (default: 100; density: 16)")
+    _add_data_reading(p, "a model of your rows: rows to draw beside its samples (--kind samples: "
+                         "side by side in 2-D, pairwise scatter plots of a few coordinates above)")
     p.set_defaults(run=_cmd_plot)
 
 
@@ -938,13 +979,42 @@ _PLOTS = {"samples": _plot_samples, "trajectories": _plot_trajectories, "field":
           "density": _plot_density, "loss": _plot_loss}
 
 
+def _plot_rows(viz, ckpt, model, n, steps, seed, rows):
+    """A model of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
+    space = _Space(ckpt)
+    rows = space.check_rows(rows, "--data")
+    if space.source_is_data:
+        raise UsageError("--kind samples of a data-to-data model: use npflow sample "
+                         "--source-data, then plot the rows yourself")
+    rng = np.random.default_rng(seed)
+    z0 = space.draw_source(n, rng)
+    generated = space.to_data(solvers.solve(model, z0.astype(model.dtype), "rk4", steps).x)
+    if space.dim == 2:
+        return viz.panels(space.to_data(z0), generated, rows,
+                          titles=("noise (in data units)", "generated", "data"))
+    return viz.pairplot(rows, generated)
+
+
 def _cmd_plot(args):
     out = _check_out(args.out, (".png", ".pdf", ".svg"))
     viz = _viz()
     ckpt = checkpoint.load(args.model)
     n = _PLOT_N.get(args.kind, 2000) if args.n is None else args.n
     steps = _PLOT_STEPS.get(args.kind, 100) if args.steps is None else args.steps
-    fig = _PLOTS[args.kind](viz, ckpt, ckpt.model(ema=not args.raw), n, steps, args.seed)
+    model = ckpt.model(ema=not args.raw)
+    if ckpt.data is not None and args.kind != "loss":
+        if args.kind != "samples":
+            raise UsageError(f"--kind {args.kind} draws a model of a built-in 2-D target; for a "
+                             f"model of your rows use --kind samples (with --data) or loss")
+        if args.data is None:
+            raise UsageError("--kind samples of a model of your rows needs --data (rows to draw "
+                             "beside the samples)")
+        rows = data.load(args.data, name="--data", **_read_kwargs(args)).x
+        fig = _plot_rows(viz, ckpt, model, n, steps, args.seed, np.asarray(rows, np.float64))
+    elif args.data is not None:
+        raise UsageError("--data goes with a model of your rows; this one has a built-in target")
+    else:
+        fig = _PLOTS[args.kind](viz, ckpt, model, n, steps, args.seed)
     viz.save_figure(fig, out)
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.kind})")

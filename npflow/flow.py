@@ -28,7 +28,7 @@ import dataclasses
 
 import numpy as np
 
-from . import _checks, checkpoint, data, guidance, likelihood, solvers
+from . import _checks, checkpoint, data, guidance, likelihood, sampling, solvers
 from . import reflow as reflow_module
 from .transforms import Standardize
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
@@ -46,6 +46,12 @@ class Flow:
         ODE solver of ``sample``, ``log_prob`` and the transforms.
     solver_steps : int, optional
         Uniform steps of the fixed-step solvers (100 by default); None for dopri5.
+    divergence : {"auto", "exact", "hutchinson"}
+        How ``log_prob`` gets ``div v``: exact (d tangents) up to
+        :data:`~npflow.likelihood.EXACT_MAX_DIM` dimensions and Hutchinson's estimator with
+        ``n_probes`` probes above, unless forced (:func:`npflow.likelihood.log_likelihood`).
+    n_probes : int, optional
+        Hutchinson probes per row (:data:`~npflow.likelihood.DEFAULT_PROBES` by default).
     seed : int
         Seed of the training run and of the draws made when no ``rng`` is given.
     quiet : bool
@@ -70,8 +76,11 @@ class Flow:
         Everything ``save`` writes.
     """
 
-    def __init__(self, *, solver="rk4", solver_steps=None, seed=0, quiet=True, **options):
+    def __init__(self, *, solver="rk4", solver_steps=None, divergence="auto", n_probes=None,
+                 seed=0, quiet=True, **options):
         self.options = dict(options)
+        self.divergence = _checks.choice(divergence, "divergence", likelihood.DIVERGENCES)
+        self.n_probes = None if n_probes is None else _checks.positive_int(n_probes, "n_probes")
         self.solver = _checks.choice(solver, "solver", SOLVERS)
         if solver_steps is not None:
             solver_steps = _checks.positive_int(solver_steps, "solver_steps")
@@ -126,7 +135,7 @@ class Flow:
     def _solve(self, field, z, backwards=False):
         if backwards:
             return solvers.solve(field, z, self.solver, self._steps(), t0=1.0, t1=0.0).x
-        return solvers.sample_flow(field, z, method=self.solver, steps=self._steps()).x
+        return sampling.sample_flow(field, z, method=self.solver, steps=self._steps()).x
 
     # --- using the fitted flow ----------------------------------------------------------------
     def sample(self, n, rng=None, y=None, guidance=1.0):
@@ -166,18 +175,23 @@ class Flow:
 
         For a flow fitted with ``dequantize=True`` the rows are integer data: each gets fresh
         uniform noise ``u`` (from ``rng``) and the value is ``log p(x + u)``, whose mean is a
-        lower bound on the discrete log-likelihood (Theis et al. 2016).
+        lower bound on the discrete log-likelihood (Theis et al. 2016). ``rng`` also draws
+        Hutchinson's probes when the divergence is estimated (see ``divergence``).
 
         Returns
         -------
         (n,) float64 ndarray
         """
-        X = self._rows(X)
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(self._rows(X), dtype=np.float64)
+        rng = self._rng(rng)
         if self.transform_.dequantize:
-            X = self.transform_.dequantized(X, self._rng(rng))
+            X = self.transform_.dequantized(X, rng)
         z = self.transform_.forward(X).astype(self.model_.dtype)
-        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self._steps())
+        exact = self.divergence == "exact" or (self.divergence == "auto" and
+                                               self.n_features_in_ <= likelihood.EXACT_MAX_DIM)
+        probes = {} if exact else {"rng": rng, "n_probes": self.n_probes}
+        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self._steps(),
+                                       divergence=self.divergence, **probes)
         return ll.log_prob.astype(np.float64) + self.transform_.log_abs_det()
 
     def score(self, X, y=None, rng=None):
@@ -222,7 +236,8 @@ class Flow:
         ckpt = trainer.to_checkpoint()
         state = dataclasses.replace(self.checkpoint_.data, best_params=trainer.ema.shadow.copy(),
                                     best_step=trainer.step, val_losses=np.zeros((0, 2)))
-        child = Flow(solver=self.solver, solver_steps=self.solver_steps, seed=self.seed,
+        child = Flow(solver=self.solver, solver_steps=self.solver_steps,
+                     divergence=self.divergence, n_probes=self.n_probes, seed=self.seed,
                      quiet=self.quiet, **self.options)
         child._set_fitted(dataclasses.replace(ckpt, data=state))
         return child

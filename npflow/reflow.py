@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from . import _checks, solvers
+from . import _checks, sampling
 from .train import TrainConfig, Trainer
 
 
@@ -47,7 +47,7 @@ def reflow_pairs(model, x0, method="rk4", steps=100):
     if method == "dopri5":
         raise ValueError("method must be a fixed-step solver (euler, midpoint, heun, rk4), got "
                          "'dopri5'")
-    x1 = solvers.sample_flow(model, x0, method=method, steps=steps).x
+    x1 = sampling.sample_flow(model, x0, method=method, steps=steps).x
     return x0.astype(np.float64), x1.astype(np.float64)
 
 

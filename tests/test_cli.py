@@ -633,6 +633,9 @@ def test_train_on_data_resumes_exactly_from_the_stored_file(table, tmp_path, cap
     (lambda d: np.save(f"{d}/nan.npy", np.array([[1.0, np.nan], [2, 3], [4, 5]])),
      ["--data", "{d}/nan.npy"], ["NaN", "--drop-nonfinite"]),
     (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels", "need --data"]),
+    (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--labels",
+                                                          "{d}/x.npy", "--drop-nonfinite"],
+     ["--drop-nonfinite", "--label-column"]),
     (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--target",
                                                           "moons"], ["--data", "--target"]),
 ])
@@ -666,3 +669,23 @@ def test_every_data_command_shows_an_example_in_its_help(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "example" in capsys.readouterr().out
+
+
+def test_likelihood_commands_estimate_the_divergence_above_the_exact_dimension(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = str(tmp_path / "wide.npy")
+    np.save(rows, rng.standard_normal((120, 20)) * 2.0 + 1.0)
+    model = str(tmp_path / "m.npz")
+    assert main(["train", "--data", rows, *DATA_TINY, "--out", model, "--quiet"]) == 0
+    base = ["--model", model, "--data", rows, "--steps", 4]
+    auto = json.loads(run(capsys, "evaluate", *base, "--json", "--n", 20)[1])
+    exact = json.loads(run(capsys, "evaluate", *base, "--json", "--n", 20,
+                           "--divergence", "exact")[1])
+    assert "nll_probe_stderr" in auto and "nll_probe_stderr" not in exact
+    assert abs(auto["nll"] - exact["nll"]) < 5 * auto["nll_probe_stderr"] + 1e-6
+    out = str(tmp_path / "s.npy")
+    assert run(capsys, "log-prob", *base, "--divergence", "hutchinson", "--probes", 2,
+               "--out", out)[0] == 0
+    assert np.load(out).shape == (120, 1)
+    assert_usage_error(*run(capsys, "log-prob", *base, "--divergence", "exact", "--probes", 3,
+                            "--out", out), "--probes")
