@@ -43,6 +43,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import tempfile
 import time
 from dataclasses import dataclass
@@ -302,9 +303,11 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the rows (the mixtures are fixed)")
     p.add_argument("--workdir", default=None, help="folder of the CSV files and models "
                                                    "(default: a temporary folder)")
+    p.add_argument("--train-args", default="",
+                   help='extra options of npflow train, e.g. "--hidden 256,256,256,256"')
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     args = p.parse_args(argv)
-    args.train_args = []
+    args.train_args = shlex.split(args.train_args)
     if args.quick:
         for name, value in QUICK.items():
             setattr(args, name, value)
