@@ -12,10 +12,11 @@ and random full covariances::
 
 ``A A^T / d`` is a Wishart matrix with mean I whose eigenvalues spread over about [0, 4]
 (Marchenko-Pastur with ratio 1), so every component is elongated in random directions, and the
-``0.1 I`` keeps the condition number below ~40. The means are scaled by 1 / sqrt(d) so that the
-overlap of the components stays about the same in every d: at spread 3 the separations are ~4
-along directions of variance ~1, neighbouring components overlap, and a single Gaussian is a
-poor model (its KL is several nats).
+``0.1 I`` keeps every variance >= 0.1 (condition numbers 22 to 53 in the benchmark's mixtures).
+The means are scaled by 1 / sqrt(d) so that the distances between them stay ~4.2 in every d.
+The overlap still falls with d, as each component has more thin directions: the mean entropy of
+the component posterior is 0.86, 0.16, 0.03, 0.01 nats at d = 2, 5, 10, 20, and the KL of one
+fitted Gaussian grows from 0.3 to 5 nats.
 
 Everything is exact and NumPy only: the log-density is a log-sum-exp of the K normal
 log-densities, each through the Cholesky factor ``S_k = L_k L_k^T``::
@@ -55,8 +56,8 @@ from npflow import cli
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 N_COMPONENTS = 8
-SPREAD = 3.0  # means ~ N(0, SPREAD^2 / d I): neighbouring components overlap in every d
-JITTER = 0.1  # S_k = A A^T / d + JITTER I: eigenvalues >= 0.1, condition number <~ 40
+SPREAD = 3.0  # means ~ N(0, SPREAD^2 / d I): distances between means ~4.2 in every d
+JITTER = 0.1  # S_k = A A^T / d + JITTER I: every variance >= 0.1
 
 
 # ----------------------------------------------------------------------------------------------
