@@ -170,9 +170,9 @@ def main(argv=None):
 
     # --- unconditional samples: Frechet distance and memorization ---
     samples = quantize(flow.sample(args.n_samples, rng=rng))
-    class_gauss = [baselines.GaussianDensity(1e-3).fit(Xtr[ytr == k]) for k in range(10)]
-    gauss_samples = quantize(np.concatenate(
-        [g.sample(args.n_samples // 10, rng) + 0.5 for g in class_gauss]))
+    class_gauss = [baselines.GaussianDensity().fit(x_train_u[ytr == k]) for k in range(10)]
+    gauss_samples = quantize(np.concatenate([g.sample(args.n_samples // 10, rng)
+                                             for g in class_gauss]))
     f_test = clf.features(Xte)
     results["frechet"] = {"flow_samples_vs_held_out": frechet_distance(clf.features(samples), f_test),
                           "training_vs_held_out_floor": frechet_distance(clf.features(Xtr), f_test),
