@@ -36,14 +36,15 @@ from npflow.classifier import Classifier
 
 N_HELD_OUT = 360  # 20 % of 1,797
 GUIDANCE = (0.0, 1.0, 2.0, 3.0)
-GMM_CANDIDATES = (1, 2, 3, 4, 6, 8)
+GMM_CANDIDATES = (1, 2, 4, 8, 16)
+GMM_REG_COVAR = 0.1  # pixels^2; beat 1e-6 on held-out data (2.711 vs 2.730 bits/dim, tuning log)
 D = 64
 
 # The tuned flow (scratch study in /work/notes/digits-tuning.md): see FLOW_OPTIONS.
-FLOW_OPTIONS = dict(hidden=(512, 512, 512), activation="silu", steps=16000, batch_size=256,
-                    lr=1e-3, warmup_steps=100, ema_decay=0.999, time_sampling="uniform",
+FLOW_OPTIONS = dict(hidden=(256, 256, 256), activation="silu", steps=4000, batch_size=256,
+                    lr=2e-3, warmup_steps=100, ema_decay=0.999, time_sampling="uniform",
                     dequantize=True, val_fraction=0.0)
-CONDITIONAL_OPTIONS = dict(FLOW_OPTIONS, steps=8000, label_dropout=0.1)
+CONDITIONAL_OPTIONS = dict(FLOW_OPTIONS, label_dropout=0.1)
 QUICK_OPTIONS = dict(hidden=(32, 32), steps=30, batch_size=64, warmup_steps=5)
 
 
@@ -108,8 +109,8 @@ def fit_baselines(x_train_u, x_test_u, rng, candidates=GMM_CANDIDATES):
     gauss = baselines.GaussianDensity().fit(x_train_u)
     n_val = x_train_u.shape[0] // 5
     gmm, scores = baselines.select_components(x_train_u[n_val:], x_train_u[:n_val],
-                                              candidates, rng)
-    refit = baselines.GaussianMixture(gmm.n_components).fit(x_train_u, rng)
+                                              candidates, rng, reg_covar=GMM_REG_COVAR)
+    refit = baselines.GaussianMixture(gmm.n_components, GMM_REG_COVAR).fit(x_train_u, rng)
     return {"gaussian_bits_per_dim": bits(gauss.log_prob(x_test_u)),
             "gmm_components": gmm.n_components,
             "gmm_validation_bits_per_dim": {k: -s / (D * math.log(2)) for k, s in scores.items()},
