@@ -20,7 +20,12 @@
    training images. Samples and labels are saved as .npy, every number in digits.json.
 
     python demos/digits.py                      # the full demo
-    python demos/digits.py --quick --out /tmp/digits   # a smoke test (seconds)
+    python demos/digits.py --quick --out /tmp/digits   # a smoke test of every stage
+
+Measured (2026-12-01, on a 2-core machine shared with 4 other jobs, load average 10-19): held-out
+2.359 bits/dim (one Gaussian 2.952, a validated mixture 2.760), classifier accuracy 0.981,
+95.8 % of conditional samples classified as asked at w = 2; the two trainings took 75 and 84
+CPU-seconds, the whole run 961 s of wall time on that loaded machine.
 """
 import argparse
 import json
