@@ -122,7 +122,7 @@ def draw(panels, path):
         from matplotlib.figure import Figure  # no pyplot: no window, no backend to choose
     except ImportError:
         return print("matplotlib is not installed: no picture")
-    fig = Figure(figsize=(4 * len(panels), 4))
+    fig = Figure(figsize=(4 * len(panels), 4), layout="tight")
     for ax, (title, x) in zip(fig.subplots(1, len(panels)), panels):
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
         ax.set(title=title, xlim=(-5, 5), ylim=(-5, 5), aspect="equal")
@@ -131,7 +131,8 @@ def draw(panels, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3000, help="training steps")
-    p.add_argument("--out", default="minimal_output", help="folder for samples.npy, samples.png")
+    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output", "minimal"),
+                   help="folder for samples.npy and samples.png (default: demos/output/minimal)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one random generator")
     p.add_argument("--n", type=int, default=10000, help="points to sample")
     args = p.parse_args(argv)
