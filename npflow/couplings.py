@@ -311,14 +311,15 @@ def solve_assignment_reference(cost):
     one at a time (Kuhn 1955; Munkres 1957), each along a shortest augmenting path found by
     Dijkstra's method on the reduced costs (Jonker and Volgenant 1987).
 
-    Invariants, true after each row is added (all reduced costs are measured against the duals
-    ``u`` (rows) and ``v`` (columns)):
+    Invariants, true after row ``root`` is added, with the reduced costs
+    ``cost[i, j] - u[i] - v[j]`` measured against the duals ``u`` (rows) and ``v`` (columns):
 
-    1. dual feasibility: every reduced cost ``cost[i, j] - u[i] - v[j] >= 0``;
+    1. dual feasibility: the reduced costs of rows ``0 .. root`` are ``>= 0``;
     2. complementary slackness: the reduced cost of every assigned pair is 0;
     3. rows ``0 .. root`` are assigned, to distinct columns.
 
-    At the end, the total cost is ``sum(u) + sum(v)`` by 2, and every permutation costs at least
+    By 1 the arcs through assigned rows are non-negative, which is what Dijkstra's method needs.
+    At the end the total cost is ``sum(u) + sum(v)`` by 2, and every permutation costs at least
     that by 1: the assignment is optimal (linear programming duality).
 
     Parameters
