@@ -3,7 +3,7 @@
 Regress v(xt, t) on ut = x1 - x0 at xt = (1 - t) x0 + t x1 (Lipman et al. 2023, eq. 23), then
 carry noise x0 ~ N(0, I) to data by integrating dx/dt = v(x, t) from t = 0 to 1. Backprop by hand.
 
-    python demos/minimal.py --steps 3000 --out /tmp/minimal   # writes samples.npy, samples.png
+    python demos/minimal.py --out /tmp/minimal   # 2500 steps; writes samples.npy, samples.png
 """
 import argparse
 import os
@@ -130,7 +130,7 @@ def draw(panels, path):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="training steps")
+    p.add_argument("--steps", type=int, default=2500, help="training steps")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "output", "minimal"),
                    help="folder for samples.npy and samples.png (default: demos/output/minimal)")
     p.add_argument("--seed", type=int, default=0, help="seed of the one random generator")
