@@ -117,9 +117,8 @@ def run_panel(panel, base, x0, args):
             return {**done, **shown}
     model_path = os.path.join(args.cache, panel.model_name + ".npz")
     start = time.perf_counter()
-    if os.path.exists(model_path) and checkpoint.load(model_path).train_config == config.to_dict():
-        ckpt = checkpoint.load(model_path)
-    else:
+    ckpt = checkpoint.load(model_path) if os.path.exists(model_path) else None
+    if ckpt is None or ckpt.train_config != config.to_dict():
         trainer = Trainer(config)
         trainer.run(quiet=True)
         trainer.save(model_path)
