@@ -8,7 +8,7 @@ carry noise x0 ~ N(0, I) to data by integrating dx/dt = v(x, t) from t = 0 to 1.
 import argparse
 import os
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: a 2nd BLAS thread only spins
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # small matrices: 2 threads thrash a busy CPU
 import numpy as np  # noqa: E402
 
 # --- data: the 8 filled squares of a 4 x 4 board over [-4, 4]^2 (npflow.datasets) ---
