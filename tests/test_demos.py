@@ -194,3 +194,20 @@ def test_ablation_quick_writes_the_figure_the_json_it_prints_and_reuses_its_cach
     again = demo.main(args)
     assert again["precision"] == result["precision"]
     assert capsys.readouterr().out.count("cached") == len(demo.PANELS)
+
+
+def test_ablation_trains_again_when_the_configuration_changes(tmp_path, capsys):
+    demo = load_demo("ablation")
+    args = ["--quick", "--out", str(tmp_path / "a.png"), "--cache", str(tmp_path / "c")]
+    repeats = len(demo.PANELS) - len({panel.name for panel in demo.PANELS})  # the base panel
+    model = tmp_path / "c" / "base.npz"
+    demo.main(args + ["--n", "50"])
+    trained = os.stat(model).st_mtime_ns
+    capsys.readouterr()
+    demo.main(args + ["--n", "60"])  # same models, other samples: sampled again, not trained
+    assert capsys.readouterr().out.count("cached") == repeats
+    assert json.loads((tmp_path / "c" / "base.json").read_text())["n"] == 60
+    assert os.stat(model).st_mtime_ns == trained
+    demo.main(args + ["--n", "60", "--seed", "1"])  # another seed: every model trained again
+    assert capsys.readouterr().out.count("cached") == repeats
+    assert checkpoint.load(str(model)).train_config["seed"] == 1
