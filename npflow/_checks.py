@@ -5,6 +5,7 @@ Each function checks one argument at the public boundary and raises ``ValueError
 Library code never uses ``assert`` for this.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -104,3 +105,55 @@ def choice(value, name, options):
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(sorted(options))}; got {value!r}")
     return value
+
+
+def nonnegative_int(value, name):
+    """Return ``value`` as an ``int`` after checking that it is an integer >= 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value}")
+    return int(value)
+
+
+def boolean(value, name):
+    """Check that ``value`` is ``True`` or ``False`` (NumPy's bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def available_memory():
+    """Bytes of memory the system can still give (``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(nbytes):
+    """``nbytes`` as a short text in GiB (or MiB below one GiB)."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.0f} MiB"
+
+
+class InsufficientMemory(MemoryError):
+    """A request was found, before anything was allocated, to need more memory than there is."""
+
+
+def affordable(nbytes, what):
+    """Raise :class:`InsufficientMemory` (one line) when ``nbytes`` exceed the memory available.
+
+    ``what`` says what needs the memory ("training with batch_size 100000000 ...").
+    """
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise InsufficientMemory(f"{what} would need about {gib(nbytes)} of memory; this machine has "
+                          f"{gib(free)} available")
+    return nbytes

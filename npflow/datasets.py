@@ -43,10 +43,19 @@ The datasets, with the exact construction (all scaled to lie roughly within ``[-
     FFJORD's ``pinwheel`` with 5 blades: ``r ~ N(1, 0.3^2)``, ``w ~ N(0, 0.1^2)``, angle
     ``phi = 2 pi k / 5 + 0.25 exp(r)``, point ``2 R(-phi) (r, w)`` with ``R`` the rotation matrix.
     Label: the blade ``k``.
+
+The 8x8 handwritten digits (:func:`load_digits`) are a real, bundled data set, not a sampler.
 """
+import gzip
+import os
+
 import numpy as np
 
 from . import _checks
+
+DIGITS_FILE = os.path.join(os.path.dirname(__file__), "_files", "digits.csv.gz")
+DIGITS_SHAPE = (8, 8)  # each row of load_digits()[0] is an 8 x 8 image, row by row
+DIGITS_MAX = 16  # pixel values are counts of "on" pixels in 4 x 4 blocks: 0 .. 16
 
 DATASETS = {
     "gaussian": "standard normal N(0, I) in 2-D",
@@ -282,3 +291,34 @@ def nearest_center_8gaussians(x):
     x = _checks.points(x, "x", dim=2, dtype=np.float64)
     sq_dist = np.sum((x[:, None, :] - CENTERS_8GAUSSIANS[None, :, :]) ** 2, axis=2)  # (n, 8)
     return np.argmin(sq_dist, axis=1).astype(np.int64)
+
+
+def load_digits():
+    """The 1,797 8x8 handwritten digits: images ``X`` (1797, 64) and labels ``y`` (1797,).
+
+    The UCI "Optical Recognition of Handwritten Digits" data set (Alpaydin and Kaynak 1998), test
+    part, as shipped by scikit-learn (``sklearn/datasets/data/digits.csv.gz``). 32 x 32 bitmaps
+    written by 13 people were cut into 4 x 4 blocks and the "on" pixels of each block counted, so
+    every pixel is an integer in ``0 .. 16``. Row ``X[i]`` is the image read row by row:
+    ``X[i].reshape(8, 8)``. Classes 0..9 hold 174 to 183 images each.
+
+    Licence: Creative Commons Attribution 4.0 (CC BY 4.0), per the UCI Machine Learning
+    Repository. The file ``npflow/_files/digits.csv.gz`` (64 pixel columns, then the label) was
+    exported from scikit-learn 1.9.1's ``load_digits()``; ``npflow/_files/DIGITS.md`` records
+    the export and its checksums. scikit-learn is not needed to load it.
+
+    Returns
+    -------
+    X : (1797, 64) uint8 ndarray
+        Pixel values in ``0 .. 16``.
+    y : (1797,) int64 ndarray
+        The digit shown, ``0 .. 9``.
+
+    References
+    ----------
+    E. Alpaydin, C. Kaynak. Optical Recognition of Handwritten Digits. UCI Machine Learning
+    Repository, 1998. https://doi.org/10.24432/C50P49
+    """
+    with gzip.open(DIGITS_FILE, "rt", encoding="ascii") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)  # (1797, 65)
+    return table[:, :-1].astype(np.uint8), table[:, -1]

@@ -536,13 +536,14 @@ class MLP:
         da *= self.activation.derivative(cache.z[i], cache.a[i])
         return da
 
-    def jvp(self, x, t, dx, y=None):
+    def jvp(self, x, t, y=None, *, dx):
         """Jacobian-vector products ``(dv/dx) dx_k`` for k tangents at once (forward mode).
 
         Parameters
         ----------
-        x : (n, d) points; t : scalar or (n,) times; y : (n,) labels or None (see :meth:`forward`).
-        dx : (k, n, d) tangent directions in x (t and y are held fixed).
+        x : (n, d) points; t : scalar or (n,) times; y : (n,) labels or None: the same arguments,
+            in the same order, as :meth:`forward` and :meth:`forward_train`.
+        dx : (k, n, d), keyword-only: tangent directions in x (t and y are held fixed).
 
         Returns
         -------
@@ -601,3 +602,22 @@ def _check_dtype(dtype):
     if dt not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt.type
+
+
+def param_count(dim, hidden, time_embedding="concat", embed_dim=64, n_classes=0, **_):
+    """Number of parameters of ``MLP(dim, hidden, ...)``, computed without building it.
+
+    The layout of :class:`MLP`: ``in`` (d or d + 1 -> h_0), ``time`` (E -> h_0, sinusoidal only),
+    ``label`` ((K + 1) x h_0, conditional only), ``hidden_i`` (h_{i-1} -> h_i) and ``out``
+    (h_{L-1} -> d), each with a bias except the label table. Checkpoint validation uses it to
+    check array sizes before allocating anything; other constructor arguments are ignored.
+    """
+    widths = [int(w) for w in hidden]
+    sinusoidal = time_embedding == "sinusoidal"
+    count = (dim + (0 if sinusoidal else 1) + 1) * widths[0]
+    if sinusoidal:
+        count += (embed_dim + 1) * widths[0]
+    if n_classes:
+        count += (n_classes + 1) * widths[0]
+    count += sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
+    return count + (widths[-1] + 1) * dim

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from . import _checks, solvers
+from . import _checks, sampling
 from .train import TrainConfig, Trainer
 
 
@@ -47,7 +47,7 @@ def reflow_pairs(model, x0, method="rk4", steps=100):
     if method == "dopri5":
         raise ValueError("method must be a fixed-step solver (euler, midpoint, heun, rk4), got "
                          "'dopri5'")
-    x1 = solvers.sample_flow(model, x0, method=method, steps=steps).x
+    x1 = sampling.sample_flow(model, x0, method=method, steps=steps).x
     return x0.astype(np.float64), x1.astype(np.float64)
 
 
@@ -59,7 +59,10 @@ def reflow_trainer(model, config, pairs, **overrides):
     model : MLP
         The parent flow, whose weights initialise the new network (and its EMA).
     config : TrainConfig
-        The parent's configuration; the new one is it with ``reflow + 1`` and ``overrides``.
+        The parent's configuration; the new one is it with ``reflow + 1``, the straight path
+        ``path="linear"`` (``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``, whatever the parent's
+        path: a Lipman or I-CFM parent's target would not be the straight line between the
+        pairs), ``coupling="independent"`` (the pairs are fixed) and ``overrides``.
     pairs : (x0, x1)
         Two (N, d) arrays from :func:`reflow_pairs`.
     **overrides
@@ -75,7 +78,9 @@ def reflow_trainer(model, config, pairs, **overrides):
     if config.conditional:
         raise ValueError("config must be unconditional: reflow of conditional flows is not "
                          "supported (the pairs carry no labels)")
-    new = dataclasses.replace(config, reflow=config.reflow + 1, **overrides)
+    # Liu et al. 2023, Alg. 1: the straight-line objective, whatever path the parent used.
+    new = dataclasses.replace(config, reflow=config.reflow + 1, path="linear",
+                              coupling="independent", **overrides)
     trainer = Trainer(new, pairs=pairs)
     if model.config() != trainer.model.config():
         raise ValueError(f"model must have the architecture of the config, got {model.config()} "

@@ -13,19 +13,26 @@ One step::
 can be checkpointed at any step and resumed bit for bit.
 """
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import signal
+import sys
+import threading
+import types
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, datasets, paths
+from . import _checks, checkpoint, couplings, data, datasets, paths, transforms
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace
+from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, param_count
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
+DATA = "data"  # the source or target name of a finite dataset passed to the Trainer
+VAL_MAX_ROWS = 4096  # validation rows scored at each evaluation (more cost time, not accuracy)
 
 
 @dataclass(frozen=True)
@@ -62,10 +69,18 @@ class TrainConfig:
     label_dropout: float = 0.1        # P(y -> null): one net learns both fields (0.1-0.2: CFG)
     reflow: int = 0                   # rectifications before this run (> 0: trains on fixed pairs)
     dtype: str = "float32"            # float32 is twice as fast; float64 for checks
+    # Runs on a finite dataset (target "data": the Trainer's ``data`` argument, a user's rows).
+    val_fraction: float = 0.1         # rows held out: validation loss, best weights, patience
+    eval_every: int = 500             # steps between validation losses
+    patience: int = 0                 # evaluations without improvement before stopping; 0: never
+    dequantize: bool = False          # integer data: x + u, u ~ U[0, 1) fresh each batch
+    standardize: bool = True          # the network sees (x - mean) / std, feature by feature
 
     def __post_init__(self):
         for name in ("source", "target"):
-            _checks.choice(getattr(self, name), name, datasets.DATASETS)
+            _checks.choice(getattr(self, name), name, (*datasets.DATASETS, DATA))
+        if self.source == DATA and self.target != DATA:
+            raise ValueError("source 'data' (rows of a file) needs target 'data' as well")
         _checks.choice(self.path, "path", paths.PATHS)
         _checks.choice(self.coupling, "coupling", couplings.COUPLINGS)
         _checks.choice(self.schedule, "schedule", SCHEDULES)
@@ -75,14 +90,12 @@ class TrainConfig:
         _checks.choice(self.dtype, "dtype", ("float32", "float64"))
         for name in ("steps", "batch_size", "embed_dim"):
             _checks.positive_int(getattr(self, name), name)
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if not isinstance(self.reflow, int) or isinstance(self.reflow, bool) or self.reflow < 0:
-            raise ValueError(f"reflow must be an integer >= 0, got {self.reflow!r}")
-        if not isinstance(self.conditional, bool):
-            raise TypeError(f"conditional must be True or False, got {self.conditional!r}")
+        for name in ("warmup_steps", "seed", "reflow", "patience"):
+            _checks.nonnegative_int(getattr(self, name), name)
+        _checks.positive_int(self.eval_every, "eval_every")
+        for name in ("conditional", "dequantize", "standardize"):
+            _checks.boolean(getattr(self, name), name)
+        _checks.finite_float(self.val_fraction, "val_fraction", low=0, high=1, high_open=True)
         _checks.finite_float(self.label_dropout, "label_dropout", low=0, high=1)
         if self.conditional and self.reflow:
             raise ValueError("reflow must be 0 for a conditional run: reflow pairs carry no labels")
@@ -109,6 +122,21 @@ class TrainConfig:
         return cls(**values)
 
 
+# Defaults for a run on a user's rows (``npflow train --data``, :class:`npflow.Flow`): the fields
+# below replace TrainConfig's checkerboard defaults; the others stay. Measured on a mixture of 8
+# full-covariance Gaussians, 20,000 rows (demos/gmm_benchmark.py; the README has the table).
+DATA_DEFAULTS = {
+    "hidden": (256, 256, 256),    # smooth densities in d = 2 .. 20 (provisional)
+    "activation": "silu",         # smooth fields for smooth densities (provisional)
+    "time_sampling": "uniform",   # (provisional)
+    "batch_size": 512,            # (provisional)
+    "lr": 2e-3,                   # (provisional)
+    "steps": 10000,               # (provisional)
+    "warmup_steps": 200,          # (provisional)
+    "ema_decay": 0.999,           # (provisional)
+}
+
+
 class TrainingDiverged(RuntimeError):
     """The loss or the gradient became NaN or infinite."""
 
@@ -127,15 +155,193 @@ class Batch:
 
 
 def sample_t(rng, n, kind, dtype=np.float64):
-    """Draw training times t in (0, 1), shape (n,).
+    """Draw training times t, shape (n,).
 
-    ``"uniform"``: t ~ U[0, 1] (Lipman et al. 2023, eq. 23). ``"logit-normal"``: t = sigmoid(z),
-    z ~ N(0, 1) (Esser et al. 2024, Sec. 3.1), which spends more steps mid-path.
+    ``"uniform"``: t ~ U[0, 1) (Lipman et al. 2023, eq. 23; NumPy's ``random`` includes 0 and
+    excludes 1, which changes no expectation). ``"logit-normal"``: t = sigmoid(z), z ~ N(0, 1)
+    (Esser et al. 2024, Sec. 3.1), in (0, 1), which spends more steps mid-path.
     """
     if kind == "uniform":
         return rng.random(n, dtype=dtype)
     z = rng.standard_normal(n)
     return (1.0 / (1.0 + np.exp(-z))).astype(dtype)
+
+
+class RowBatches:
+    """A finite dataset as a stream of CFM training batches (the Trainer's ``data``).
+
+    * A seeded split of the rows into training and validation rows (:func:`data.train_val_split`).
+    * The transform between data units and the network's space, fitted on the training rows
+      (:class:`transforms.Standardize`): the network works in ``z = (x - mean) / scale``. With
+      ``dequantize`` each batch is ``x + u``, ``u ~ U[0, 1)`` fresh (Theis et al. 2016).
+    * Minibatches without replacement, reshuffled every epoch (:class:`data.EpochSampler`).
+    * A fixed validation batch: its rows, noise ``x0``, times ``t`` (and ``u``, ``eps``) drawn
+      once, so the validation loss moves only with the weights.
+
+    Independent streams, spawned from the run's seed (``SeedSequence(seed).spawn``), draw the
+    split, the batch order, the validation batch and the source batches; the run's own
+    generator draws the rest (x0, u, t), so every part can be resumed exactly.
+    """
+
+    def __init__(self, config, x, labels=None, source=None, files=None):
+        split_ss, batch_ss, val_ss, source_ss = np.random.SeedSequence(config.seed).spawn(4)
+        self.config, self.files = config, files
+        self.x = data.check_array(x, "data")
+        n, self.dim = self.x.shape
+        self.y = _check_run_labels(config, labels, n)
+        self.n_classes = int(self.y.max()) + 1 if self.y is not None else 0
+        self.split = data.train_val_split(n, config.val_fraction, np.random.default_rng(split_ss))
+        self.transform = _fit_transform(self.x, self.split.train, config)
+        self.sampler = data.EpochSampler(len(self.split.train), config.batch_size,
+                                         np.random.default_rng(batch_ss))
+        self.source = self.source_transform = self.source_sampler = None
+        if (config.source == DATA) != (source is not None):
+            raise ValueError("source_data must be given exactly when config.source is 'data'")
+        if source is not None:
+            self.source = data.check_array(source, "source_data")
+            if self.source.shape[1] != self.dim:
+                raise ValueError(f"source_data must have {self.dim} columns like data, got "
+                                 f"{self.source.shape[1]}")
+            every = np.arange(len(self.source))
+            self.source_transform = _fit_transform(self.source, every, config, dequantize=False)
+            self.source_sampler = data.EpochSampler(len(self.source), config.batch_size,
+                                                    np.random.default_rng(source_ss))
+        self._val_ss = val_ss
+        self._val = None  # built on first use, once the path and the coupling are known
+
+    def next_pairs(self, rng):
+        """Next minibatch ``(x0, x1, y1)`` in the network's space; y1 None when unlabelled."""
+        idx = np.sort(self.split.train[self.sampler.next_batch()])  # sorted: faster on a memmap
+        x1 = self.to_model(self.x[idx], rng)  # (B, d)
+        y1 = None if self.y is None else self.y[idx]
+        return self.draw_source(idx.size, rng), x1, y1
+
+    def to_model(self, rows, rng):
+        """Data rows (B, d) -> network space, dequantized with fresh noise when configured."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if self.transform.dequantize:
+            rows = self.transform.dequantized(rows, rng)
+        return self.transform.forward(rows)
+
+    def draw_source(self, n, rng):
+        """x0: standard normal noise in d dimensions, or the next rows of the source data."""
+        if self.source is None:
+            return rng.standard_normal((n, self.dim))
+        rows = np.sort(self.source_sampler.next_batch())
+        return self.source_transform.forward(np.asarray(self.source[rows], dtype=np.float64))
+
+    def validation_loss(self, model, path, coupling):
+        """``mean |v(xt, t) - ut|^2`` of ``model`` on the fixed validation batch, or None."""
+        if self.split.val.size == 0:
+            return None
+        if self._val is None:
+            self._val = self._validation_batch(model.dtype, path, coupling)
+        xt, t, ut, y = self._val
+        total = 0.0
+        for start in range(0, len(xt), self.config.batch_size):
+            end = start + self.config.batch_size
+            v = model.forward(xt[start:end], t[start:end], None if y is None else y[start:end])
+            total += float(np.sum((v - ut[start:end]) ** 2, dtype=np.float64))
+        return total / ut.size
+
+    def _validation_batch(self, dtype, path, coupling):
+        """(xt, t, ut, y) on up to VAL_MAX_ROWS validation rows, drawn once from their stream."""
+        rng = np.random.default_rng(self._val_ss)
+        rows = self.split.val[:VAL_MAX_ROWS]
+        x1 = self.to_model(self.x[rows], rng)
+        y1 = None if self.y is None else self.y[rows]
+        if self.source is None:
+            x0 = rng.standard_normal(x1.shape)
+        else:
+            pick = np.sort(rng.choice(len(self.source), size=len(rows)))
+            x0 = self.source_transform.forward(np.asarray(self.source[pick], dtype=np.float64))
+        pairs = [coupling(x0[s:s + self.config.batch_size], x1[s:s + self.config.batch_size],
+                          rng, None if y1 is None else y1[s:s + self.config.batch_size])
+                 for s in range(0, len(rows), self.config.batch_size)]
+        x0, x1 = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+        y1 = None if y1 is None else np.concatenate([p[2] for p in pairs])
+        t = sample_t(rng, len(rows), self.config.time_sampling)
+        eps = rng.standard_normal(x0.shape) if path.needs_noise else None
+        ps = path.sample(x0.astype(dtype), x1.astype(dtype), t.astype(dtype),
+                         eps=None if eps is None else eps.astype(dtype))
+        return ps.xt, ps.t, ps.ut, y1
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def info(self):
+        """What identifies the data: its size and a fingerprint of rows (and labels, source)."""
+        return {"n": int(self.x.shape[0]), "dim": self.dim,
+                "fingerprint": _fingerprint(self.x, self.y, self.source), "files": self.files}
+
+    def state(self, val_losses, best_params, best_step):
+        """The :class:`~npflow.checkpoint.DataState` of this dataset within a run."""
+        return checkpoint.DataState(
+            self.info(), self.transform.to_dict(),
+            None if self.source is None else self.source_transform.to_dict(),
+            self.sampler.state(), None if self.source is None else self.source_sampler.state(),
+            self.split.val.copy(), np.asarray(val_losses, dtype=np.float64).reshape(-1, 2),
+            best_params, best_step)
+
+    def restore(self, path, state):
+        """Continue from a checkpoint's :class:`~npflow.checkpoint.DataState` (same data only)."""
+        if state.info.get("fingerprint") != self.info()["fingerprint"]:
+            raise checkpoint.CheckpointError(
+                f"{path!r} was trained on other data (n={state.info.get('n')}, "
+                f"d={state.info.get('dim')}) than the rows given now (n={self.x.shape[0]}, "
+                f"d={self.dim}); resume with the same file")
+        if not np.array_equal(state.val_index, self.split.val):
+            raise checkpoint.CheckpointError(f"{path!r}: its validation rows differ from the "
+                                             f"split of this seed")
+        self.sampler = data.EpochSampler.from_state(len(self.split.train),
+                                                    self.config.batch_size, state.sampler)
+        if self.source is not None:
+            self.source_sampler = data.EpochSampler.from_state(
+                len(self.source), self.config.batch_size, state.source_sampler)
+
+
+def _check_run_labels(config, labels, n):
+    """Labels (n,) int64 for a conditional run on data, None otherwise."""
+    if labels is None:
+        if config.conditional:
+            raise ValueError("labels must be given for a conditional run on data (a label "
+                             "column or a labels file)")
+        return None
+    if not config.conditional:
+        raise ValueError("labels were given but conditional is False; set conditional=True to "
+                         "learn v(x, t, y)")
+    return data.check_labels(labels, n, "labels")
+
+
+def _fit_transform(x, rows, config, dequantize=None):
+    """The Standardize of ``x[rows]`` (identity when ``config.standardize`` is False)."""
+    dequantize = config.dequantize if dequantize is None else dequantize
+    if not config.standardize:
+        return transforms.Standardize.identity(x.shape[1], dequantize)
+    return transforms.Standardize.fit(x, dequantize=dequantize, rows=rows)
+
+
+def _fingerprint(x, y, source):
+    """SHA-1 of the shape and of up to 256 evenly spaced rows (and the labels, the source)."""
+    digest = hashlib.sha1()
+    for arr in (x, y, source):
+        if arr is None:
+            digest.update(b"none")
+            continue
+        pick = np.unique(np.linspace(0, len(arr) - 1, min(len(arr), 256)).astype(np.int64))
+        digest.update(repr(arr.shape).encode())
+        digest.update(np.ascontiguousarray(arr[pick], dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _row_batches(config, data_rows, labels, source_data, files):
+    """The :class:`RowBatches` of a run on data (target "data"), None for the toy samplers."""
+    if config.target != DATA:
+        if data_rows is not None or labels is not None or source_data is not None:
+            raise ValueError(f"data, labels and source_data need target 'data'; the target is "
+                             f"{config.target!r}")
+        return None
+    if data_rows is None:
+        raise ValueError("data must be given (an (n, d) array) when the target is 'data'")
+    return RowBatches(config, data_rows, labels, source_data, files)
 
 
 class Trainer:
@@ -147,17 +353,42 @@ class Trainer:
     pairs : (x0, x1), two (N, d) arrays, optional
         Fixed training pairs (reflow, Liu et al. 2023, Alg. 1; see :mod:`npflow.reflow`): each
         batch is a random minibatch of them instead of fresh source and target draws paired by
-        the coupling. Required exactly when ``config.reflow > 0``.
+        the coupling. Required exactly when ``config.reflow > 0``; their d sets the network's
+        (for a flow of data rows they live in its standardized space).
+    data : (n, d) array, optional
+        The rows of a finite dataset (a user's file or array, any d); required exactly when
+        ``config.target == "data"``. A memory-mapped array is read batch by batch, never whole.
+        See :class:`RowBatches` for the split, the transform and the batches.
+    labels : (n,) int array, optional
+        Class labels ``0 .. K - 1`` of ``data``, for ``config.conditional``.
+    source_data : (m, d) array, optional
+        Rows of a source dataset (``config.source == "data"``): a data-to-data flow.
+    data_files : dict, optional
+        Where the rows came from (JSON: file names and reading options), stored in the
+        checkpoint so that ``npflow train --resume`` can read them again.
     """
 
-    def __init__(self, config, pairs=None):
+    def __init__(self, config, pairs=None, data=None, labels=None, source_data=None,
+                 data_files=None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
-        self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
-        self.pairs = _check_pairs(pairs, config.reflow, dim)
+        if config.reflow:  # fixed pairs of a parent flow, in any dimension
+            self.rows, self.n_classes = None, 0
+            self.pairs = _check_pairs(pairs, config.reflow, None)
+            dim = self.pairs[0].shape[1]
+        else:
+            self.rows = _row_batches(config, data, labels, source_data, data_files)
+            self.pairs = _check_pairs(pairs, config.reflow, None)
+            if self.rows is None:
+                dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
+                self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
+            else:
+                dim, self.n_classes = self.rows.dim, self.rows.n_classes
+        _checks.affordable(training_memory(config, dim, self.n_classes),
+                           f"training with batch_size {config.batch_size} and hidden "
+                           f"{','.join(map(str, config.hidden))} in d = {dim}")
         self.model = MLP(dim, config.hidden, config.activation, config.time_embedding,
                          config.embed_dim, config.time_scale, np.dtype(config.dtype).type,
                          rng=self.rng, n_classes=self.n_classes)
@@ -171,6 +402,8 @@ class Trainer:
         self.coupling = couplings.make_coupling(config.coupling)
         self.step = 0
         self.losses = []
+        self.val_losses = []  # (step, validation loss) of each evaluation (finite datasets)
+        self.best_params, self.best_step = self.ema.shadow.copy(), 0
 
     # --- one step ---------------------------------------------------------------------------
     def draw_batch(self):
@@ -178,7 +411,8 @@ class Trainer:
 
         Conditional runs pair within each class and then replace each label by the null label
         ``n_classes`` with probability ``label_dropout`` (Ho and Salimans 2022, Alg. 1). Reflow
-        runs draw a minibatch of the fixed pairs instead.
+        runs draw a minibatch of the fixed pairs instead; runs on a finite dataset the next
+        minibatch of its rows (:class:`RowBatches`).
         """
         cfg, rng, n = self.config, self.rng, self.config.batch_size
         x0, x1, y = self._draw_pairs(n)
@@ -195,13 +429,16 @@ class Trainer:
         if self.pairs is not None:
             idx = rng.integers(0, self.pairs[0].shape[0], size=n)  # (n,) with replacement
             return self.pairs[0][idx], self.pairs[1][idx], None
-        x0 = datasets.sample(cfg.source, n, rng)
+        if self.rows is not None:
+            x0, x1, y1 = self.rows.next_pairs(rng)
+        elif cfg.conditional:
+            x0 = datasets.sample(cfg.source, n, rng)
+            x1, y1 = datasets.sample_labelled(cfg.target, n, rng)
+        else:
+            x0, x1, y1 = datasets.sample(cfg.source, n, rng), datasets.sample(cfg.target, n, rng), None
+        x0, x1, y1 = self.coupling(x0, x1, rng, y1)  # with labels: OT pairs within each class
         if not cfg.conditional:
-            x1 = datasets.sample(cfg.target, n, rng)
-            x0, x1, _ = self.coupling(x0, x1, rng)
             return x0, x1, None
-        x1, y1 = datasets.sample_labelled(cfg.target, n, rng)
-        x0, x1, y1 = self.coupling(x0, x1, rng, y1)  # OT pairs within each class
         drop = rng.random(n) < cfg.label_dropout  # (n,) -> the null label
         return x0, x1, np.where(drop, self.n_classes, y1)
 
@@ -226,13 +463,51 @@ class Trainer:
         self.losses.append(loss)
         return loss
 
+    def ema_model(self, best=False):
+        """A copy of the network with the EMA weights (those used for sampling).
+
+        ``best=True``: the EMA weights of the lowest validation loss so far (finite datasets).
+        """
+        net = MLP(**self.model.config(), rng=np.random.default_rng(0))
+        net.params[...] = self.best_params if best else self.ema.shadow
+        return net
+
+    # --- validation (finite datasets) ---------------------------------------------------------
+    def evaluate(self):
+        """Validation loss of the EMA weights on the fixed validation batch; updates the best.
+
+        Returns the loss, or None when nothing is held out (then the best weights are simply
+        the latest ones).
+        """
+        if self.rows is None:
+            return None
+        loss = self.rows.validation_loss(self.ema_model(), self.path, self.coupling)
+        if loss is None or not self.val_losses or loss < min(v for _, v in self.val_losses):
+            self.best_params, self.best_step = self.ema.shadow.copy(), self.step
+        if loss is not None:
+            self.val_losses.append((self.step, loss))
+        return loss
+
+    def _patience_ran_out(self):
+        """Whether the last ``patience`` evaluations all failed to beat the best loss."""
+        patience = self.config.patience
+        if not patience or len(self.val_losses) <= patience:
+            return False
+        best_before = min(v for _, v in self.val_losses[:-patience])
+        return min(v for _, v in self.val_losses[-patience:]) >= best_before
+
     # --- whole runs -------------------------------------------------------------------------
     def run(self, out=None, checkpoint_every=1000, quiet=False, stream=None):
         """Train until ``config.steps``, saving to ``out`` periodically and at the end.
 
-        Ctrl-C saves a checkpoint (when ``out`` is given) and returns with ``interrupted=True``.
-        A non-finite loss raises :class:`TrainingDiverged`; the last periodic checkpoint (from
-        before the divergence) stays on disk.
+        A step is all or nothing: SIGINT (Ctrl-C) and SIGTERM (a scheduler's or ``kill``'s
+        stop) are held until the step in progress has finished, then the run saves a
+        checkpoint (when ``out`` is given) and returns with ``signal`` set, so the saved run
+        resumes exactly as if it had not been stopped. A run on a finite dataset evaluates its
+        validation loss every ``eval_every`` steps and at the end, and stops early when
+        ``patience`` evaluations in a row fail to improve it. A non-finite loss raises
+        :class:`TrainingDiverged`; the last periodic checkpoint (from before the divergence)
+        stays on disk.
 
         Returns
         -------
@@ -241,39 +516,62 @@ class Trainer:
         total = self.config.steps
         progress = Progress(total, start=self.step, enabled=False if quiet else None,
                             stream=stream)
-        interrupted = False
+        stopped_early = False
         try:
-            while self.step < total:
-                loss = self.train_step()
-                progress.update(self.step, loss=loss)
-                if out is not None and self.step % checkpoint_every == 0 and self.step < total:
+            with _HeldSignals() as held:
+                while self.step < total and held.received is None and not stopped_early:
+                    loss = self.train_step()
+                    if self.rows is not None and (self.step % self.config.eval_every == 0
+                                                  or self.step == total):
+                        self.evaluate()
+                        stopped_early = self._patience_ran_out()
+                    progress.update(self.step, **self._progress_values(loss))
+                    if out is not None and self.step % checkpoint_every == 0 and \
+                            self.step < total:
+                        self.save(out)
+                if out is not None:
                     self.save(out)
-        except KeyboardInterrupt:
-            interrupted = True
         finally:
             progress.close()
-        if out is not None:
-            self.save(out)
-        return RunResult(self, interrupted)
+        return RunResult(self, held.received is not None, _signal_name(held.received),
+                         stopped_early)
+
+    def _progress_values(self, loss):
+        values = {"loss": loss}
+        if self.rows is not None:
+            values["epoch"] = self.rows.sampler.epoch
+            if self.val_losses:
+                values["val"] = self.val_losses[-1][1]
+        return values
 
     # --- checkpoints -------------------------------------------------------------------------
     def to_checkpoint(self):
         """Snapshot of the whole run as a :class:`~npflow.checkpoint.Checkpoint`."""
         state = self.optimizer.state_dict()
+        data = None if self.rows is None else self.rows.state(
+            self.val_losses, self.best_params.copy(), self.best_step)
         return checkpoint.Checkpoint(
             self.model.config(), self.config.to_dict(), _rng_state(self.rng),
             self.model.params.copy(), self.ema.shadow.copy(), state["m"], state["v"],
-            int(state["step_count"]), self.step, np.asarray(self.losses))
+            int(state["step_count"]), self.step, np.asarray(self.losses), data)
 
     def save(self, path):
         """Write the run to ``path`` atomically (see :mod:`npflow.checkpoint`)."""
         checkpoint.save(path, self.to_checkpoint())
 
     @classmethod
-    def from_checkpoint(cls, path, steps=None):
-        """Rebuild a run from ``path`` to continue it, optionally extending it to ``steps``.
+    def from_checkpoint(cls, path, steps=None, data=None, labels=None, source_data=None,
+                        data_files=None):
+        """Rebuild a run from ``path`` to continue it.
 
-        A reflow run (``reflow > 0``) cannot be resumed: its fixed pairs are not stored.
+        Resuming to the run's own total (``steps`` None or equal to it) continues it bit for
+        bit: the result equals the uninterrupted run's. A different ``steps`` *re-plans* the
+        run: the learning-rate schedule is rebuilt for the new total from the current step on,
+        so a decaying schedule jumps (a warm restart) and the result is not what training
+        ``steps`` from scratch would give; :attr:`replanned` then says so. A constant schedule
+        is unaffected. A run on a finite dataset needs the same ``data`` (and labels, source)
+        again; their fingerprint is checked. A reflow run (``reflow > 0``) cannot be resumed:
+        its fixed pairs are not stored.
         """
         ckpt = checkpoint.load(path)
         if ckpt.train_config.get("reflow", 0):
@@ -282,27 +580,129 @@ class Trainer:
                 f"stored); run npflow reflow again from its parent model")
         try:
             values = dict(ckpt.train_config)
+            planned = values["steps"]
             if steps is not None:
                 values["steps"] = steps
-            trainer = cls(TrainConfig.from_dict(values))
+            trainer = cls(TrainConfig.from_dict(values), data=data, labels=labels,
+                          source_data=source_data, data_files=data_files)
             trainer.rng.bit_generator.state = ckpt.rng_state
         except (ValueError, TypeError, KeyError) as err:
             raise checkpoint.CheckpointError(f"{path!r} cannot be resumed: {err}") from None
+        if (ckpt.data is None) != (trainer.rows is None):
+            raise checkpoint.CheckpointError(
+                f"{path!r} cannot be resumed: it was trained "
+                f"{'without' if ckpt.data is None else 'on'} a dataset of rows")
+        if ckpt.step > trainer.config.steps:
+            raise checkpoint.CheckpointError(
+                f"{path!r} has done {ckpt.step} steps already, more than steps="
+                f"{trainer.config.steps}")
         trainer.model.params[...] = ckpt.params
         trainer.ema.shadow[...] = ckpt.ema_params
         trainer.optimizer.load_state_dict(
             {"m": ckpt.adam_m, "v": ckpt.adam_v, "step_count": ckpt.adam_step})
         trainer.step = ckpt.step
         trainer.losses = list(ckpt.losses)
+        if ckpt.data is not None:
+            trainer.rows.restore(path, ckpt.data)
+            trainer.val_losses = [(int(s), float(v)) for s, v in ckpt.data.val_losses]
+            trainer.best_params[...] = ckpt.data.best_params
+            trainer.best_step = ckpt.data.best_step
+        trainer.replanned = None if planned == trainer.config.steps else Replanned(
+            planned, trainer.config.steps, trainer.config.schedule,
+            float(make_schedule(trainer.config.schedule, trainer.config.lr, planned,
+                                min(trainer.config.warmup_steps, planned))(ckpt.step)),
+            float(trainer.schedule(ckpt.step)))
         return trainer
+
+    replanned = None
+
+
+@dataclass(frozen=True)
+class Replanned:
+    """How :meth:`Trainer.from_checkpoint` changed a run's length and learning rate.
+
+    ``lr_before`` is the rate the stored plan gives at the resumed step, ``lr_after`` the new
+    plan's; they are equal for a constant schedule, where re-planning changes nothing else.
+    """
+
+    planned_steps: int
+    steps: int
+    schedule: str
+    lr_before: float
+    lr_after: float
+
+    def describe(self):
+        """One line for the user."""
+        if self.lr_before == self.lr_after:
+            return (f"extended from {self.planned_steps} to {self.steps} steps; the "
+                    f"{self.schedule} learning rate continues unchanged")
+        return (f"re-planned from {self.planned_steps} to {self.steps} steps: the {self.schedule} "
+                f"schedule is rebuilt for the new total, so the learning rate jumps from "
+                f"{self.lr_before:.3g} to {self.lr_after:.3g} (a warm restart), and the result "
+                f"differs from a run of {self.steps} steps from scratch")
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What :meth:`Trainer.run` returns: the trainer and whether Ctrl-C stopped it early."""
+    """What :meth:`Trainer.run` returns.
+
+    ``interrupted``: a signal stopped the run early (``signal`` is ``"SIGINT"`` or
+    ``"SIGTERM"``); ``stopped_early``: the validation loss stopped improving (``patience``).
+    """
 
     trainer: Trainer
     interrupted: bool
+    signal: str = None
+    stopped_early: bool = False
+
+
+class _HeldSignals:
+    """Inside the block, SIGINT and SIGTERM only record their arrival in ``received``.
+
+    The training loop looks at ``received`` between steps, so a signal never lands between
+    the optimizer update, the EMA update and the step counter (a checkpoint saved there would
+    hold an optimizer one step ahead of the run, or EMA weights scaled by the decay). Python
+    delivers signals to the main thread only; elsewhere nothing is installed.
+    """
+
+    CAUGHT = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.received = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.CAUGHT:
+                self._previous[signum] = signal.signal(signum, self._hold)
+        return self
+
+    def _hold(self, signum, frame):
+        if self.received is None:
+            self.received = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
+
+
+def _signal_name(signum):
+    return None if signum is None else signal.Signals(signum).name
+
+
+def training_memory(config, dim, n_classes=0):
+    """Bytes a run needs at least: weights and optimizer state, activations, batch draws.
+
+    Seven arrays of P parameters (weights, gradients, two Adam moments, the EMA, two scratch
+    buffers); per batch row, four arrays per hidden unit (pre-activation, activation, their
+    gradients) and a dozen float64 values per coordinate (draws, path, coupling); an OT or
+    Sinkhorn coupling adds three (B, B) float64 matrices. An estimate for a clear error before
+    allocating, not an exact count.
+    """
+    itemsize = np.dtype(config.dtype).itemsize
+    params = param_count(dim, config.hidden, config.time_embedding, config.embed_dim, n_classes)
+    per_row = 4 * sum(config.hidden) * itemsize + 12 * (dim + 1) * 8
+    coupling = 0 if config.coupling == "independent" else 3 * 8 * config.batch_size ** 2
+    return 7 * params * itemsize + config.batch_size * per_row + coupling
 
 
 def _check_pairs(pairs, reflow, dim):
@@ -320,7 +720,7 @@ def _check_pairs(pairs, reflow, dim):
     except (TypeError, ValueError):
         raise TypeError("pairs must be a pair (x0, x1) of (N, d) arrays") from None
     x0 = _checks.points(x0, "pairs[0]", dim=dim)
-    x1 = _checks.points(x1, "pairs[1]", dim=dim)
+    x1 = _checks.points(x1, "pairs[1]", dim=x0.shape[1])
     if x1.shape != x0.shape:
         raise ValueError(f"pairs[1] must have shape {x0.shape} like pairs[0], got {x1.shape}")
     return x0, x1
@@ -331,7 +731,7 @@ def _rng_state(rng):
     return json.loads(json.dumps(rng.bit_generator.state))
 
 
-def train(config=None, out=None, quiet=True, **overrides):
+def train(config=None, out=None, quiet=True, data=None, labels=None, **overrides):
     """Train a model: ``train(steps=2000, target="moons")``. Returns the :class:`Trainer`.
 
     Parameters
@@ -340,9 +740,14 @@ def train(config=None, out=None, quiet=True, **overrides):
         Defaults to ``TrainConfig()``; keyword ``overrides`` replace single fields.
     out : str, optional
         Checkpoint path (written periodically and at the end).
+    data, labels : optional
+        Rows (n, d) and labels (n,) of a finite dataset; ``data`` sets the target to "data".
+        (:class:`npflow.Flow` does the same with the defaults for data.)
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
-    trainer = Trainer(config)
+    if data is not None and config.target != DATA:
+        config = dataclasses.replace(config, target=DATA)
+    trainer = Trainer(config, data=data, labels=labels)
     trainer.run(out=out, quiet=quiet)
     return trainer
 
@@ -353,3 +758,17 @@ def resolve_out(out):
     if not os.path.isdir(folder):
         raise ValueError(f"--out: folder {folder!r} does not exist")
     return out
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``npflow.train(steps=2000)`` is :func:`train`.
+
+    Users reach for ``npflow.train(...)``; making the module callable keeps both that and the
+    imports of its classes (``from npflow.train import Trainer``, ``import npflow.train``).
+    """
+
+    def __call__(self, *args, **kwargs):
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

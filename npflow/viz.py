@@ -13,6 +13,9 @@ function            what it draws
 :func:`density`     the model density ``p_1(x) = p_0(x0) exp(-int_0^1 div v dt)`` (eq. 3)
 :func:`loss_curve`  the CFM loss ``E ||v_theta(x_t, t) - u_t(x_t | x1)||^2`` (eq. 9) per step
 :func:`animate`     an animated GIF of the points flowing from t = 0 to t = 1
+:func:`image_grid`  images (e.g. 8x8 digits) in a grid, optionally one labelled row per class
+:func:`pairplot`    pairwise scatter plots of a few coordinates of d > 2 data, data vs samples
+:func:`animate_images`  an animated GIF of images forming from noise along the flow
 ==================  ===================================================================
 
 Every function takes explicit arrays (or a model) and returns the matplotlib ``Figure``; nothing
@@ -35,6 +38,7 @@ SPEED_CMAP = ("magma", 0.0, 0.82)  # |v(x, t)|: magma without its near-white top
 DENSITY_CMAP = "magma"
 SAVE_DPI = 110  # keeps a three-panel PNG near 100-200 KB
 GIF_DPI = 72
+IMAGE_CMAP = "gray_r"  # digits: ink dark on white paper, as they were written
 
 
 def pyplot(for_files=False):
@@ -408,6 +412,174 @@ def animate(traj, path, times=None, fps=20, limits=None, hold_seconds=1.0, size=
     return fig
 
 
+def image_grid(images, shape=(8, 8), ncols=10, row_labels=None, vmin=None, vmax=None,
+               cell=0.6, title=None):
+    """Images side by side in a grid, row by row, optionally with a label in front of each row.
+
+    Parameters
+    ----------
+    images : (n, h * w) array_like
+        One flattened image per row (e.g. ``load_digits()[0]`` or flow samples in data units).
+    shape : (int, int)
+        ``(h, w)`` of one image.
+    ncols : int
+        Images per grid row; ``ceil(n / ncols)`` rows.
+    row_labels : sequence of str, optional
+        One label per grid row, written at its left (e.g. the class of a row of samples).
+    vmin, vmax : float, optional
+        The grey scale, shared by every image; the images' min and max when None.
+    cell : float
+        Side of one image in inches.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per grid cell, in reading order (empty cells are hidden).
+    """
+    h, w = _image_shape(shape)
+    images = _images(images, h * w)
+    ncols = _checks.positive_int(ncols, "ncols")
+    n = images.shape[0]
+    nrows = -(-n // ncols)
+    if row_labels is not None and len(row_labels) != nrows:
+        raise ValueError(f"row_labels must hold one label per grid row ({nrows}), "
+                         f"got {len(row_labels)}")
+    vmin = float(images.min()) if vmin is None else _checks.finite_float(vmin, "vmin")
+    vmax = float(images.max()) if vmax is None else _checks.finite_float(vmax, "vmax")
+    fig, axes = pyplot().subplots(nrows, ncols, figsize=(cell * ncols + 0.4, cell * nrows + 0.3),
+                                  squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        ax.imshow(images[i].reshape(h, w), cmap=IMAGE_CMAP, vmin=vmin, vmax=vmax,
+                  interpolation="nearest")
+    for label, ax in zip(row_labels or (), axes[:, 0]):
+        ax.set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=9)
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig
+
+
+def pairplot(data, samples, dims=None, max_dims=4, size=2.0, alpha=0.4):
+    """Pairwise scatter plots of a few coordinates, data (red) beside samples (blue), for d > 2.
+
+    Panel (i, j) shows coordinate ``dims[j]`` against ``dims[i]``; the diagonal shows the two
+    histograms of coordinate ``dims[i]``.
+
+    Parameters
+    ----------
+    data, samples : (n, d) and (m, d) array_like
+    dims : sequence of int, optional
+        Coordinates to show; the ``max_dims`` coordinates of largest data variance when None.
+    max_dims : int
+        At most this many coordinates when ``dims`` is None.
+    size, alpha : marker area and opacity.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A k x k grid of axes, k = ``len(dims)``.
+    """
+    data = _checks.points(data, "data", dtype=np.float64)
+    samples = _checks.points(samples, "samples", dim=data.shape[1], dtype=np.float64)
+    d = data.shape[1]
+    if dims is None:
+        k = min(_checks.positive_int(max_dims, "max_dims"), d)
+        dims = np.sort(np.argsort(-data.var(axis=0), kind="stable")[:k])
+    dims = [int(i) for i in dims]
+    if not dims or any(i < 0 or i >= d for i in dims):
+        raise ValueError(f"dims must hold at least one coordinate in 0 .. {d - 1}, got {dims}")
+    k = len(dims)
+    fig, axes = pyplot().subplots(k, k, figsize=(1.9 * k + 0.4, 1.9 * k + 0.4), squeeze=False)
+    for r, i in enumerate(dims):
+        for c, j in enumerate(dims):
+            ax = axes[r, c]
+            if r == c:
+                bins = np.histogram_bin_edges(np.concatenate([data[:, i], samples[:, i]]), 30)
+                ax.hist(data[:, i], bins=bins, density=True, color=TARGET_COLOR, alpha=0.5)
+                ax.hist(samples[:, i], bins=bins, density=True, color=GENERATED_COLOR, alpha=0.5)
+            else:
+                ax.scatter(data[:, j], data[:, i], s=size, c=TARGET_COLOR, alpha=alpha,
+                           linewidths=0, rasterized=True, label="data")
+                ax.scatter(samples[:, j], samples[:, i], s=size, c=GENERATED_COLOR, alpha=alpha,
+                           linewidths=0, rasterized=True, label="samples")
+            ax.tick_params(labelsize=6)
+            if r == k - 1:
+                ax.set_xlabel(f"x[{j}]", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"x[{i}]", fontsize=8)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="", color=color, label=label)
+               for color, label in ((TARGET_COLOR, "data"), (GENERATED_COLOR, "samples"))]
+    fig.legend(handles=handles, loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def animate_images(frames, path, shape=(8, 8), ncols=10, fps=12, times=None, hold_seconds=1.5,
+                   vmin=None, vmax=None, cell=0.45, dpi=GIF_DPI):
+    """Write an animated GIF of a grid of images changing along ``frames`` (e.g. noise -> digits).
+
+    Parameters
+    ----------
+    frames : (m, n, h * w) array_like
+        ``m`` frames of ``n`` flattened images each, e.g. rows of a flow trajectory mapped to data
+        units.
+    path : str or os.PathLike
+        Output file; must end with ``.gif``.
+    shape : (int, int) ; ncols : int
+        One image's ``(h, w)`` and images per grid row.
+    fps : int ; hold_seconds : float
+        Frames per second, and the pause on the last frame.
+    times : (m,) array_like, optional
+        Time of each frame, in the title; ``linspace(0, 1, m)`` when None.
+    vmin, vmax : float, optional
+        The grey scale, shared by all frames; the last frame's min and max when None (noise
+        frames then saturate instead of dimming the digits).
+    cell, dpi : side of one image in inches, and the resolution.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure, showing the last frame.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    h, w = _image_shape(shape)
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[0] < 2 or frames.shape[2] != h * w:
+        raise ValueError(f"frames must have shape (m, n, {h * w}) with m >= 2 frames, got shape "
+                         f"{frames.shape}")
+    frames = np.stack([_images(f, h * w) for f in frames])  # (m, n, h w) float64
+    times = _times(times, frames.shape[0])
+    fps = _checks.positive_int(fps, "fps")
+    hold_seconds = _checks.finite_float(hold_seconds, "hold_seconds", low=0)
+    if not os.fspath(path).lower().endswith(".gif"):
+        raise ValueError(f"path must end with .gif, got {os.fspath(path)!r}")
+    vmin = float(frames[-1].min()) if vmin is None else _checks.finite_float(vmin, "vmin")
+    vmax = float(frames[-1].max()) if vmax is None else _checks.finite_float(vmax, "vmax")
+    fig = image_grid(frames[0], shape, ncols, vmin=vmin, vmax=vmax, cell=cell)
+    title = fig.suptitle(f"t = {times[0]:.2f}", fontsize=10)
+    shown = [ax.images[0] for ax in fig.axes if ax.get_visible()]
+
+    def draw(i):
+        for im, image in zip(shown, frames[i]):
+            im.set_data(image.reshape(h, w))
+        title.set_text(f"t = {times[i]:.2f}")
+        return shown
+
+    order = list(range(frames.shape[0])) + [frames.shape[0] - 1] * round(hold_seconds * fps)
+    animation = FuncAnimation(fig, draw, frames=order, blit=False, repeat=False)
+    animation.save(os.fspath(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    return fig
+
+
 # --- small helpers ------------------------------------------------------------------------------
 def _limits(limits):
     """``(low, high)`` as two finite floats with low < high."""
@@ -419,6 +591,29 @@ def _limits(limits):
     if not low < high:
         raise ValueError(f"limits must satisfy low < high, got {limits!r}")
     return low, high
+
+
+def _image_shape(shape):
+    """``(h, w)`` as two positive ints."""
+    try:
+        h, w = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be a pair (h, w), got {shape!r}") from None
+    return _checks.positive_int(h, "shape[0]"), _checks.positive_int(w, "shape[1]")
+
+
+def _images(images, size):
+    """A finite float64 array (n, size) of flattened images."""
+    arr = np.asarray(images)
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"images must be a real numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != size or arr.shape[0] < 1:
+        raise ValueError(f"images must have shape (n, {size}), one flattened image per row, "
+                         f"got shape {arr.shape}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("images must be finite, found NaN or infinity")
+    return arr
 
 
 def _trajectory(traj):

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from npflow import bench, couplings, solvers
+from npflow import bench, couplings, sampling
 from npflow.cli import main
 from npflow.nn import MLP
 from npflow.train import Trainer
@@ -31,7 +31,7 @@ def stand_in_reference():
         return bench.npflow_trainer_run(twin), 0.0
 
     def sampler(model, x0, steps):
-        return lambda: solvers.sample_flow(model, x0, "rk4", steps).x
+        return lambda: sampling.sample_flow(model, x0, "rk4", steps).x
 
     return bench.Reference(name="stand-in 1.0", trainer=trainer, sampler=sampler,
                            assignment=couplings.solve_assignment, matmul=lambda size: 1.0)

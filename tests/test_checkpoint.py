@@ -25,7 +25,7 @@ def make_checkpoint(dtype=np.float32, seed=0, step=7):
         ema_params=rng.standard_normal(P).astype(dtype),
         adam_m=rng.standard_normal(P).astype(dtype),
         adam_v=rng.random(P).astype(dtype),
-        adam_step=step + 3, step=step, losses=rng.random(step))
+        adam_step=step, step=step, losses=rng.random(step))
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_file_holds_exactly_the_documented_keys_without_objects(saved):
                            "adam_step", "step", "losses"}
     assert int(arrays["format_version"]) == FORMAT_VERSION
     meta = json.loads(str(arrays["meta"]))
-    assert set(meta) == {"model", "train", "rng"}
+    assert set(meta) == {"model", "train", "rng", "data"} and meta["data"] is None
 
 
 def test_model_is_rebuilt_with_ema_or_raw_weights(saved):
@@ -303,3 +303,88 @@ def test_non_finite_weights(tmp_path, saved, key, value):
 def test_checkpoint_error_is_a_value_error():
     assert issubclass(CheckpointError, ValueError)
     assert checkpoint.CheckpointError is CheckpointError
+
+
+# --- sizes, steps, versions, files ------------------------------------------------------------
+
+def test_a_description_of_a_huge_network_is_refused_before_allocating(tmp_path, saved):
+    meta = json.loads(str(arrays_of(saved)["meta"]))
+    meta["model"]["hidden"] = [200_000, 200_000, 200_000]  # 8e10 weights: ~300 GiB of float32
+    path = write_variant(tmp_path, saved, meta=np.array(json.dumps(meta)))
+    message = assert_one_line_error(path, "needs floats of shape")
+    assert str(2 * 200_000 ** 2 + 16 * 200_000 + 2) in message  # in, time, 2 hidden, out
+
+
+def test_optimizer_step_count_must_equal_the_step(tmp_path, saved):
+    path = write_variant(tmp_path, saved, adam_step=np.int64(8))
+    message = assert_one_line_error(path, "middle of a step")
+    assert "8" in message and "7" in message
+
+
+def test_save_refuses_a_checkpoint_whose_steps_disagree(tmp_path):
+    ckpt = make_checkpoint()
+    bad = Checkpoint(**{**ckpt.__dict__, "adam_step": ckpt.step + 1})
+    with pytest.raises(ValueError, match="adam_step"):
+        save(str(tmp_path / "m.npz"), bad)
+    assert os.listdir(tmp_path) == []
+
+
+def test_format_1_files_still_load(tmp_path, saved):
+    meta = json.loads(str(arrays_of(saved)["meta"]))
+    del meta["data"]
+    path = write_variant(tmp_path, saved, format_version=np.int64(1),
+                         meta=np.array(json.dumps(meta)))
+    ckpt = load(path)
+    assert ckpt.data is None and ckpt.step == 7
+    np.testing.assert_array_equal(ckpt.model().params, arrays_of(saved)["ema_params"])
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_checkpoints_get_the_usual_mode_under_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        save(str(tmp_path / "m.npz"), make_checkpoint())
+    finally:
+        os.umask(old)
+    assert os.stat(tmp_path / "m.npz").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_save_removes_temporaries_of_dead_processes_only(tmp_path):
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f".npflow-{dead}-abc123.tmp"
+    live = tmp_path / f".npflow-{os.getpid()}-def456.tmp"  # a save in progress in this process
+    other = tmp_path / "notes.tmp"
+    for f in (stale, live, other):
+        f.write_bytes(b"partial")
+    save(str(tmp_path / "m.npz"), make_checkpoint())
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name, "m.npz"])
+
+
+def test_a_save_killed_mid_write_leaves_nothing_behind_after_the_next_save(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    script = (f"import numpy as np, sys; sys.path.insert(0, {os.getcwd()!r})\n"
+              "from npflow import checkpoint\n"
+              "import npflow.checkpoint as c\n"
+              "orig = np.savez\n"
+              "def slow(f, **a):\n"
+              "    f.write(b'x' * 100); f.flush(); print('writing', flush=True)\n"
+              "    import time; time.sleep(60)\n"
+              "c.np.savez = slow\n"
+              f"from tests.test_checkpoint import make_checkpoint\n"
+              f"checkpoint.save({str(tmp_path / 'm.npz')!r}, make_checkpoint())\n")
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                                cwd=os.getcwd())
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # each new save removed the leftovers of the killed one before it: only the last remains
+    assert len([f for f in os.listdir(tmp_path) if f.endswith(".tmp")]) == 1
+    save(str(tmp_path / "m.npz"), make_checkpoint())
+    assert os.listdir(tmp_path) == ["m.npz"]

@@ -463,3 +463,41 @@ def test_bad_points_raise(x):
                  lambda: datasets.nearest_center_8gaussians(x)):
         with pytest.raises(ValueError, match="x must"):
             call()
+
+
+# --- the bundled 8x8 digits ------------------------------------------------------------------
+
+DIGITS_SHA256 = "65e5b4619795efb40c1082f4c350c049e4ad552200d369b6ae99e21eef5e72c5"
+DIGITS_CLASS_COUNTS = [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]  # sklearn's DESCR
+
+
+def test_load_digits_shape_dtype_range_and_class_counts():
+    X, y = datasets.load_digits()
+    assert X.shape == (1797, 64) and X.dtype == np.uint8
+    assert y.shape == (1797,) and y.dtype == np.int64
+    assert X.min() == 0 and X.max() == datasets.DIGITS_MAX == 16
+    assert np.bincount(y, minlength=10).tolist() == DIGITS_CLASS_COUNTS
+
+
+def test_load_digits_checksum():
+    import hashlib
+
+    X, y = datasets.load_digits()
+    digest = hashlib.sha256(X.tobytes() + y.astype("<i8").tobytes()).hexdigest()
+    assert digest == DIGITS_SHA256
+
+
+def test_load_digits_first_image_is_a_zero():
+    X, y = datasets.load_digits()
+    image = X[0].reshape(datasets.DIGITS_SHAPE)
+    assert y[0] == 0
+    assert image[3:5, 3:5].max() == 0  # the hole of the 0
+    assert image[2:6, 2].min() > 0 and image[2:6, 5].min() > 0  # its two sides
+
+
+def test_load_digits_equals_scikit_learn():
+    sk = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_digits()
+    ref = sk.load_digits()
+    np.testing.assert_array_equal(X, ref.data)
+    np.testing.assert_array_equal(y, ref.target)

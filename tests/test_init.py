@@ -15,3 +15,10 @@ def test_import_loads_only_numpy():
             "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_npflow_train_trains_and_stays_the_module():
+    import npflow.train as module
+    assert module is npflow.train and module.Trainer is npflow.Trainer
+    trainer = npflow.train(steps=3, batch_size=16, hidden=(8,), warmup_steps=0)
+    assert trainer.step == 3

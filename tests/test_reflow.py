@@ -4,10 +4,11 @@ training on fixed pairs, warm starts, refusal to resume, and straightness agains
 import numpy as np
 import pytest
 
-from npflow import checkpoint, metrics, solvers
+from npflow import checkpoint, metrics, sampling
 from npflow.nn import MLP
 from npflow.reflow import reflow_pairs, reflow_trainer
-from npflow.train import TrainConfig, Trainer
+from npflow.paths import LinearPath
+from npflow.train import TrainConfig, Trainer, sample_t
 
 C = np.array([1.5, -1.0])
 
@@ -44,7 +45,7 @@ def test_pairs_are_the_flow_image_of_x0_and_deterministic():
 def test_straight_constant_speed_paths_have_straightness_zero():
     field = Field(C)
     x0 = np.random.default_rng(2).standard_normal((30, 2))
-    sol = solvers.sample_flow(field, x0, "euler", 7, return_trajectory=True)
+    sol = sampling.sample_flow(field, x0, "euler", 7, return_trajectory=True)
     assert metrics.straightness(field, sol.trajectory, sol.times) == pytest.approx(0, abs=1e-24)
 
 
@@ -53,7 +54,7 @@ def test_straightness_of_constant_acceleration_is_a_squared_over_12():
     a = np.array([0.6, -1.2])
     field = Field(C, a)
     x0 = np.random.default_rng(3).standard_normal((10, 2))
-    sol = solvers.sample_flow(field, x0, "rk4", 400, return_trajectory=True)
+    sol = sampling.sample_flow(field, x0, "rk4", 400, return_trajectory=True)
     expected = a @ a / 12
     # The trapezoid rule with step h overestimates int_0^1 f by h^2 f'' / 12 = h^2 / 6 here.
     assert metrics.straightness(field, sol.trajectory, sol.times) == pytest.approx(
@@ -101,8 +102,11 @@ def test_reflow_trainer_warm_starts_from_the_parent(tmp_path):
 def test_a_reflow_checkpoint_refuses_to_resume(tmp_path):
     path = str(tmp_path / "r.npz")
     x0 = np.random.default_rng(6).standard_normal((40, 2))
-    Trainer(tiny(reflow=1), pairs=(x0, x0 + C)).run(out=path, quiet=True)
-    assert checkpoint.load_model(path).num_params > 0  # it samples like any model
+    trainer = Trainer(tiny(reflow=1), pairs=(x0, x0 + C))
+    trainer.run(out=path, quiet=True)
+    loaded = checkpoint.load_model(path)  # it samples like any model: the EMA weights, exactly
+    np.testing.assert_array_equal(loaded.params, trainer.ema.shadow)
+    np.testing.assert_array_equal(loaded(x0, 0.5), trainer.ema_model()(x0, 0.5))
     with pytest.raises(checkpoint.CheckpointError, match=r"reflow run, which cannot be resumed"):
         Trainer.from_checkpoint(path)
 
@@ -115,9 +119,29 @@ def test_pairs_must_go_with_reflow():
         Trainer(tiny(reflow=1))
     with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(5, 2\)"):
         Trainer(tiny(reflow=1), pairs=(x0, np.zeros((4, 2))))
-    with pytest.raises(ValueError, match=r"pairs\[0\] must have shape \(n, 2\)"):
+    with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(n, 3\)"):
         Trainer(tiny(reflow=1), pairs=(np.zeros((5, 3)), x0))
     with pytest.raises(TypeError, match=r"pairs must be a pair"):
         Trainer(tiny(reflow=1), pairs=(x0,))
     with pytest.raises(ValueError, match=r"config must be unconditional"):
         reflow_trainer(None, tiny(conditional=True), (x0, x0))
+
+
+@pytest.mark.parametrize("parent", [dict(path="lipman", sigma=0.1), dict(path="icfm", sigma=0.3),
+                                    dict(path="vp", coupling="ot")])
+def test_reflow_trains_on_straight_lines_whatever_the_parent_path(parent):
+    """Liu et al. 2023, Alg. 1: xt = (1 - t) x0 + t x1 and ut = x1 - x0 on the fixed pairs."""
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((50, 2))
+    pairs = (x0, x0 + C + 0.1 * rng.standard_normal((50, 2)))
+    config = tiny(**parent)
+    trainer = reflow_trainer(MLP(2, (16,), "relu", rng=rng), config, pairs)
+    assert trainer.config.path == "linear" and isinstance(trainer.path, LinearPath)
+    replay = np.random.default_rng()
+    replay.bit_generator.state = trainer.rng.bit_generator.state
+    batch = trainer.draw_batch()
+    idx = replay.integers(0, 50, size=config.batch_size)  # the draws of draw_batch, replayed
+    t = sample_t(replay, config.batch_size, config.time_sampling)[:, None]
+    a, b = pairs[0][idx], pairs[1][idx]
+    np.testing.assert_allclose(batch.ut, b - a, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(batch.xt, (1 - t) * a + t * b, rtol=1e-6, atol=1e-6)

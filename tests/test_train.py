@@ -10,8 +10,10 @@ Known fields (linear path ``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``, ``x0 ~ N
 """
 import dataclasses
 import json
+import math
 import os
 import re
+import signal
 
 import numpy as np
 import pytest
@@ -295,39 +297,120 @@ def test_from_checkpoint_rejects_unresumable_files(tmp_path):
         Trainer.from_checkpoint(str(tmp_path / "none.npz"))
 
 
-# --- Ctrl-C -------------------------------------------------------------------------------------
+# --- signals: a step is all or nothing ---------------------------------------------------------
 
-def interrupt_at(monkeypatch, trainer, k):
+def signal_during_step(monkeypatch, trainer, k, signum=signal.SIGINT):
+    """Deliver ``signum`` at the start of step ``k + 1`` (the step itself still runs)."""
     original = trainer.train_step
 
     def step():
         if trainer.step == k:
-            raise KeyboardInterrupt
+            signal.raise_signal(signum)
         return original()
 
     monkeypatch.setattr(trainer, "train_step", step)
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+def signal_inside(monkeypatch, obj, method, k, trainer, signum=signal.SIGINT):
+    """Deliver ``signum`` from inside ``obj.method`` during step ``k + 1``, after its first half.
+
+    For the optimizer: after the update, before the step counter moves. For the EMA: after
+    ``shadow *= decay``, before ``shadow += (1 - decay) params``.
+    """
+    if method == "update":  # EMA: split the update in two halves around the signal
+        def update(params):
+            obj.shadow *= obj.decay
+            if trainer.step == k:
+                signal.raise_signal(signum)
+            np.multiply(params, 1 - obj.decay, out=obj._tmp)
+            obj.shadow += obj._tmp
+        monkeypatch.setattr(obj, "update", update)
+        return
+    original = getattr(obj, method)
+
+    def wrapped(*args, **kwargs):
+        original(*args, **kwargs)
+        if trainer.step == k:
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(obj, method, wrapped)
+
+
+def straight_run(cfg):
+    straight = Trainer(cfg)
+    straight.run(quiet=True)
+    return straight
+
+
+@pytest.mark.parametrize("where", ["between steps", "optimizer", "ema"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_inside_a_step_saves_a_run_that_resumes_exactly(tmp_path, monkeypatch, where,
+                                                                  signum):
     cfg = tiny(steps=15, coupling="ot", path="icfm")
     path = str(tmp_path / "m.npz")
     trainer = Trainer(cfg)
-    interrupt_at(monkeypatch, trainer, 6)
+    if where == "between steps":
+        signal_during_step(monkeypatch, trainer, 5, signum)
+    else:
+        obj, method = (trainer.optimizer, "step") if where == "optimizer" else (trainer.ema,
+                                                                                 "update")
+        signal_inside(monkeypatch, obj, method, 5, trainer, signum)
     result = trainer.run(out=path, checkpoint_every=4, quiet=True)
-    assert result.interrupted and result.trainer is trainer and trainer.step == 6
+    assert result.interrupted and result.signal == signal.Signals(signum).name
+    assert trainer.step == 6  # the step in progress finished before the run stopped
     ckpt = checkpoint.load(path)
-    assert ckpt.step == 6 and len(ckpt.losses) == 6
+    assert ckpt.step == ckpt.adam_step == 6 and len(ckpt.losses) == 6
     resumed = Trainer.from_checkpoint(path)
+    monkeypatch.undo()
     assert not resumed.run(out=path, quiet=True).interrupted
-    straight = Trainer(cfg)
-    straight.run(quiet=True)
-    assert_same_run(straight, resumed)
+    assert_same_run(straight_run(cfg), resumed)
 
 
-def test_ctrl_c_without_out_just_returns(monkeypatch):
+def test_signal_handlers_are_restored_after_a_run():
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    Trainer(tiny(steps=2)).run(quiet=True)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_a_signal_without_out_just_returns(monkeypatch):
     trainer = Trainer(tiny(steps=10))
-    interrupt_at(monkeypatch, trainer, 3)
-    assert trainer.run(quiet=True).interrupted and trainer.step == 3
+    signal_during_step(monkeypatch, trainer, 3)
+    result = trainer.run(quiet=True)
+    assert result.interrupted and result.signal == "SIGINT" and trainer.step == 4
+
+
+# --- resume semantics -----------------------------------------------------------------------------
+
+def test_resume_to_the_same_total_under_the_default_cosine_schedule_is_bit_identical(tmp_path):
+    cfg = tiny(steps=12, warmup_steps=3)
+    assert cfg.schedule == TrainConfig().schedule == "cosine"
+    path = str(tmp_path / "m.npz")
+    first = Trainer(cfg)
+    for _ in range(5):
+        first.train_step()
+    first.save(path)
+    resumed = Trainer.from_checkpoint(path, steps=12)
+    assert resumed.replanned is None
+    resumed.run(quiet=True)
+    assert_same_run(straight_run(cfg), resumed)
+
+
+def test_extending_a_decaying_run_is_named_a_warm_restart(tmp_path):
+    path = str(tmp_path / "m.npz")
+    Trainer(tiny(steps=6, warmup_steps=0)).run(out=path, quiet=True)
+    extended = Trainer.from_checkpoint(path, steps=12)
+    plan = extended.replanned
+    assert (plan.planned_steps, plan.steps) == (6, 12)
+    assert plan.lr_before == pytest.approx(tiny().lr * 0.5 * (1 + math.cos(math.pi * 1.0)))
+    assert plan.lr_after == pytest.approx(tiny().lr * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert "warm restart" in plan.describe() and "from scratch" in plan.describe()
+
+
+def test_extending_a_constant_schedule_says_it_continues_unchanged(tmp_path):
+    path = str(tmp_path / "m.npz")
+    Trainer(tiny(steps=6, schedule="constant")).run(out=path, quiet=True)
+    plan = Trainer.from_checkpoint(path, steps=9).replanned
+    assert plan.lr_before == plan.lr_after and "unchanged" in plan.describe()
 
 
 # --- divergence -----------------------------------------------------------------------------------
@@ -382,12 +465,16 @@ def test_resolve_out_needs_an_existing_folder(tmp_path):
         resolve_out(str(tmp_path / "missing" / "m.npz"))
 
 
-# --- class-conditional runs (issue 6) -------------------------------------------------------------
+# --- class-conditional runs -------------------------------------------------------------------
 
 @pytest.mark.parametrize("field, value, error", [
     ("label_dropout", -0.1, ValueError), ("label_dropout", 1.5, ValueError),
     ("label_dropout", float("nan"), ValueError), ("conditional", 1, TypeError),
-    ("reflow", -1, ValueError), ("reflow", 1.0, ValueError),
+    ("reflow", -1, ValueError), ("reflow", 1.0, TypeError), ("reflow", True, TypeError),
+    ("warmup_steps", True, TypeError), ("seed", False, TypeError), ("patience", True, TypeError),
+    ("dequantize", 1, TypeError), ("standardize", "yes", TypeError),
+    ("val_fraction", 1.0, ValueError), ("val_fraction", -0.1, ValueError),
+    ("eval_every", 0, ValueError),
 ])
 def test_config_rejects_bad_conditional_and_reflow_values(field, value, error):
     with pytest.raises(error, match=field):
@@ -425,3 +512,169 @@ def test_unconditional_runs_are_unchanged_by_the_new_options():
     b.run(quiet=True)
     assert_same_run(a, b)
     assert a.draw_batch().y is None
+
+
+# --- runs on a finite dataset (target "data") ------------------------------------------------------
+
+def rows_of(n=200, d=3, seed=5, integer=False):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)) * np.arange(1, d + 1) + 10.0 * np.arange(d)  # (n, d)
+    return np.floor(x) if integer else x
+
+
+def data_cfg(**overrides):
+    base = dict(target="data", steps=30, batch_size=32, hidden=(16,), warmup_steps=0, lr=1e-2,
+                eval_every=10)
+    return TrainConfig(**{**base, **overrides})
+
+
+def test_data_batches_cover_every_training_row_once_per_epoch_and_never_a_validation_row():
+    x = rows_of(n=100)
+    trainer = Trainer(data_cfg(batch_size=10, val_fraction=0.2), data=x)
+    rows = trainer.rows
+    assert len(rows.split.val) == 20 and not set(rows.split.val) & set(rows.split.train)
+    seen = []
+    for _ in range(8):  # exactly one epoch of the 80 training rows
+        x1 = rows.next_pairs(trainer.rng)[1]
+        seen.append(rows.transform.inverse(x1))
+    seen = np.concatenate(seen)
+    order = np.lexsort(seen.T)
+    np.testing.assert_allclose(seen[order], x[np.sort(rows.split.train)][
+        np.lexsort(x[np.sort(rows.split.train)].T)], rtol=1e-12, atol=1e-9)
+    assert rows.sampler.epoch == 1
+
+
+def test_the_network_sees_standardized_rows():
+    x = rows_of(n=500)
+    trainer = Trainer(data_cfg(batch_size=50, val_fraction=0.0), data=x)
+    z = np.concatenate([trainer.rows.next_pairs(trainer.rng)[1] for _ in range(10)])  # one epoch
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-12)
+
+
+def test_dequantized_batches_add_fresh_uniform_noise():
+    x = rows_of(n=64, integer=True)
+    trainer = Trainer(data_cfg(batch_size=64, val_fraction=0.0, dequantize=True), data=x)
+    u1, u2 = (trainer.rows.transform.inverse(trainer.rows.next_pairs(trainer.rng)[1])
+              - x[np.sort(trainer.rows.split.train)] for _ in range(2))
+    for u in (u1, u2):
+        assert u.min() >= -1e-9 and u.max() < 1.0
+    assert not np.allclose(u1, u2)
+
+
+DATA_RESUME_CASES = [
+    dict(),
+    dict(dequantize=True, coupling="ot"),
+    dict(conditional=True, coupling="ot", label_dropout=0.2),
+    dict(source="data", val_fraction=0.0),
+]
+
+
+@pytest.mark.parametrize("overrides", DATA_RESUME_CASES, ids=lambda o: "-".join(map(str, o)))
+def test_a_run_on_data_resumes_bit_identically_mid_epoch(tmp_path, overrides):
+    x = rows_of(n=90, integer=overrides.get("dequantize", False))
+    kwargs = {"data": x}
+    if overrides.get("conditional"):
+        kwargs["labels"] = np.arange(90) % 3
+    if overrides.get("source") == "data":
+        kwargs["source_data"] = rows_of(n=70, seed=9)
+    cfg = data_cfg(steps=25, **overrides)
+    straight = Trainer(cfg, **kwargs)
+    straight.run(quiet=True)
+    first = Trainer(cfg, **kwargs)
+    for _ in range(13):  # 13 batches of 32 from 81 training rows: inside the 6th epoch
+        first.train_step()
+        if first.step % cfg.eval_every == 0:
+            first.evaluate()
+    path = str(tmp_path / "half.npz")
+    first.save(path)
+    resumed = Trainer.from_checkpoint(path, **kwargs)
+    assert resumed.rows.sampler.epoch == first.rows.sampler.epoch
+    resumed.run(quiet=True)
+    assert_same_run(straight, resumed)
+    assert resumed.val_losses == straight.val_losses
+    np.testing.assert_array_equal(resumed.best_params, straight.best_params)
+
+
+def test_the_best_weights_are_the_ema_at_the_lowest_validation_loss(monkeypatch):
+    trainer = Trainer(data_cfg(steps=40), data=rows_of())
+    losses = iter([5.0, 3.0, 4.0, 6.0])
+    monkeypatch.setattr(trainer.rows, "validation_loss", lambda *a: next(losses))
+    snapshots = {}
+    original = trainer.evaluate
+
+    def evaluate():
+        snapshots[trainer.step] = trainer.ema.shadow.copy()
+        return original()
+
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    trainer.run(quiet=True)
+    assert trainer.val_losses == [(10, 5.0), (20, 3.0), (30, 4.0), (40, 6.0)]
+    assert trainer.best_step == 20
+    np.testing.assert_array_equal(trainer.best_params, snapshots[20])
+    np.testing.assert_array_equal(trainer.ema_model(best=True).params, snapshots[20])
+
+
+def test_patience_stops_a_run_whose_validation_loss_stopped_improving(monkeypatch):
+    trainer = Trainer(data_cfg(steps=200, patience=2), data=rows_of())
+    losses = iter([5.0, 3.0, 3.5, 3.0, 9.0, 1.0])
+    monkeypatch.setattr(trainer.rows, "validation_loss", lambda *a: next(losses))
+    result = trainer.run(quiet=True)
+    assert result.stopped_early and not result.interrupted
+    assert trainer.step == 40 and trainer.best_step == 20  # 3.5 and 3.0 do not beat 3.0
+
+
+def test_the_validation_loss_is_a_fixed_number_for_fixed_weights():
+    trainer = Trainer(data_cfg(val_fraction=0.3), data=rows_of())
+    net = trainer.ema_model()
+    first = trainer.rows.validation_loss(net, trainer.path, trainer.coupling)
+    trainer.train_step()
+    assert trainer.rows.validation_loss(net, trainer.path, trainer.coupling) == first
+    v = net.forward(*trainer.rows._val[:2])
+    assert first == pytest.approx(float(np.mean((v - trainer.rows._val[2]) ** 2)))
+
+
+def test_resume_refuses_other_data(tmp_path):
+    path = str(tmp_path / "m.npz")
+    Trainer(data_cfg(steps=5), data=rows_of()).run(out=path, quiet=True)
+    with pytest.raises(checkpoint.CheckpointError, match="other data"):
+        Trainer.from_checkpoint(path, data=rows_of(seed=6))
+    with pytest.raises(checkpoint.CheckpointError, match="data must be given"):
+        Trainer.from_checkpoint(path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(), "data must be given"),
+    (dict(data=rows_of(), labels=np.arange(199)), "labels"),
+    (dict(data=rows_of(), labels=np.arange(200)), "conditional"),
+    (dict(data=rows_of()[:, 0]), "reshape"),
+])
+def test_bad_data_arguments_get_one_line(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match) as info:
+        Trainer(data_cfg(), **kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_data_needs_target_data():
+    with pytest.raises(ValueError, match="target 'data'"):
+        Trainer(tiny(), data=rows_of())
+
+
+@pytest.mark.parametrize("overrides, what", [
+    (dict(batch_size=100_000_000), "batch_size 100000000"),
+    (dict(hidden=(100_000_000,)), "hidden 100000000"),
+    (dict(batch_size=2_000_000, coupling="ot"), "batch_size 2000000"),
+])
+def test_runs_too_large_for_memory_fail_before_allocating(overrides, what):
+    with pytest.raises(MemoryError, match=what) as info:
+        Trainer(tiny(**overrides))
+    assert "GiB" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_ema_model_is_a_copy_with_the_moving_average():
+    trainer = Trainer(tiny(steps=3))
+    for _ in range(3):
+        trainer.train_step()
+    net = trainer.ema_model()
+    np.testing.assert_array_equal(net.params, trainer.ema.shadow)
+    assert net.params is not trainer.ema.shadow and net.config() == trainer.model.config()

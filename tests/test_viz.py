@@ -377,3 +377,93 @@ def test_cli_plot_rejects_an_unknown_kind(model_file, tmp_path, capsys):
                   "--kind", "histogram"])
     assert exc.value.code == 2
     _one_line_error(capsys, "--kind")
+
+
+# --- images: grids, pair plots, animations ----------------------------------------------------
+
+def digit_like(n, seed=0):
+    return np.random.default_rng(seed).integers(0, 17, size=(n, 64)).astype(float)
+
+
+def test_image_grid_shows_every_image_in_reading_order_with_row_labels():
+    images = digit_like(23)
+    fig = viz.image_grid(images, ncols=10, row_labels=["a", "b", "c"])
+    axes = fig.axes
+    assert len(axes) == 30
+    shown = [ax for ax in axes if ax.get_visible()]
+    assert len(shown) == 23
+    for ax, image in zip(shown, images):
+        np.testing.assert_array_equal(ax.images[0].get_array(), image.reshape(8, 8))
+        assert ax.images[0].get_clim() == (images.min(), images.max())
+    assert [axes[10 * r].get_ylabel() for r in range(3)] == ["a", "b", "c"]
+
+
+def test_image_grid_other_shapes_and_scale():
+    fig = viz.image_grid(np.arange(12.0).reshape(2, 6), shape=(2, 3), ncols=1, vmin=0, vmax=20)
+    assert len(fig.axes) == 2
+    assert fig.axes[1].images[0].get_array().shape == (2, 3)
+    assert fig.axes[1].images[0].get_clim() == (0.0, 20.0)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"images": np.zeros((3, 63))}, ValueError, r"\(n, 64\)"),
+    ({"images": np.zeros(64)}, ValueError, r"\(n, 64\)"),
+    ({"images": np.zeros((2, 64)), "row_labels": ["a", "b"]}, ValueError, "row_labels"),
+    ({"images": np.zeros((2, 64)), "shape": (8,)}, ValueError, "shape"),
+    ({"images": np.full((2, 64), np.nan)}, ValueError, "finite"),
+])
+def test_image_grid_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        viz.image_grid(**kwargs)
+
+
+def test_pairplot_draws_data_and_samples_for_the_chosen_coordinates():
+    rng = np.random.default_rng(0)
+    data = rng.standard_normal((300, 6)) * np.array([1, 5, 1, 3, 1, 2])
+    samples = rng.standard_normal((200, 6))
+    fig = viz.pairplot(data, samples)  # the 4 coordinates of largest variance: 1, 3, 5, 0 or 2
+    axes = np.array(fig.axes[:16]).reshape(4, 4)
+    assert axes[3, 0].get_xlabel() == axes[0, 0].get_ylabel()
+    picked = [int(axes[3, c].get_xlabel()[2:-1]) for c in range(4)]
+    assert {1, 3, 5} <= set(picked)
+    off = axes[0, 1].collections
+    np.testing.assert_allclose(off[0].get_offsets(), data[:, [picked[1], picked[0]]])
+    np.testing.assert_allclose(off[1].get_offsets(), samples[:, [picked[1], picked[0]]])
+    fig2 = viz.pairplot(data, samples, dims=[2, 4])
+    assert len(fig2.axes) == 4
+    with pytest.raises(ValueError, match="dims"):
+        viz.pairplot(data, samples, dims=[6])
+    with pytest.raises(ValueError, match=r"\(n, 6\)"):
+        viz.pairplot(data, samples[:, :5])
+
+
+def test_animate_images_writes_a_gif_with_one_frame_per_row_plus_the_hold(tmp_path):
+    frames = np.stack([digit_like(12, seed) for seed in range(4)])  # (4, 12, 64)
+    path = tmp_path / "digits.gif"
+    fig = viz.animate_images(frames, path, ncols=6, fps=10, hold_seconds=0.5)
+    with open(path, "rb") as f:
+        assert f.read(6) in (b"GIF87a", b"GIF89a")
+    assert len(gif_durations(path)) >= 4  # Pillow may merge identical held frames
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    np.testing.assert_array_equal(shown[0].images[0].get_array(), frames[-1, 0].reshape(8, 8))
+    with pytest.raises(ValueError, match=".gif"):
+        viz.animate_images(frames, tmp_path / "x.png")
+    with pytest.raises(ValueError, match=r"\(m, n, 64\)"):
+        viz.animate_images(frames[:1], tmp_path / "y.gif")
+
+
+def test_cli_plot_of_a_model_of_rows_draws_pairwise_panels_beside_the_data(tmp_path, capsys):
+    from npflow.cli import main
+    rows = str(tmp_path / "rows.npy")
+    np.save(rows, np.random.default_rng(0).standard_normal((200, 5)) * [1, 2, 3, 4, 5])
+    model = str(tmp_path / "m.npz")
+    assert main(["train", "--data", rows, "--steps", "5", "--hidden", "8", "--batch-size", "32",
+                 "--out", model, "--quiet"]) == 0
+    out = str(tmp_path / "p.png")
+    assert main(["plot", "--model", model, "--data", rows, "--n", "100", "--steps", "3",
+                 "--out", out]) == 0
+    assert os.path.getsize(out) > 0
+    assert main(["plot", "--model", model, "--kind", "field", "--out", out]) == 2
+    assert main(["plot", "--model", model, "--out", out]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "--kind samples" in err[-2] and "needs --data" in err[-1]

@@ -1,0 +1,194 @@
+"""A small MLP classifier from npflow's own pieces, to judge generated images.
+
+A generative model of digits is judged by asking a classifier what it drew: the share of
+class-conditional samples classified as the class asked for, and the Frechet distance between
+samples and real images in the classifier's last hidden features (Heusel et al. 2017). The
+classifier is built from :class:`npflow.nn.Linear` layers and :mod:`npflow.nn` activations, all
+parameters in one flat buffer updated by :class:`npflow.optim.Adam`, exactly as the velocity
+network is trained, with the softmax cross-entropy's backward rule beside its forward rule.
+
+Measured recipe (``Classifier(64, 10, hidden=(256,), rng=default_rng(0)).fit(X, y,
+default_rng(1))`` with the defaults below: 40 epochs of batch 64, Adam 3e-3 with cosine decay,
+weight decay 1e-4, on a seeded 80/20 split of :func:`npflow.datasets.load_digits`): held-out
+accuracy 0.9778 (352 of 360; training accuracy 1.0) in 11 s of CPU time (920 steps).
+60 epochs at lr 1e-3 reach 0.9833 (354 of 360) in twice the time.
+"""
+import numpy as np
+
+from . import _checks
+from .nn import ACTIVATIONS, Linear
+from .optim import AdamW, make_schedule
+
+
+def softmax_cross_entropy(logits, y):
+    """Mean softmax cross-entropy and its gradient with respect to the logits.
+
+    ``L = (1/n) sum_n [log sum_k exp(l_nk) - l_{n, y_n}]``, with the log-sum-exp shifted by the
+    row maximum so that no exponential overflows; ``dL/dl_nk = (softmax(l_n)_k - 1[k = y_n]) / n``.
+
+    Parameters
+    ----------
+    logits : (n, K) float ndarray
+    y : (n,) int ndarray, labels in ``0 .. K - 1``.
+
+    Returns
+    -------
+    loss : float
+    dlogits : (n, K) ndarray, ``dL/dlogits``.
+    """
+    n = logits.shape[0]
+    shifted = logits - np.max(logits, axis=1, keepdims=True)  # (n, K), max 0 in every row
+    log_z = np.log(np.sum(np.exp(shifted), axis=1))  # (n,)
+    rows = np.arange(n)
+    loss = float(np.mean(log_z - shifted[rows, y]))
+    dlogits = np.exp(shifted - log_z[:, None])  # (n, K) softmax
+    dlogits[rows, y] -= 1.0
+    dlogits /= n
+    return loss, dlogits
+
+
+class Classifier:
+    """``logits = Linear_out(a_{L-1})``, ``a_i = act(Linear_i(a_{i-1}))``, ``a_{-1} = (x - m) / s``.
+
+    Inputs are standardized by the training data's per-feature mean ``m`` and standard deviation
+    ``s`` (1 for a constant feature), learned by :meth:`fit`.
+
+    Parameters
+    ----------
+    dim : int ; n_classes : int (>= 2)
+    hidden : sequence of int
+        Hidden widths.
+    activation : {"relu", "silu", "tanh", "selu"}
+    dtype : float32 (fast) or float64 (gradient checks)
+    rng : np.random.Generator
+        Draws the initial weights (PyTorch's ``nn.Linear`` default).
+
+    Attributes
+    ----------
+    params, grads : (P,) flat buffers; every layer's ``W, b`` and ``dW, db`` are views of them.
+    mean_, scale_ : (dim,) the input standardization (after :meth:`fit`; 0 and 1 before).
+    """
+
+    def __init__(self, dim, n_classes, hidden=(256,), activation="relu", dtype=np.float32, *,
+                 rng):
+        self.dim = _checks.positive_int(dim, "dim")
+        self.n_classes = _checks.positive_int(n_classes, "n_classes")
+        if self.n_classes < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        self.hidden = tuple(_checks.positive_int(h, "hidden width") for h in hidden)
+        if not self.hidden:
+            raise ValueError("hidden must name at least one hidden width, got an empty sequence")
+        self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
+        self.dtype = np.dtype(dtype).type
+        _checks.generator(rng)
+        widths = (self.dim,) + self.hidden + (self.n_classes,)
+        self.layers = [Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]
+        sizes = [a * b + b for a, b in zip(widths[:-1], widths[1:])]
+        self.params = np.zeros(sum(sizes), dtype=self.dtype)
+        self.grads = np.zeros_like(self.params)
+        offset = 0
+        for layer, size in zip(self.layers, sizes):
+            w, b = offset, offset + layer.fan_in * layer.fan_out
+            views = [{"W": buf[w:b].reshape(layer.fan_in, layer.fan_out),
+                      "b": buf[b:offset + size]} for buf in (self.params, self.grads)]
+            layer.bind(*views)
+            layer.init(rng)
+            offset += size
+        self.mean_ = np.zeros(self.dim)
+        self.scale_ = np.ones(self.dim)
+
+    # --- forward and backward ----------------------------------------------------------------
+    def _input(self, X):
+        X = _checks.points(X, "X", dim=self.dim, dtype=np.float64)
+        return ((X - self.mean_) / self.scale_).astype(self.dtype)
+
+    def forward(self, X):
+        """Logits (n, K) and the activations ``[a_{-1}, a_0, .., a_{L-1}]`` backward needs."""
+        acts = [self._input(X)]  # (n, dim) standardized
+        for layer in self.layers[:-1]:
+            acts.append(self.activation.forward(layer.forward(acts[-1])))  # (n, h_i)
+        return self.layers[-1].forward(acts[-1]), acts
+
+    def backward(self, acts, dlogits):
+        """Write ``self.grads`` from ``dlogits = dL/dlogits`` (n, K); return ``dL/da_{-1}`` (n, dim).
+
+        ``da_{L-1} = dlogits W_out^T``; for each hidden layer ``dz_i = f'(z_i) * da_i`` (``z_i``
+        recomputed from ``a_{i-1}``), ``dW_i = a_{i-1}^T dz_i``, ``da_{i-1} = dz_i W_i^T``. The
+        returned gradient is with respect to the standardized input.
+        """
+        da = self.layers[-1].backward(acts[-1], dlogits.astype(self.dtype))  # (n, h_{L-1})
+        for i in range(len(self.layers) - 2, -1, -1):
+            layer = self.layers[i]
+            z = layer.forward(acts[i])  # (n, h_i) pre-activation
+            dz = da * self.activation.derivative(z, acts[i + 1])
+            da = layer.backward(acts[i], dz)  # (n, h_{i-1})
+        return da
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self, X, y, rng, epochs=40, batch_size=64, lr=3e-3, weight_decay=1e-4):
+        """Minimize the softmax cross-entropy with AdamW, cosine-decayed ``lr``; returns self.
+
+        Parameters
+        ----------
+        X : (n, dim) ; y : (n,) int labels in ``0 .. n_classes - 1``.
+        rng : np.random.Generator
+            Shuffles the training set every epoch.
+        epochs, batch_size : passes over the data and minibatch size.
+        lr, weight_decay : peak learning rate and AdamW's decoupled decay.
+        """
+        X = _checks.points(X, "X", dim=self.dim, dtype=np.float64)
+        y = self._labels(y, X.shape[0])
+        rng = _checks.generator(rng)
+        epochs = _checks.positive_int(epochs, "epochs")
+        batch_size = _checks.positive_int(batch_size, "batch_size")
+        std = X.std(axis=0)
+        self.mean_, self.scale_ = X.mean(axis=0), np.where(std > 0, std, 1.0)
+        n = X.shape[0]
+        per_epoch = -(-n // batch_size)
+        schedule = make_schedule("cosine", lr, epochs * per_epoch)
+        optimizer = AdamW(self.params, lr=lr, weight_decay=weight_decay)
+        self.losses_ = []
+        for step in range(epochs * per_epoch):
+            if step % per_epoch == 0:
+                order = rng.permutation(n)
+            idx = order[(step % per_epoch) * batch_size:][:batch_size]
+            logits, acts = self.forward(X[idx])
+            loss, dlogits = softmax_cross_entropy(logits, y[idx])
+            self.backward(acts, dlogits)
+            optimizer.step(self.grads, lr=schedule(step))
+            self.losses_.append(loss)
+        return self
+
+    def _labels(self, y, n):
+        y = np.asarray(y)
+        if not np.issubdtype(y.dtype, np.integer):
+            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) to match X, got shape {y.shape}")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            raise ValueError(f"y must hold labels in 0 .. {self.n_classes - 1}, got values in "
+                             f"{y.min()} .. {y.max()}")
+        return y
+
+    # --- use ---------------------------------------------------------------------------------
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(logits)`` (n, K)."""
+        logits = self.forward(X)[0].astype(np.float64)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return p / p.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        """The most probable class of each row (n,) int64."""
+        return np.argmax(self.forward(X)[0], axis=1).astype(np.int64)
+
+    def accuracy(self, X, y):
+        """Share of rows of X whose predicted class is y."""
+        y = self._labels(y, np.shape(X)[0])
+        return float(np.mean(self.predict(X) == y))
+
+    def features(self, X):
+        """The last hidden layer's activations ``a_{L-1}`` (n, h_{L-1}), float64.
+
+        The feature space of a Frechet distance between generated and real images.
+        """
+        return self.forward(X)[1][-1].astype(np.float64)

@@ -1,0 +1,142 @@
+"""Tests for npflow.classifier: float64 central differences on every gradient, and a real fit."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from npflow.classifier import Classifier, softmax_cross_entropy
+
+EPS = 1e-6
+RTOL = 1e-6  # relative to the largest gradient entry; float64 central differences reach ~1e-9
+
+
+def numeric_gradient(f, x):
+    """Central differences ``(f(x + e_i h) - f(x - e_i h)) / 2h`` over every entry of x (in place)."""
+    grad = np.zeros_like(x)
+    flat, out = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + EPS
+        up = f()
+        flat[i] = old - EPS
+        down = f()
+        flat[i] = old
+        out[i] = (up - down) / (2 * EPS)
+    return grad
+
+
+def assert_close(analytic, numeric):
+    scale = max(1.0, float(np.max(np.abs(numeric))))
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=RTOL * scale)
+
+
+@given(n=st.integers(1, 6), k=st.integers(2, 5), seed=st.integers(0, 2**32 - 1),
+       spread=st.sampled_from([1.0, 30.0]))
+@settings(deadline=None)
+def test_softmax_cross_entropy_gradient_matches_central_differences(n, k, seed, spread):
+    rng = np.random.default_rng(seed)
+    logits = spread * rng.standard_normal((n, k))
+    y = rng.integers(0, k, size=n)
+    _, dlogits = softmax_cross_entropy(logits, y)
+    assert_close(dlogits, numeric_gradient(lambda: softmax_cross_entropy(logits, y)[0], logits))
+
+
+def test_softmax_cross_entropy_matches_the_direct_formula_and_is_stable():
+    logits = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 0.0]])
+    y = np.array([2, 0])
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    loss, _ = softmax_cross_entropy(logits, y)
+    assert loss == pytest.approx(-np.mean(np.log(p[[0, 1], y])), rel=1e-12)
+    big, dbig = softmax_cross_entropy(logits + 1e4, y)  # a shift changes nothing, no overflow
+    assert big == pytest.approx(loss, rel=1e-12) and np.all(np.isfinite(dbig))
+    huge, _ = softmax_cross_entropy(np.array([[1000.0, -1000.0]]), np.array([1]))
+    assert huge == pytest.approx(2000.0)
+
+
+@given(n=st.integers(1, 5), dim=st.integers(1, 5), k=st.integers(2, 4),
+       hidden=st.lists(st.integers(1, 6), min_size=1, max_size=3),
+       activation=st.sampled_from(["relu", "silu", "tanh", "selu"]),
+       seed=st.integers(0, 2**32 - 1))
+@settings(deadline=None)
+def test_every_gradient_matches_central_differences(n, dim, k, hidden, activation, seed):
+    rng = np.random.default_rng(seed)
+    clf = Classifier(dim, k, hidden=hidden, activation=activation, dtype=np.float64, rng=rng)
+    clf.mean_, clf.scale_ = rng.standard_normal(dim), rng.uniform(0.5, 2.0, dim)
+    X = rng.standard_normal((n, dim))
+    y = rng.integers(0, k, size=n)
+    a = clf.forward(X)[1][0]
+    for layer in clf.layers[:-1]:  # ReLU's kink at 0 would break central differences
+        z = layer.forward(a)
+        assume(np.min(np.abs(z)) > 1e-4)
+        a = clf.activation.forward(z)
+
+    def loss():
+        return softmax_cross_entropy(clf.forward(X)[0], y)[0]
+
+    logits, acts = clf.forward(X)
+    _, dlogits = softmax_cross_entropy(logits, y)
+    dinput = clf.backward(acts, dlogits)
+    analytic = clf.grads.copy()
+    assert_close(analytic, numeric_gradient(loss, clf.params))  # every W and b
+    standardized = acts[0].copy()
+
+    def loss_of_input():
+        return softmax_cross_entropy(_logits_from(clf, standardized), y)[0]
+
+    assert_close(dinput, numeric_gradient(loss_of_input, standardized))
+
+
+def _logits_from(clf, a):
+    for layer in clf.layers[:-1]:
+        a = clf.activation.forward(layer.forward(a))
+    return clf.layers[-1].forward(a)
+
+
+def test_features_are_the_last_hidden_activations():
+    rng = np.random.default_rng(0)
+    clf = Classifier(4, 3, hidden=(5, 7), activation="tanh", dtype=np.float64, rng=rng)
+    X = rng.standard_normal((6, 4))
+    a = np.tanh(np.tanh(X @ clf.layers[0].W + clf.layers[0].b) @ clf.layers[1].W
+                + clf.layers[1].b)
+    np.testing.assert_allclose(clf.features(X), a, rtol=1e-12)
+    p = clf.predict_proba(X)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(clf.predict(X), np.argmax(p, axis=1))
+
+
+def test_fit_separates_gaussian_blobs_and_standardizes_inputs():
+    rng = np.random.default_rng(1)
+    centres = 10.0 * rng.standard_normal((3, 5)) + 100.0  # far from 0: needs standardization
+    y = rng.integers(0, 3, size=600)
+    X = centres[y] + rng.standard_normal((600, 5))
+    clf = Classifier(5, 3, hidden=(16,), rng=rng).fit(X[:400], y[:400], rng, epochs=20)
+    np.testing.assert_allclose(clf.mean_, X[:400].mean(axis=0))
+    assert clf.losses_[-1] < 0.1 * clf.losses_[0]
+    assert clf.accuracy(X[400:], y[400:]) > 0.97
+
+
+def test_fit_is_deterministic_given_the_generators():
+    X = np.random.default_rng(2).standard_normal((50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    a = Classifier(3, 2, hidden=(4,), rng=np.random.default_rng(0))
+    b = Classifier(3, 2, hidden=(4,), rng=np.random.default_rng(0))
+    a.fit(X, y, np.random.default_rng(1), epochs=2)
+    b.fit(X, y, np.random.default_rng(1), epochs=2)
+    np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_bad_arguments_raise():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="n_classes"):
+        Classifier(3, 1, rng=rng)
+    with pytest.raises(ValueError, match="activation"):
+        Classifier(3, 2, activation="gelu", rng=rng)
+    with pytest.raises(TypeError, match="rng"):
+        Classifier(3, 2, rng=0)
+    clf = Classifier(3, 2, hidden=(4,), rng=rng)
+    with pytest.raises(ValueError, match=r"y must hold labels in 0 \.\. 1"):
+        clf.fit(np.zeros((4, 3)), np.array([0, 1, 2, 0]), rng)
+    with pytest.raises(TypeError, match="integer"):
+        clf.fit(np.zeros((4, 3)), np.zeros(4), rng)
+    with pytest.raises(ValueError, match=r"\(n, 3\)"):
+        clf.predict(np.zeros((2, 4)))
