@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 import _common
-from npflow import checkpoint, datasets, solvers, viz
+from npflow import checkpoint, datasets, sampling, viz
 from npflow.train import TrainConfig, Trainer
 
 FIGURES = os.path.join(_common.HERE, "figures")
@@ -125,7 +125,7 @@ def run_panel(panel, base, x0, args):
         ckpt = trainer.to_checkpoint()
     train_seconds = time.perf_counter() - start
     model = ckpt.model(ema=panel.ema)
-    samples = solvers.sample_flow(model, x0.astype(model.dtype), "rk4", args.sample_steps).x
+    samples = sampling.sample_flow(model, x0.astype(model.dtype), "rk4", args.sample_steps).x
     samples = samples.astype(np.float64)  # (n, 2)
     np.save(os.path.join(args.cache, panel.name + ".npy"), samples)
     record.update(precision=datasets.checkerboard_precision(samples),

@@ -18,7 +18,7 @@ Image = pytest.importorskip("PIL.Image")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from npflow import checkpoint, datasets, solvers  # noqa: E402
+from npflow import checkpoint, datasets, sampling, solvers  # noqa: E402
 from npflow.train import TrainConfig, Trainer  # noqa: E402
 
 DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
@@ -187,7 +187,7 @@ def test_ablation_quick_writes_the_figure_the_json_it_prints_and_reuses_its_cach
     # EMA off samples the raw weights of the base run itself: same model file, other weights.
     ckpt = checkpoint.load(str(tmp_path / "c" / "base.npz"))
     x0 = datasets.sample("gaussian", 200, np.random.default_rng(1))
-    raw = solvers.sample_flow(ckpt.model(ema=False), x0.astype(np.float32), "rk4", 2).x
+    raw = sampling.sample_flow(ckpt.model(ema=False), x0.astype(np.float32), "rk4", 2).x
     np.testing.assert_array_equal(np.load(tmp_path / "c" / "base-raw.npy"), raw)
     assert not np.array_equal(np.load(tmp_path / "c" / "base.npy"), raw)
     # A second call trains nothing: every panel is read back from the cache.
