@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo demos digits gmm ablation bench paper clean
+.PHONY: test demo demos minimal digits gmm ablation bench paper clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("npflow needs Python 3.10 or newer") if sys.version_info < (3, 10) else None'
@@ -26,6 +26,10 @@ demos: demo
 	$(BIN)/python demos/solvers.py --model demos/output/checkerboard/model.npz --out demos/output/solvers
 	$(BIN)/python demos/likelihood.py --model demos/output/checkerboard/model.npz --out demos/output/likelihood
 	$(BIN)/python demos/data_to_data.py --out demos/output/data_to_data
+
+# The whole method in one file of NumPy (no npflow): train, sample, one picture.
+minimal: $(STAMP)
+	$(BIN)/python demos/minimal.py --out demos/output/minimal
 
 # Noise -> the 8x8 handwritten digits, with held-out bits/dim and sample quality beside baselines.
 digits: $(STAMP)
