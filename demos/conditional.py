@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 import _common
-from npflow import datasets, solvers
+from npflow import datasets, sampling
 from npflow.guidance import GuidedField
 from npflow.train import TrainConfig
 
@@ -52,7 +52,7 @@ def config(args):
 def sample_class(model, label, w, n, steps, rng):
     """n samples (n, 2) of class ``label`` with guidance ``w`` (rk4)."""
     x0 = rng.standard_normal((n, 2)).astype(model.dtype)
-    return solvers.sample_flow(GuidedField(model, label, w), x0, "rk4", steps).x
+    return sampling.sample_flow(GuidedField(model, label, w), x0, "rk4", steps).x
 
 
 def precisions(samples):

@@ -51,7 +51,7 @@ import time
 
 import numpy as np
 
-from npflow import datasets, metrics, solvers
+from npflow import datasets, metrics, sampling
 from npflow.train import TrainConfig, Trainer
 
 TASKS = {  # name -> (source, target), in the paper's column order
@@ -118,9 +118,9 @@ def evaluate(model, ev):
     """W2 of the samples of every solver, dopri5's NFE, the path energy and the NPE."""
     w2 = {}
     for steps in EULER_STEPS:
-        x = solvers.sample_flow(model, ev.x0, method="euler", steps=steps).x
+        x = sampling.sample_flow(model, ev.x0, method="euler", steps=steps).x
         w2[f"euler-{steps}"] = metrics.wasserstein2(x, ev.x1)
-    sol = solvers.sample_flow(model, ev.x0, method="dopri5", rtol=DOPRI5_TOL, atol=DOPRI5_TOL)
+    sol = sampling.sample_flow(model, ev.x0, method="dopri5", rtol=DOPRI5_TOL, atol=DOPRI5_TOL)
     w2["dopri5"] = metrics.wasserstein2(sol.x, ev.x1)
     energy = metrics.path_energy(model, ev.x0, method="dopri5", rtol=DOPRI5_TOL, atol=DOPRI5_TOL)
     return {"w2": w2, "dopri5_nfe": int(sol.nfe), "path_energy": energy,

@@ -17,7 +17,7 @@ import argparse
 import numpy as np
 
 import _common
-from npflow import datasets, metrics, reflow, solvers, viz
+from npflow import datasets, metrics, reflow, sampling, viz
 from npflow.train import TrainConfig
 
 EULER_STEPS = (1, 2, 4)
@@ -51,9 +51,9 @@ def config(args):
 def evaluate(model, x0, reference):
     """Straightness, W2 with 1/2/4 Euler steps and with rk4 100, and the rk4 trajectory."""
     x0 = x0.astype(model.dtype)
-    sol = solvers.sample_flow(model, x0, "rk4", 100, return_trajectory=True)
-    one_step = solvers.sample_flow(model, x0, "euler", 1).x
-    w2 = {k: metrics.wasserstein2(solvers.sample_flow(model, x0, "euler", k).x, reference)
+    sol = sampling.sample_flow(model, x0, "rk4", 100, return_trajectory=True)
+    one_step = sampling.sample_flow(model, x0, "euler", 1).x
+    w2 = {k: metrics.wasserstein2(sampling.sample_flow(model, x0, "euler", k).x, reference)
           for k in EULER_STEPS}
     w2["rk4"] = metrics.wasserstein2(sol.x, reference)
     return {"straightness": metrics.straightness(model, sol.trajectory, sol.times), "w2": w2,

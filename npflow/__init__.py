@@ -12,10 +12,13 @@ Modules, one concept each (read them next to the papers):
 - :mod:`npflow.train`       the conditional flow matching loop
 - :mod:`npflow.checkpoint`  atomic, pickle-free checkpoints
 - :mod:`npflow.solvers`     Euler, midpoint, Heun, RK4 and adaptive Dormand-Prince
+- :mod:`npflow.sampling`    sampling a trained network: chunks, reused buffers, threads
 - :mod:`npflow.likelihood`  divergences and exact log-likelihoods
 - :mod:`npflow.guidance`    classifier-free guidance of a class-conditional field
 - :mod:`npflow.reflow`      rectified flow's reflow: retraining on the flow's own pairs
-- :mod:`npflow.metrics`     W2, MMD, energy distance, NLL
+- :mod:`npflow.metrics`     W2, MMD, energy distance, Frechet distance, NLL (with floors)
+- :mod:`npflow.baselines`   honest density baselines: a full-covariance Gaussian, a GMM by EM
+- :mod:`npflow.classifier`  a softmax classifier from npflow's own layers (sample quality)
 - :mod:`npflow.flow`        ``Flow``: fit, sample, score and encode your data (scikit-learn style)
 - :mod:`npflow.viz`         pictures (needs matplotlib; imported only on use)
 - :mod:`npflow.cli`         the ``npflow`` command line
@@ -23,8 +26,9 @@ Modules, one concept each (read them next to the papers):
 ``npflow.train(...)`` calls :func:`npflow.train.train` (train a model in one call): the module
 is callable, and stays the module for ``from npflow.train import Trainer``.
 """
-from . import (checkpoint, couplings, data, datasets, flow, guidance, likelihood, metrics, nn,
-               optim, paths, reflow, solvers, train, transforms)
+from . import (baselines, checkpoint, classifier, couplings, data, datasets, flow, guidance,
+               likelihood, metrics, nn, optim, paths, reflow, sampling, solvers, train,
+               transforms)
 from .checkpoint import CheckpointError, load_model
 from .data import DataError
 from .flow import Flow
@@ -33,7 +37,8 @@ from .likelihood import divergence, log_likelihood
 from .nn import MLP
 from .optim import EMA, Adam, AdamW
 from .reflow import reflow_pairs
-from .solvers import sample_flow, solve
+from .sampling import sample_flow
+from .solvers import solve
 from .train import DATA_DEFAULTS, TrainConfig, Trainer
 from .transforms import Standardize
 
@@ -41,8 +46,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AdamW", "CheckpointError", "DATA_DEFAULTS", "DataError", "EMA", "Flow",
-    "GuidedField", "MLP", "Standardize", "TrainConfig", "Trainer", "checkpoint", "couplings",
+    "GuidedField", "MLP", "Standardize", "TrainConfig", "Trainer", "baselines", "checkpoint",
+    "classifier", "couplings",
     "data", "datasets", "divergence", "flow", "guidance", "likelihood", "load_model",
     "log_likelihood", "metrics", "nn", "optim", "paths", "reflow", "reflow_pairs", "sample_flow",
-    "solve", "solvers", "train", "transforms",
+    "sampling", "solve", "solvers", "train", "transforms",
 ]

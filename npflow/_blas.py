@@ -1,6 +1,6 @@
 """The thread count of the OpenBLAS library that NumPy loaded, read and set through ctypes.
 
-Code that runs its own threads (:func:`npflow.solvers.sample_flow` integrates chunks of points in
+Code that runs its own threads (:func:`npflow.sampling.sample_flow` integrates chunks of points in
 parallel) must stop BLAS from starting threads of its own: two Python threads that each call a
 two-thread BLAS fight over two cores and run slower than one thread. NumPy has no API for this;
 threadpoolctl does it by calling the library's ``openblas_set_num_threads``, and so does this

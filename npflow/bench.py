@@ -10,7 +10,7 @@ The figures:
 * training steps/s of :meth:`npflow.train.Trainer.train_step` (fresh batch, path, forward,
   backward, Adam, EMA) for the starting demo's network and for a small one, and with minibatch
   OT pairing (OT-CFM);
-* RK4 sampling time, 10,000 points and 100 steps (:func:`npflow.solvers.sample_flow`);
+* RK4 sampling time, 10,000 points and 100 steps (:func:`npflow.sampling.sample_flow`);
 * the training step's matrix-multiply GFLOP/s, next to a large float32 matrix product's
   (the machine's practical limit), measured in the same run;
 * the exact OT assignment at n = 256 (:func:`npflow.couplings.solve_assignment`);
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, couplings, datasets, solvers
+from . import _checks, couplings, datasets, sampling
 from .nn import Linear
 from .train import TrainConfig, Trainer
 
@@ -277,9 +277,9 @@ def sampling_figures(options, trainers, reference):
         x0 = source_points(trainers[key].config, options.sample_points, options.seed + 1,
                            model.dtype)
         warm = x0[:64]
-        samplers = {"npflow": lambda model=model, x0=x0: solvers.sample_flow(model, x0, "rk4",
+        samplers = {"npflow": lambda model=model, x0=x0: sampling.sample_flow(model, x0, "rk4",
                                                                          steps).x}
-        solvers.sample_flow(model, warm, "rk4", 1)  # first calls pay for allocations
+        sampling.sample_flow(model, warm, "rk4", 1)  # first calls pay for allocations
         if reference is not None and reference.sampler is not None:
             samplers["reference"] = reference.sampler(model, x0, steps)
             reference.sampler(model, warm, 1)()

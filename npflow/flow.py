@@ -28,12 +28,12 @@ import dataclasses
 
 import numpy as np
 
-from . import _checks, checkpoint, data, guidance, likelihood, solvers
+from . import _checks, checkpoint, data, guidance, likelihood, sampling, solvers
+from . import reflow as reflow_module
 from .transforms import Standardize
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
 
 SOLVERS = solvers.METHODS
-DEFAULT_SOLVER_STEPS = 100
 
 
 class Flow:
@@ -44,7 +44,14 @@ class Flow:
     solver : {"euler", "midpoint", "heun", "rk4", "dopri5"}
         ODE solver of ``sample``, ``log_prob`` and the transforms.
     solver_steps : int, optional
-        Uniform steps of the fixed-step solvers (100 by default); None for dopri5.
+        Uniform steps of the fixed-step solvers (None: ``solvers.DEFAULT_STEPS``, 100); None
+        for dopri5.
+    divergence : {"auto", "exact", "hutchinson"}
+        How ``log_prob`` gets ``div v``: exact (d tangents) up to
+        :data:`~npflow.likelihood.EXACT_MAX_DIM` dimensions and Hutchinson's estimator with
+        ``n_probes`` probes above, unless forced (:func:`npflow.likelihood.log_likelihood`).
+    n_probes : int, optional
+        Hutchinson probes per row (:data:`~npflow.likelihood.DEFAULT_PROBES` by default).
     seed : int
         Seed of the training run and of the draws made when no ``rng`` is given.
     quiet : bool
@@ -69,8 +76,11 @@ class Flow:
         Everything ``save`` writes.
     """
 
-    def __init__(self, *, solver="rk4", solver_steps=None, seed=0, quiet=True, **options):
+    def __init__(self, *, solver="rk4", solver_steps=None, divergence="auto", n_probes=None,
+                 seed=0, quiet=True, **options):
         self.options = dict(options)
+        self.divergence = _checks.choice(divergence, "divergence", likelihood.DIVERGENCES)
+        self.n_probes = None if n_probes is None else _checks.positive_int(n_probes, "n_probes")
         self.solver = _checks.choice(solver, "solver", SOLVERS)
         if solver_steps is not None:
             solver_steps = _checks.positive_int(solver_steps, "solver_steps")
@@ -96,9 +106,9 @@ class Flow:
         self._set_fitted(trainer.to_checkpoint())
         return self
 
-    def _set_fitted(self, ckpt):
+    def _set_fitted(self, ckpt, ema=True, best=True):
         self.checkpoint_ = ckpt
-        self.model_ = ckpt.model()
+        self.model_ = ckpt.model(ema=ema, best=best)
         self.transform_ = Standardize.from_dict(ckpt.data.transform)
         self.n_features_in_ = self.model_.dim
         self.classes_ = np.arange(self.model_.n_classes) if self.model_.n_classes else None
@@ -119,13 +129,10 @@ class Flow:
     def _rng(self, rng):
         return np.random.default_rng(self.seed) if rng is None else _checks.generator(rng)
 
-    def _steps(self):
-        return None if self.solver == "dopri5" else (self.solver_steps or DEFAULT_SOLVER_STEPS)
-
     def _solve(self, field, z, backwards=False):
         if backwards:
-            return solvers.solve(field, z, self.solver, self._steps(), t0=1.0, t1=0.0).x
-        return solvers.sample_flow(field, z, method=self.solver, steps=self._steps()).x
+            return solvers.solve(field, z, self.solver, self.solver_steps, t0=1.0, t1=0.0).x
+        return sampling.sample_flow(field, z, method=self.solver, steps=self.solver_steps).x
 
     # --- using the fitted flow ----------------------------------------------------------------
     def sample(self, n, rng=None, y=None, guidance=1.0):
@@ -165,18 +172,23 @@ class Flow:
 
         For a flow fitted with ``dequantize=True`` the rows are integer data: each gets fresh
         uniform noise ``u`` (from ``rng``) and the value is ``log p(x + u)``, whose mean is a
-        lower bound on the discrete log-likelihood (Theis et al. 2016).
+        lower bound on the discrete log-likelihood (Theis et al. 2016). ``rng`` also draws
+        Hutchinson's probes when the divergence is estimated (see ``divergence``).
 
         Returns
         -------
         (n,) float64 ndarray
         """
-        X = self._rows(X)
-        X = np.asarray(X, dtype=np.float64)
+        X = np.asarray(self._rows(X), dtype=np.float64)
+        rng = self._rng(rng)
         if self.transform_.dequantize:
-            X = self.transform_.dequantized(X, self._rng(rng))
+            X = self.transform_.dequantized(X, rng)
         z = self.transform_.forward(X).astype(self.model_.dtype)
-        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self._steps())
+        exact = self.divergence == "exact" or (self.divergence == "auto" and
+                                               self.n_features_in_ <= likelihood.EXACT_MAX_DIM)
+        probes = {} if exact else {"rng": rng, "n_probes": self.n_probes}
+        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self.solver_steps,
+                                       divergence=self.divergence, **probes)
         return ll.log_prob.astype(np.float64) + self.transform_.log_abs_det()
 
     def score(self, X, y=None, rng=None):
@@ -194,6 +206,39 @@ class Flow:
         Z = self._rows(Z, "Z").astype(self.model_.dtype)
         return self.transform_.inverse(self._solve(self.model_, Z).astype(np.float64))
 
+    def reflow(self, n_pairs=20000, steps=2000, rng=None, **overrides):
+        """A straighter flow: this one retrained on its own pairs (Liu et al. 2023, Alg. 1).
+
+        ``z0 ~ N(0, I_d)`` is carried to ``z1`` by this flow (rk4, in the network's space); a
+        copy of the network, warm-started from this one, is fitted to the fixed pairs with the
+        straight-line objective (:mod:`npflow.reflow`). Few Euler steps then suffice.
+
+        Returns
+        -------
+        Flow
+            A new fitted Flow with the same transform (this one is unchanged).
+        """
+        self._check_fitted()
+        if self.classes_ is not None:
+            raise ValueError("reflow of a class-conditional flow is not supported (the pairs "
+                             "carry no labels)")
+        n_pairs = _checks.positive_int(n_pairs, "n_pairs")
+        z0 = self._rng(rng).standard_normal((n_pairs, self.n_features_in_))
+        pairs = reflow_module.reflow_pairs(self.model_, z0.astype(self.model_.dtype), "rk4",
+                                           self.solver_steps)
+        parent = TrainConfig.from_dict(self.checkpoint_.train_config)
+        trainer = reflow_module.reflow_trainer(self.model_, parent, pairs, steps=steps,
+                                               **overrides)
+        trainer.run(quiet=self.quiet)
+        ckpt = trainer.to_checkpoint()
+        state = dataclasses.replace(self.checkpoint_.data, best_params=trainer.ema.shadow.copy(),
+                                    best_step=trainer.step, val_losses=np.zeros((0, 2)))
+        child = Flow(solver=self.solver, solver_steps=self.solver_steps,
+                     divergence=self.divergence, n_probes=self.n_probes, seed=self.seed,
+                     quiet=self.quiet, **self.options)
+        child._set_fitted(dataclasses.replace(ckpt, data=state))
+        return child
+
     # --- files ----------------------------------------------------------------------------------
     def save(self, path):
         """Write the fitted flow (a resumable checkpoint, format 2) to ``path`` atomically."""
@@ -201,18 +246,26 @@ class Flow:
         checkpoint.save(path, self.checkpoint_)
 
     @classmethod
-    def load(cls, path, **kwargs):
+    def load(cls, path, ema=True, best=True, **kwargs):
         """A fitted Flow from a checkpoint trained on data (``Flow.save`` or ``npflow train
-        --data``); ``kwargs`` set the solver options."""
+        --data``).
+
+        ``ema``, ``best``: which weights (see :meth:`~npflow.checkpoint.Checkpoint.model`; by
+        default the EMA at the lowest validation loss); ``kwargs``: the solver options.
+        """
         ckpt = checkpoint.load(path)
         if ckpt.data is None:
             raise checkpoint.CheckpointError(
                 f"{path!r} was trained on a built-in 2-D dataset, not on rows of data; load it "
                 f"with npflow.load_model")
+        if ckpt.train_config.get("source") == DATA:
+            raise checkpoint.CheckpointError(
+                f"{path!r} is a data-to-data flow (its source is rows of data, not noise); map "
+                f"source rows with npflow sample --source-data")
         options = {key: value for key, value in ckpt.train_config.items()
                    if key not in ("seed", "target")}
         flow = cls(seed=ckpt.train_config.get("seed", 0), **{**options, **kwargs})
-        flow._set_fitted(ckpt)
+        flow._set_fitted(ckpt, ema, best)
         return flow
 
     def __repr__(self):

@@ -32,8 +32,8 @@ from . import _checks
 class GuidedField:
     """The guided velocity ``v_w(x, t) = (1 - w) v(x, t, null) + w v(x, t, y)``, a plain field.
 
-    It has the ``__call__(x, t)`` and ``jvp(x, t, dx)`` of an :class:`~npflow.nn.MLP`, so it goes
-    to :func:`npflow.solvers.sample_flow` and :func:`npflow.likelihood.log_likelihood` unchanged.
+    It has the ``__call__(x, t)`` and ``jvp(x, t, *, dx)`` of an :class:`~npflow.nn.MLP`, so it goes
+    to :func:`npflow.sampling.sample_flow` and :func:`npflow.likelihood.log_likelihood` unchanged.
     For ``w = 0`` or ``w = 1`` only the one field needed is evaluated.
 
     Parameters
@@ -84,12 +84,12 @@ class GuidedField:
         """``v_w(x, t)``; x (n, d), t scalar or (n,) -> (n, d)."""
         return self._mix(lambda labels: self.model.forward(x, t, labels), x)
 
-    def jvp(self, x, t, dx):
+    def jvp(self, x, t, *, dx):
         """``v_w`` and ``(dv_w/dx) dx_k``: the mix is linear, so its JVP is the mix of the JVPs.
 
         x (n, d), t scalar or (n,), dx (k, n, d) -> v (n, d), dv (k, n, d).
         """
-        return self._mix(lambda labels: self.model.jvp(x, t, dx, labels), x)
+        return self._mix(lambda labels: self.model.jvp(x, t, labels, dx=dx), x)
 
 
 def _check_label(label, n_classes):

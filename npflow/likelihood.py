@@ -16,6 +16,13 @@ The divergence ``div v = trace(dv/dx)`` comes from the network's own forward-mod
 (:meth:`npflow.nn.MLP.jvp`): exactly, with the d unit tangents, or estimated with Hutchinson's
 trick ``E[eps^T (dv/dx) eps] = trace(dv/dx)`` for probes with ``E[eps eps^T] = I`` (Hutchinson
 1989; Grathwohl et al. 2019, "FFJORD", eq. 7).
+
+Which one: the exact divergence costs d tangents per velocity evaluation, Hutchinson's k probes
+cost k tangents and add noise. ``log_likelihood(divergence="auto")`` takes the exact divergence up
+to ``EXACT_MAX_DIM`` dimensions and Hutchinson's estimator with ``DEFAULT_PROBES`` probes above,
+where it is measurably cheaper (``demos/bench_divergence.py``); ``"exact"`` or ``"hutchinson"``
+forces either. With k >= 2 probes each probe gets its own accumulator ``l_k``, so every point
+gets the mean of k independent estimates and their standard error.
 """
 from dataclasses import dataclass
 
@@ -24,6 +31,17 @@ import numpy as np
 from . import _checks, solvers
 
 PROBES = ("rademacher", "gaussian")
+DIVERGENCES = ("auto", "exact", "hutchinson")
+# Hutchinson probes per point when n_probes=None: the standard error is the one-probe spread / 4.
+# Measured (demos/bench_divergence.py, random 3 x 256 SiLU net, rk4 8 steps): one-probe std of the
+# log-likelihood 0.011 nats at d = 2, 0.069 at d = 20, 0.117 at d = 64, so stderr 0.003 - 0.029.
+DEFAULT_PROBES = 16
+# divergence="auto" is exact up to this dimension. Measured by demos/bench_divergence.py (3 x 256
+# SiLU net, float32, 1000 points, one augmented velocity evaluation, CPU ms with one BLAS thread):
+# the exact divergence costs ~4.4 ms per dimension (d = 10: 44, 20: 85, 64: 279, 100: 468 ms),
+# Hutchinson with 16 probes 61-78 ms at any d. They cross between d = 14 and 20 (d = 16: 67 vs
+# 73-78 ms); near the crossover the exact divergence wins, as it carries no noise.
+EXACT_MAX_DIM = 16
 
 
 def divergence(model, x, t):
@@ -31,17 +49,21 @@ def divergence(model, x, t):
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
     x : (n, d) points; t : float or (n,) times.
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) its divergence at each point.
+    div : (n,) the divergence at each point.
     """
-    x = _checks.points(x, "x")
+    return _velocity_and_divergence(model, _checks.points(x, "x"), t)[1]
+
+
+def _velocity_and_divergence(model, x, t):
+    """``(v, div v)`` (n, d), (n,) from one call of ``jvp`` with the d unit tangents."""
     n, d = x.shape
     tangents = np.broadcast_to(np.eye(d, dtype=x.dtype)[:, None, :], (d, n, d))  # (d, n, d)
-    v, dv = model.jvp(x, t, tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
+    v, dv = model.jvp(x, t, dx=tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
     return v, np.einsum("ini->n", dv)  # sum_i dv[i, j, i] = trace J(x_j)
 
 
@@ -64,15 +86,20 @@ def hutchinson_divergence(model, x, t, probes):
 
     Returns
     -------
-    v : (n, d) the velocity; div : (n,) the estimate (its variance falls as 1/k).
+    div : (n,) the estimate (its variance falls as 1/k).
     """
     x = _checks.points(x, "x")
     probes = np.asarray(probes, dtype=x.dtype)
     if probes.ndim != 3 or probes.shape[1:] != x.shape:
         raise ValueError(f"probes must have shape (k, {x.shape[0]}, {x.shape[1]}), "
                          f"got {probes.shape}")
-    v, dv = model.jvp(x, t, probes)  # (n, d), (k, n, d)
-    return v, np.einsum("knd,knd->n", probes, dv) / probes.shape[0]
+    return _velocity_and_probe_traces(model, x, t, probes)[1].mean(axis=0)
+
+
+def _velocity_and_probe_traces(model, x, t, probes):
+    """``(v, eps_k^T J eps_k)`` (n, d), (k, n), one estimate per probe, from one ``jvp`` call."""
+    v, dv = model.jvp(x, t, dx=probes)  # (n, d), (k, n, d)
+    return v, np.einsum("knd,knd->kn", probes, dv)
 
 
 def standard_normal_log_density(x):
@@ -85,33 +112,48 @@ class LogLikelihood:
     """Result of :func:`log_likelihood`.
 
     log_prob : (n,) log p_1(x1) in nats; x0 : (n, d) the points mapped back to t = 0;
-    delta : (n,) ``l(0) = -integral_0^1 div v dt``; nfe : velocity evaluations (per chunk).
+    delta : (n,) ``l(0) = -integral_0^1 div v dt`` (with Hutchinson, the mean over the probes);
+    nfe : velocity evaluations (per chunk);
+    stderr : (n,) the standard error of ``log_prob`` (and of ``delta``) from Hutchinson's k >= 2
+    probes, ``std_k(l_k(0)) / sqrt(k)``; None for the exact divergence or a single probe.
     """
 
     log_prob: np.ndarray
     x0: np.ndarray
     delta: np.ndarray
     nfe: int
+    stderr: np.ndarray | None = None
 
 
-def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log_p0=None,
-                   rng=None, probe="rademacher", n_probes=1, chunk_size=4096):
+def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, log_p0=None,
+                   divergence="auto", rng=None, probe="rademacher", n_probes=None,
+                   chunk_size=4096):
     """``log p_1(x1) = log p_0(x0) - integral_0^1 div v(x_t, t) dt`` (Chen et al. 2018, Thm. 1).
 
     Integrates the augmented ODE ``d[x, l]/dt = [v(x, t), div v(x, t)]`` from t = 1 to t = 0 with
-    any solver of :mod:`npflow.solvers`.
+    any solver of :mod:`npflow.solvers`. With Hutchinson's estimator and k probes the state is
+    ``[x, l_1 .. l_k]`` (n, d + k), ``dl_k/dt = eps_k^T (dv/dx) eps_k``, each probe drawn once and
+    held fixed along the trajectory (FFJORD); ``delta`` is the mean of the ``l_k(0)``.
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, dx)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx)`` (an :class:`~npflow.nn.MLP`)
     x1 : (n, d) points at which to evaluate the model's density.
-    method, steps, rtol, atol : see :func:`npflow.solvers.solve` (pass ``steps=None`` with dopri5).
+    method, steps, rtol, atol : see :func:`npflow.solvers.solve`; ``steps=None`` is
+        ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the
+        rule in :mod:`npflow.solvers`' docstring).
     log_p0 : callable (n, d) -> (n,), optional
         Log-density of the source; the standard normal by default.
+    divergence : {"auto", "exact", "hutchinson"}
+        ``"auto"``: exact for ``d <= EXACT_MAX_DIM``, Hutchinson's estimator above (see the module
+        docstring); ``"exact"`` or ``"hutchinson"`` forces either.
     rng : np.random.Generator, optional
-        Given: estimate the divergence by Hutchinson's trick with ``n_probes`` probes per point,
-        drawn once and held fixed along each trajectory (FFJORD). None: the exact divergence.
+        Draws the probes; required when the divergence is Hutchinson's. Unused when ``"auto"``
+        picks the exact divergence, an error with ``divergence="exact"``.
     probe : {"rademacher", "gaussian"}
+    n_probes : int, optional
+        Hutchinson probes per point, ``DEFAULT_PROBES`` when None; from 2 on, ``stderr`` is given.
+        Unused when ``"auto"`` picks the exact divergence, an error with ``divergence="exact"``.
     chunk_size : int
         Points integrated at once, bounding memory for large n.
 
@@ -121,32 +163,59 @@ def log_likelihood(model, x1, method="rk4", steps=100, rtol=1e-5, atol=1e-5, log
     """
     x1 = _checks.points(x1, "x1")
     chunk_size = _checks.positive_int(chunk_size, "chunk_size")
-    n_probes = _checks.positive_int(n_probes, "n_probes")
     _checks.choice(probe, "probe", PROBES)
+    probes_per_point = _probes_per_point(divergence, x1.shape[1], rng, n_probes)
     if log_p0 is not None and not callable(log_p0):
         raise TypeError(f"log_p0 must be a callable (n, d) -> (n,) or None, got {log_p0!r}")
     log_p0 = standard_normal_log_density if log_p0 is None else log_p0
     parts, nfe = [], 0
     for start in range(0, x1.shape[0], chunk_size):
         chunk = x1[start:start + chunk_size]
-        probes = None if rng is None else draw_probes(rng, (n_probes,) + chunk.shape, probe,
-                                                      chunk.dtype)
+        probes = None if probes_per_point is None else \
+            draw_probes(rng, (probes_per_point,) + chunk.shape, probe, chunk.dtype)  # (k, n, d)
         parts.append(_integrate_back(model, chunk, probes, method, steps, rtol, atol))
         nfe = max(nfe, parts[-1].nfe)
-    z0 = np.concatenate([p.x for p in parts])  # (n, d + 1)
-    x0, delta = z0[:, :-1], z0[:, -1]
-    return LogLikelihood(log_p0(x0) + delta, x0, delta, nfe)
+    z0 = np.concatenate([p.x for p in parts])  # (n, d + k), k = 1 for the exact divergence
+    d = x1.shape[1]
+    x0, deltas = z0[:, :d], z0[:, d:]  # (n, d), (n, k)
+    delta = deltas.mean(axis=1)  # (n,)
+    k = deltas.shape[1]
+    stderr = deltas.std(axis=1, ddof=1) / np.sqrt(k) if k >= 2 else None
+    return LogLikelihood(log_p0(x0) + delta, x0, delta, nfe, stderr)
+
+
+def _probes_per_point(divergence, d, rng, n_probes):
+    """Hutchinson's k for this call, or None for the exact divergence (checks the arguments)."""
+    _checks.choice(divergence, "divergence", DIVERGENCES)
+    if n_probes is not None:
+        n_probes = _checks.positive_int(n_probes, "n_probes")
+    if rng is not None:
+        _checks.generator(rng)
+    if divergence == "exact" and (rng is not None or n_probes is not None):
+        raise ValueError("rng and n_probes must be None with divergence='exact' (they set "
+                         "Hutchinson's estimator); pass divergence='hutchinson' to estimate it")
+    if divergence == "exact" or (divergence == "auto" and d <= EXACT_MAX_DIM):
+        return None
+    if rng is None:
+        raise ValueError(f"rng must be a numpy.random.Generator for Hutchinson's estimator "
+                         f"(divergence={divergence!r}, d={d}, EXACT_MAX_DIM={EXACT_MAX_DIM}): "
+                         f"pass rng=np.random.default_rng(seed), or divergence='exact'")
+    return DEFAULT_PROBES if n_probes is None else n_probes
 
 
 def _integrate_back(model, x1, probes, method, steps, rtol, atol):
-    d = x1.shape[1]
+    """Solve the augmented ODE from t = 1 to 0; ``probes`` (k, n, d), or None for exact."""
+    n, d = x1.shape
+    k = 1 if probes is None else probes.shape[0]
 
-    def augmented(z, t):  # z = [x, l] (n, d + 1) -> [v, div v]
+    def augmented(z, t):  # z = [x, l_1 .. l_k] (n, d + k) -> [v, div estimates]
         x = z[:, :d]
-        v, div = divergence(model, x, t) if probes is None else \
-            hutchinson_divergence(model, x, t, probes)
-        return np.concatenate([v, div[:, None]], axis=1)
+        if probes is None:
+            v, div = _velocity_and_divergence(model, x, t)  # (n, d), (n,)
+            return np.concatenate([v, div[:, None]], axis=1)
+        v, traces = _velocity_and_probe_traces(model, x, t, probes)  # (n, d), (k, n)
+        return np.concatenate([v, traces.T], axis=1)
 
-    z1 = np.concatenate([x1, np.zeros((x1.shape[0], 1), dtype=x1.dtype)], axis=1)
+    z1 = np.concatenate([x1, np.zeros((n, k), dtype=x1.dtype)], axis=1)  # (n, d + k)
     return solvers.solve(augmented, z1, method=method, steps=steps, t0=1.0, t1=0.0,
                          rtol=rtol, atol=atol)

@@ -2,12 +2,18 @@
 
 * ``wasserstein2``: exact 2-Wasserstein distance between two equal-size point clouds.
 * ``mmd_rbf``: unbiased squared maximum mean discrepancy with Gaussian (RBF) kernels.
-* ``energy_distance``: the energy distance of Szekely and Rizzo.
+* ``energy_distance``: unbiased estimate of the energy distance of Szekely and Rizzo.
 * ``negative_log_likelihood``: mean ``-log p`` in nats, from log-densities.
 * ``path_energy`` and ``normalized_path_energy``: the kinetic energy of a flow's trajectories and
   its relative excess over ``W2^2`` (Tong et al. 2024), i.e. how far the flow is from dynamic OT.
+* ``frechet_distance``: the Frechet distance between Gaussians fitted to two feature sets (FID).
+* ``nearest_distances``: each point's distance to its nearest reference point (memorization).
 * ``straightness``: how far a flow's velocity strays from the straight line between each
   trajectory's endpoints (Liu et al. 2023); 0 for straight, constant-speed paths.
+
+``mmd_rbf`` and ``energy_distance`` are unbiased U-statistics: for two samples of one law their
+mean is 0 (single values scatter around 0 and can be negative), so a model's value is not
+inflated by the finite sample size.
 
 Memory: the first three build the ``(n, m)`` matrix of pairwise distances, ``8 n m`` bytes
 (800 MB at n = m = 10,000), and ``wasserstein2`` solves an ``(n, n)`` assignment on it.  They are
@@ -31,8 +37,9 @@ import numpy as np
 from npflow import _checks, solvers
 from npflow.couplings import solve_assignment, squared_distances
 
-__all__ = ["energy_distance", "mmd_rbf", "negative_log_likelihood", "normalized_path_energy",
-           "path_energy", "straightness", "wasserstein2"]
+__all__ = ["energy_distance", "frechet_distance", "median_distance", "mmd_rbf",
+           "nearest_distances", "negative_log_likelihood", "normalized_path_energy", "path_energy", "straightness",
+           "wasserstein2"]
 
 
 def wasserstein2(a, b):
@@ -42,6 +49,11 @@ def wasserstein2(a, b):
     measures with the same number of atoms an optimal plan is a permutation (Birkhoff), so the
     OT problem is the assignment problem, solved exactly by ``solve_assignment``
     (Peyre and Cuturi 2019, Prop. 2.1).
+
+    Accuracy: the assignment is solved on ``squared_distances``, whose expansion
+    ``|a|^2 + |b|^2 - 2 <a, b>`` carries an absolute error of about ``1e-16 (|a_i|^2 + |b_j|^2)``;
+    the returned cost is then recomputed from the differences ``a_i - b_perm(i)`` of the matched
+    pairs, so it keeps full relative precision even for nearly coincident clouds.
 
     Parameters
     ----------
@@ -55,9 +67,9 @@ def wasserstein2(a, b):
     a, b = _two_samples(a, b)
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"b must hold as many points as a ({a.shape[0]}), got {b.shape[0]}")
-    cost = squared_distances(a, b)  # (n, n)
-    perm = solve_assignment(cost)
-    return float(np.sqrt(cost[np.arange(a.shape[0]), perm].mean()))
+    perm = solve_assignment(squared_distances(a, b))  # (n,) from the (n, n) cost
+    diff = a - b[perm]  # (n, d) matched pairs, exact differences
+    return float(np.sqrt(np.mean(np.sum(diff * diff, axis=1))))
 
 
 def mmd_rbf(a, b, bandwidth=None):
@@ -98,27 +110,47 @@ def mmd_rbf(a, b, bandwidth=None):
 
 
 def energy_distance(a, b):
-    """Energy distance between two point clouds (Szekely and Rizzo 2013), V-statistic form.
+    """Unbiased estimate of the energy distance (Szekely and Rizzo 2013), the U-statistic.
 
-    ``E(a, b) = 2/(nm) sum_{i,j} ||a_i - b_j|| - 1/n^2 sum_{i,j} ||a_i - a_j||
-    - 1/m^2 sum_{i,j} ||b_i - b_j||``.  This V-statistic is the energy distance between the two
-    empirical measures: it is >= 0, symmetric, and 0 exactly when the samples are equal as
-    multisets.  (SciPy's one-dimensional ``scipy.stats.energy_distance`` returns its square
-    root.)  Distances come from ``squared_distances``, so pairs closer than ~1e-8 times the
-    coordinates' scale carry an absolute error of that order.
+    The energy distance of two laws is ``E(P, Q) = 2 E||X - Y|| - E||X - X'|| - E||Y - Y'||``
+    (X, X' ~ P and Y, Y' ~ Q independent); it is >= 0 and 0 only when P = Q. Its estimate::
+
+        E_u(a, b) = 2/(nm) sum_{i,j} ||a_i - b_j|| - 1/(n(n-1)) sum_{i!=j} ||a_i - a_j||
+                    - 1/(m(m-1)) sum_{i!=j} ||b_i - b_j||
+
+    averages each within-sample term over distinct pairs only, so ``E[E_u] = E(P, Q)`` exactly:
+    ~0 (possibly negative) for two samples of one law. The V-statistic (``1/n^2`` and ``1/m^2``
+    over all pairs, the energy distance between the empirical measures, which SciPy's 1-D
+    ``scipy.stats.energy_distance`` returns the square root of) exceeds it by
+    ``S_aa / (n^2 (n-1)) + S_bb / (m^2 (m-1))`` with ``S_aa = sum_{i!=j} ||a_i - a_j||``, a bias
+    of about ``E||X - X'|| / n + E||Y - Y'|| / m``. Measured on 10 pairs of independent
+    checkerboard samples of 2000 points: V-statistic 0.0012 to 0.0063, this estimate -0.0029 to
+    0.0021 (the bias, 0.0042, is as large as a good model's value). Distances come from
+    ``squared_distances``, so pairs closer than ~1e-8 times the coordinates' scale carry an
+    absolute error of that order.
 
     Parameters
     ----------
     a : array_like, shape (n, d)
+        ``n >= 2``.
     b : array_like, shape (m, d)
+        ``m >= 2``.
 
     Returns
     -------
     float
     """
     a, b = _two_samples(a, b)
+    n, m = a.shape[0], b.shape[0]
+    if n < 2 or m < 2:
+        raise ValueError(f"a and b must hold >= 2 points each for the unbiased energy distance, "
+                         f"got {n}, {m}")
     d_aa, d_bb, d_ab = (np.sqrt(squared_distances(p, q)) for p, q in ((a, a), (b, b), (a, b)))
-    return float(2.0 * d_ab.mean() - d_aa.mean() - d_bb.mean())
+    np.fill_diagonal(d_aa, 0.0)  # i = j is left out (and the expansion's rounding with it)
+    np.fill_diagonal(d_bb, 0.0)
+    within_a = d_aa.sum() / (n * (n - 1))  # i != j
+    within_b = d_bb.sum() / (m * (m - 1))
+    return float(2.0 * d_ab.mean() - within_a - within_b)
 
 
 def negative_log_likelihood(log_prob):
@@ -186,7 +218,9 @@ def path_energy(velocity, x0, method="dopri5", steps=None, rtol=1e-5, atol=1e-5)
     x0 : array_like, shape (n, d)
         Starting points drawn from the source q0.
     method, steps, rtol, atol
-        The ODE solver, as in :func:`npflow.solvers.solve` (``steps`` only for fixed-step methods).
+        The ODE solver, as in :func:`npflow.solvers.solve`: ``steps=None`` is
+        ``solvers.DEFAULT_STEPS`` for the fixed-step methods and must stay None for dopri5 (the
+        rule in :mod:`npflow.solvers`' docstring).
 
     Returns
     -------
@@ -243,7 +277,7 @@ def straightness(model, trajectory, times):
     ----------
     model : callable ``model(x, t) -> v`` with x (n, d) and t a float, e.g. an MLP.
     trajectory : array_like, shape (m + 1, n, d)
-        States ``x_i(t_k)`` on the grid, e.g. ``solvers.sample_flow(..., return_trajectory=True)``.
+        States ``x_i(t_k)`` on the grid, e.g. ``sampling.sample_flow(..., return_trajectory=True)``.
     times : array_like, shape (m + 1,)
         Increasing times ``t_0 < ... < t_m`` of the grid (``m >= 1``).
 
@@ -266,3 +300,98 @@ def straightness(model, trajectory, times):
                    for x, t in zip(trajectory, times)])  # (m + 1, n)
     integral = np.sum(0.5 * (sq[1:] + sq[:-1]) * np.diff(times)[:, None], axis=0)  # (n,)
     return float(np.mean(integral))
+
+
+def frechet_distance(a, b):
+    """Frechet distance between Gaussians fitted to two feature sets (the FID formula).
+
+    ``FD = ||mu_a - mu_b||^2 + tr(S_a + S_b - 2 (S_a^{1/2} S_b S_a^{1/2})^{1/2})``, with ``mu`` the
+    sample means and ``S`` the sample covariances (``1/(n-1)``): the squared 2-Wasserstein
+    distance between ``N(mu_a, S_a)`` and ``N(mu_b, S_b)`` (Dowson and Landau 1982), used on
+    network features as the Frechet Inception Distance (Heusel et al. 2017). Both square
+    roots come from symmetric eigendecompositions (``np.linalg.eigh``) with the eigenvalues
+    clipped at 0, so a rank-deficient covariance (fewer points than features) is fine.
+    ``(S_a^{1/2} S_b S_a^{1/2})^{1/2}`` has the trace of ``(S_a S_b)^{1/2}``, so FD is symmetric.
+    Rounding can leave a value of about ``-1e-15 tr(S)`` where the exact one is 0.
+
+    Parameters
+    ----------
+    a : array_like, shape (n, k)
+        Features of the first sample, ``n >= 2``.
+    b : array_like, shape (m, k)
+        Features of the second sample, ``m >= 2``.
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    Dowson, Landau. The Frechet distance between multivariate normal distributions. Journal of
+    Multivariate Analysis 12(3), 1982.
+    Heusel, Ramsauer, Unterthiner, Nessler, Hochreiter. GANs trained by a two time-scale update
+    rule converge to a local Nash equilibrium. NeurIPS 2017.
+    """
+    a, b = _two_samples(a, b)
+    if a.shape[0] < 2 or b.shape[0] < 2:
+        raise ValueError(f"a and b must hold >= 2 points each for their covariances, got "
+                         f"{a.shape[0]}, {b.shape[0]}")
+    mean_gap = a.mean(axis=0) - b.mean(axis=0)  # (k,)
+    s_a = np.atleast_2d(np.cov(a, rowvar=False))  # (k, k); cov of one feature is a 0-d array
+    s_b = np.atleast_2d(np.cov(b, rowvar=False))
+    root_a = _psd_sqrt(s_a)
+    middle = root_a @ s_b @ root_a  # (k, k), symmetric PSD
+    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (middle + middle.T)), 0.0, None)))
+    return float(mean_gap @ mean_gap + np.trace(s_a) + np.trace(s_b) - 2.0 * cross)
+
+
+def _psd_sqrt(s):
+    """Symmetric square root ``V diag(sqrt(max(w, 0))) V^T`` of a symmetric matrix (k, k)."""
+    w, V = np.linalg.eigh(s)
+    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+
+
+def nearest_distances(x, reference, chunk_size=4096):
+    """Euclidean distance from each row of x to its nearest row of ``reference``.
+
+    ``d_i = min_j ||x_i - r_j||``, e.g. how close each generated sample is to its nearest
+    training example (a copy has distance 0). The nearest row is found on ``squared_distances``
+    of ``chunk_size`` rows of x at a time, so memory stays at ``8 chunk_size m`` bytes; its
+    distance is then recomputed from the difference ``x_i - r_j`` itself, so a copy gives
+    exactly 0 (the expansion ``|x|^2 + |r|^2 - 2 <x, r>`` alone would give ~1e-8 |x|).
+
+    Parameters
+    ----------
+    x : array_like, shape (n, d)
+    reference : array_like, shape (m, d)
+    chunk_size : int
+        Rows of x compared with the whole reference at once.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+    """
+    x = _checks.points(x, "x", dtype=np.float64)
+    reference = _checks.points(reference, "reference", dim=x.shape[1], dtype=np.float64)
+    chunk_size = _checks.positive_int(chunk_size, "chunk_size")
+    nearest = np.empty(x.shape[0], dtype=np.int64)  # (n,) index of the nearest reference row
+    for start in range(0, x.shape[0], chunk_size):
+        part = x[start:start + chunk_size]
+        nearest[start:start + len(part)] = np.argmin(squared_distances(part, reference), axis=1)
+    return np.linalg.norm(x - reference[nearest], axis=1)
+
+
+def median_distance(x):
+    """Median Euclidean distance between the distinct points of ``x`` (n, d), ``n >= 2``.
+
+    1.0 when all points coincide.
+
+    The median heuristic for the MMD bandwidth (Gretton et al. 2012) computed on one sample, so
+    that a model's MMD and its data-vs-data floor use the same kernel.
+    """
+    x = _checks.points(x, "x", dtype=np.float64)
+    if x.shape[0] < 2:
+        raise ValueError(f"x must hold >= 2 points for a median distance, got {x.shape[0]}")
+    sq = squared_distances(x, x)[np.triu_indices(x.shape[0], k=1)]
+    positive = sq[sq > 0.0]
+    return float(np.median(np.sqrt(positive))) if positive.size else 1.0

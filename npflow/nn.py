@@ -536,13 +536,14 @@ class MLP:
         da *= self.activation.derivative(cache.z[i], cache.a[i])
         return da
 
-    def jvp(self, x, t, dx, y=None):
+    def jvp(self, x, t, y=None, *, dx):
         """Jacobian-vector products ``(dv/dx) dx_k`` for k tangents at once (forward mode).
 
         Parameters
         ----------
-        x : (n, d) points; t : scalar or (n,) times; y : (n,) labels or None (see :meth:`forward`).
-        dx : (k, n, d) tangent directions in x (t and y are held fixed).
+        x : (n, d) points; t : scalar or (n,) times; y : (n,) labels or None: the same arguments,
+            in the same order, as :meth:`forward` and :meth:`forward_train`.
+        dx : (k, n, d), keyword-only: tangent directions in x (t and y are held fixed).
 
         Returns
         -------

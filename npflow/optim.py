@@ -133,6 +133,11 @@ def clip_grad_norm(grads, max_norm):
 
 # ----------------------------------------------------------------------------------------------
 # Learning-rate schedules: callables step (0-based) -> learning rate.
+#
+# Steps are k = 0 .. K - 1 with K = total_steps and W = warmup_steps. Warm-up rises strictly,
+# lr (k + 1) / W, and reaches the peak lr at step P = W - 1 (P = 0 without warm-up); the decay
+# starts from that same step, p = (k - P) / (K - P), so the peak is taken exactly once and the last
+# step K - 1 still has p < 1 (a rate above final_lr); final_lr is reached at k = K.
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ConstantLR:
@@ -148,8 +153,9 @@ class ConstantLR:
 class WarmupCosineLR:
     """Linear warm-up, then cosine decay (Loshchilov & Hutter 2017, SGDR eq. 5, one cycle).
 
-    ``lr_k = lr (k + 1) / W`` for ``k < W``; then with ``p = (k - W) / (K - W)`` in [0, 1]:
-    ``lr_k = lr_min + (lr - lr_min) (1 + cos(pi p)) / 2``. ``K = total_steps``, ``W = warmup_steps``.
+    ``lr_k = lr (k + 1) / W`` for ``k < P = max(W - 1, 0)``; then with ``p = (k - P) / (K - P)``
+    clipped to [0, 1]: ``lr_k = lr_min + (lr - lr_min) (1 + cos(pi p)) / 2``, so ``lr_P = lr`` is
+    the only peak. ``K = total_steps``, ``W = warmup_steps``, ``lr_min = final_lr``.
     """
 
     lr: float
@@ -166,7 +172,11 @@ class WarmupCosineLR:
 
 @dataclass(frozen=True)
 class WarmupLinearLR:
-    """Linear warm-up to ``lr`` over ``W`` steps, then linear decay to ``final_lr`` at step ``K``."""
+    """Linear warm-up to ``lr`` over ``W`` steps, then linear decay to ``final_lr`` at step ``K``.
+
+    ``lr_k = lr (k + 1) / W`` for ``k < P = max(W - 1, 0)``; then ``lr_k = lr + (final_lr - lr) p``
+    with ``p = (k - P) / (K - P)`` clipped to [0, 1]: the warm-up's last step is the one peak.
+    """
 
     lr: float
     total_steps: int
@@ -181,11 +191,11 @@ class WarmupLinearLR:
 
 
 def _decay_progress(schedule, step):
-    """None during warm-up, else ``p = (k - W) / (K - W)`` clipped to [0, 1]."""
-    if step < schedule.warmup_steps:
+    """None before the peak step ``P = max(W - 1, 0)``, else ``p = (k - P) / (K - P)`` in [0, 1]."""
+    peak = max(schedule.warmup_steps - 1, 0)
+    if step < peak:
         return None
-    span = max(1, schedule.total_steps - schedule.warmup_steps)
-    return min(1.0, (step - schedule.warmup_steps) / span)
+    return min(1.0, (step - peak) / max(1, schedule.total_steps - peak))
 
 
 SCHEDULES = ("constant", "cosine", "linear")

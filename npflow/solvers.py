@@ -5,6 +5,9 @@ A flow is sampled by integrating ``dx/dt = v(x, t)`` from t = 0 (noise) to t = 1
 from t = 1 back to t = 0. The state may have any shape: the whole array is one ODE system, and
 ``velocity(x, t)`` returns an array of the same shape.
 
+This module integrates any velocity function and knows nothing of networks; sampling a trained
+network (chunks, reused buffers, threads) is :mod:`npflow.sampling`.
+
 Every method is an explicit Runge-Kutta method given by its Butcher tableau (c, A, b)
 (Hairer, Norsett & Wanner, *Solving Ordinary Differential Equations I*, Sec. II.1):
 
@@ -53,19 +56,21 @@ evaluation times run ahead of the state. We do not repeat it: ``times`` here is
 ``linspace(t0, t1, N + 1)``.)
 
 Integrating backwards (t1 < t0) is the same formulas with a negative step h.
+
+Steps, one rule wherever an ODE is integrated (:func:`solve`, :func:`npflow.sampling.sample_flow`,
+:func:`npflow.likelihood.log_likelihood`, :func:`npflow.metrics.path_energy`): ``steps=None``, the
+default, means ``DEFAULT_STEPS = 100`` uniform steps for the fixed-step methods; an integer N >= 1
+means N steps. dopri5 picks its own steps from ``rtol`` and ``atol``, so an explicit ``steps``
+with dopri5 raises ValueError.
 """
 import dataclasses
-import os
 
 import numpy as np
 
-from . import _blas, _checks
-from .nn import MLP, Workspace
+from . import _checks
 
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
-# sample_flow's default uses two threads from this many points on (measured on two cores: 10,000
-# points of a 3 x 64 SELU net, RK4 with 100 steps, 1.4 s in one thread, 0.9 s in two).
-PARALLEL_MIN_POINTS = 4096
+DEFAULT_STEPS = 100  # uniform steps of the fixed-step methods when steps=None (module docstring)
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
 
 # dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; constants of their DOPRI5).
@@ -158,10 +163,9 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
         is kept (float32 in, float32 out).
     method : {"euler", "midpoint", "heun", "rk4", "dopri5"}
         Update rule; see the module docstring for the equations and tableaus.
-    steps : int
-        Number N >= 1 of uniform steps; required by the fixed-step methods (there is no default:
-        a default like a two-point time grid silently means a single step). Must be None for dopri5,
-        which chooses its own steps.
+    steps : int, optional
+        Number N >= 1 of uniform steps of the fixed-step methods; None means ``DEFAULT_STEPS``.
+        Must be None for dopri5, which chooses its own steps (the rule in the module docstring).
     t0, t1 : float
         Start and end time, finite and different. ``t1 < t0`` integrates backwards.
     rtol, atol : float
@@ -211,10 +215,7 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
                              f"rtol and atol), got {steps!r}")
         solution = _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory)
     else:
-        if steps is None:
-            raise ValueError(f"steps is required for method {method!r}: pass the number of uniform "
-                             "steps, an integer >= 1")
-        steps = _checks.positive_int(steps, "steps")
+        steps = DEFAULT_STEPS if steps is None else _checks.positive_int(steps, "steps")
         solution = _solve_fixed(field, _TABLEAUS[method], x, t0, t1, steps, return_trajectory)
     if not np.all(np.isfinite(solution.x)):
         raise ValueError(f"the state became NaN or infinite between t0={t0} and t1={t1}: velocity "
@@ -393,87 +394,3 @@ def _state(x):
     if not np.all(np.isfinite(arr)):
         raise ValueError("x must be finite, found NaN or infinity")
     return arr
-
-
-def sample_flow(model, x0, method="rk4", steps=100, rtol=1e-5, atol=1e-5, chunk_size=None,
-                return_trajectory=False, threads=None):
-    """Push source points through the learned flow: integrate ``dx/dt = v(x, t)`` from 0 to 1.
-
-    Parameters
-    ----------
-    model : callable ``model(x, t) -> v``, e.g. an :class:`~npflow.nn.MLP`
-    x0 : (n, d) points drawn from the source p0.
-    method, steps, rtol, atol : see :func:`solve` (``steps`` is ignored by dopri5).
-    chunk_size : int, optional
-        Integrate at most this many points at once so memory stays bounded for large n
-        (each chunk is an independent ODE; for dopri5 each picks its own steps).
-    return_trajectory : bool
-        Also return the (steps + 1, n, d) trajectory (fixed-step methods only when chunking).
-    threads : int, optional
-        Integrate this many chunks at once, on a thread pool, with NumPy's BLAS held to one
-        thread meanwhile (:mod:`npflow._blas`); needs an :class:`~npflow.nn.MLP` and a fixed-step
-        method. None: two threads when that holds, n >= ``PARALLEL_MIN_POINTS``, two cores are
-        usable and the BLAS can be held to one thread; otherwise one. Every row follows the same
-        ODE either way, so the samples agree with one thread's up to BLAS rounding (~1e-6).
-
-    Returns
-    -------
-    Solution
-        ``x`` (n, d) the samples; ``nfe`` the evaluations of the most expensive chunk.
-    """
-    x0 = _checks.points(x0, "x0")
-    n = x0.shape[0]
-    chunk_size = n if chunk_size is None else _checks.positive_int(chunk_size, "chunk_size")
-    steps = None if method == "dopri5" else steps
-    if return_trajectory and method == "dopri5" and chunk_size < n:
-        raise ValueError("return_trajectory with dopri5 needs chunk_size >= n: each chunk picks "
-                         "its own time steps")
-    workers = _workers(model, method, n, threads)
-    chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker
-
-    def part(start):
-        return solve(_reusing_buffers(model), x0[start:start + chunk_size], method=method,
-                     steps=steps, rtol=rtol, atol=atol, return_trajectory=return_trajectory)
-
-    starts = range(0, n, chunk_size)
-    if workers == 1:
-        parts = [part(start) for start in starts]
-    else:
-        from concurrent.futures import ThreadPoolExecutor  # imported late: keeps import fast
-        with _blas.limit(1), ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(part, starts))
-    if len(parts) == 1:
-        return parts[0]
-    trajectory = np.concatenate([p.trajectory for p in parts], axis=1) if return_trajectory \
-        else None
-    return Solution(x=np.concatenate([p.x for p in parts]), trajectory=trajectory,
-                    times=parts[0].times, nfe=max(p.nfe for p in parts))
-
-
-def _workers(model, method, n, threads):
-    """How many chunks :func:`sample_flow` integrates at once (see its ``threads``)."""
-    parallel_ok = isinstance(model, MLP) and method != "dopri5"
-    if threads is not None:
-        threads = _checks.positive_int(threads, "threads")
-        if threads > 1 and not parallel_ok:
-            raise ValueError(f"threads must be 1 unless the model is an MLP and the method a "
-                             f"fixed-step one, got threads={threads} with method {method!r} and "
-                             f"a {type(model).__name__} model")
-        return min(threads, n)
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if parallel_ok and n >= PARALLEL_MIN_POINTS and (usable or 1) >= 2 \
-            and _blas.threads() is not None:
-        return 2
-    return 1
-
-
-def _reusing_buffers(model):
-    """An MLP's forward with one reused :class:`~npflow.nn.Workspace`, else ``model`` itself.
-
-    :func:`solve` copies every velocity it receives, so the network may write each evaluation
-    into the same arrays; fresh arrays of this size would cost page faults at every call.
-    """
-    if not isinstance(model, MLP):
-        return model
-    work = Workspace(model.dtype)
-    return lambda x, t: model.forward(x, t, work=work)

@@ -96,9 +96,6 @@ class TrainConfig:
         for name in ("conditional", "dequantize", "standardize"):
             _checks.boolean(getattr(self, name), name)
         _checks.finite_float(self.val_fraction, "val_fraction", low=0, high=1, high_open=True)
-        if self.reflow and DATA in (self.source, self.target):
-            raise ValueError("reflow must be 0 for a run on data rows: a reflow run trains on the "
-                             "pairs of its parent flow (npflow.reflow)")
         _checks.finite_float(self.label_dropout, "label_dropout", low=0, high=1)
         if self.conditional and self.reflow:
             raise ValueError("reflow must be 0 for a conditional run: reflow pairs carry no labels")
@@ -356,7 +353,8 @@ class Trainer:
     pairs : (x0, x1), two (N, d) arrays, optional
         Fixed training pairs (reflow, Liu et al. 2023, Alg. 1; see :mod:`npflow.reflow`): each
         batch is a random minibatch of them instead of fresh source and target draws paired by
-        the coupling. Required exactly when ``config.reflow > 0``.
+        the coupling. Required exactly when ``config.reflow > 0``; their d sets the network's
+        (for a flow of data rows they live in its standardized space).
     data : (n, d) array, optional
         The rows of a finite dataset (a user's file or array, any d); required exactly when
         ``config.target == "data"``. A memory-mapped array is read batch by batch, never whole.
@@ -376,13 +374,18 @@ class Trainer:
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        self.rows = _row_batches(config, data, labels, source_data, data_files)
-        if self.rows is None:
-            dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
-            self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
+        if config.reflow:  # fixed pairs of a parent flow, in any dimension
+            self.rows, self.n_classes = None, 0
+            self.pairs = _check_pairs(pairs, config.reflow, None)
+            dim = self.pairs[0].shape[1]
         else:
-            dim, self.n_classes = self.rows.dim, self.rows.n_classes
-        self.pairs = _check_pairs(pairs, config.reflow, dim)
+            self.rows = _row_batches(config, data, labels, source_data, data_files)
+            self.pairs = _check_pairs(pairs, config.reflow, None)
+            if self.rows is None:
+                dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
+                self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
+            else:
+                dim, self.n_classes = self.rows.dim, self.rows.n_classes
         _checks.affordable(training_memory(config, dim, self.n_classes),
                            f"training with batch_size {config.batch_size} and hidden "
                            f"{','.join(map(str, config.hidden))} in d = {dim}")
@@ -717,7 +720,7 @@ def _check_pairs(pairs, reflow, dim):
     except (TypeError, ValueError):
         raise TypeError("pairs must be a pair (x0, x1) of (N, d) arrays") from None
     x0 = _checks.points(x0, "pairs[0]", dim=dim)
-    x1 = _checks.points(x1, "pairs[1]", dim=dim)
+    x1 = _checks.points(x1, "pairs[1]", dim=x0.shape[1])
     if x1.shape != x0.shape:
         raise ValueError(f"pairs[1] must have shape {x0.shape} like pairs[0], got {x1.shape}")
     return x0, x1

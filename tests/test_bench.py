@@ -7,11 +7,14 @@ against the layer sizes written out by hand and the interleaving against its doc
 """
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from npflow import bench, couplings, solvers
+from npflow import bench, couplings, sampling
 from npflow.cli import main
 from npflow.nn import MLP
 from npflow.train import Trainer
@@ -28,7 +31,7 @@ def stand_in_reference():
         return bench.npflow_trainer_run(twin), 0.0
 
     def sampler(model, x0, steps):
-        return lambda: solvers.sample_flow(model, x0, "rk4", steps).x
+        return lambda: sampling.sample_flow(model, x0, "rk4", steps).x
 
     return bench.Reference(name="stand-in 1.0", trainer=trainer, sampler=sampler,
                            assignment=couplings.solve_assignment, matmul=lambda size: 1.0)
@@ -140,12 +143,37 @@ def test_options_reject_a_non_options_object():
         bench.run(options={"rounds": 1})
 
 
-def test_blas_threads_follow_the_environment(monkeypatch):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    assert bench.blas_threads() == 1
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert bench.blas_threads() >= 1
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("openblas, omp, expected", [
+    ("1", None, 1),  # OPENBLAS_NUM_THREADS wins
+    ("1", "7", 1),  # ... over OMP_NUM_THREADS
+    (None, "1", 1),  # OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset
+    ("0", "1", 1),  # a value below 1 is ignored
+    ("two", None, "cores"),  # so is one that is not a number
+    ("4096", None, "cores"),  # never more threads than usable cores
+    (None, None, "cores"),  # unset: the usable cores
+])
+def test_blas_threads_follow_the_environment(monkeypatch, openblas, omp, expected):
+    for name, value in (("OPENBLAS_NUM_THREADS", openblas), ("OMP_NUM_THREADS", omp)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert bench.blas_threads() == (usable_cores() if expected == "cores" else expected)
+
+
+def test_blas_threads_agree_with_what_openblas_reports():
+    """In a fresh interpreter with OPENBLAS_NUM_THREADS=1, OpenBLAS itself runs one thread."""
+    code = "from npflow import _blas, bench; print(_blas.threads(), bench.blas_threads())"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] == "None":
+        pytest.skip("no OpenBLAS found")
+    assert out == ["1", "1"]
 
 
 def test_options_quick_is_smaller_than_the_default():

@@ -93,7 +93,9 @@ def test_resume_continues_the_run_exactly(tmp_path, capsys):
     path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
     assert run(capsys, "train", *constant, "--steps", "6", "--out", path)[0] == 0
     code, out, err = run(capsys, "train", "--resume", "--steps", "14", "--out", path)
-    assert code == 0 and err == "" and "trained 8 steps" in out
+    assert code == 0 and "trained 8 steps" in out
+    assert err == ("npflow train: extended from 6 to 14 steps; the constant learning rate "
+                   "continues unchanged\n")
     assert run(capsys, "train", *constant, "--steps", "14", "--out", straight, "--quiet")[0] == 0
     a, b = checkpoint.load(path), checkpoint.load(straight)
     assert a.step == 14 and len(a.losses) == 14
@@ -234,7 +236,8 @@ def test_sample_with_dopri5(models, tmp_path, capsys):
 
 # --- npflow evaluate ------------------------------------------------------------------------------
 
-KEYS = {"w2", "mmd", "energy", "nll", "nfe", "precision"}
+KEYS = {"n", "w2", "mmd", "energy", "w2_floor", "mmd_floor", "energy_floor", "nll", "nfe",
+        "precision"}
 
 
 def evaluate_json(capsys, model, *extra):
@@ -274,7 +277,12 @@ def test_evaluate_json_nll_is_null_without_a_source_density(models, capsys):
 def test_evaluate_with_dopri5(models, capsys):
     result = evaluate_json(capsys, models["moons"], "--solver", "dopri5", "--rtol", "1e-4",
                            "--atol", "1e-4")
-    assert set(result) == KEYS and result["nfe"] > 0
+    assert set(result) == KEYS
+    # the evaluations of dopri5 on the same 200 source points (seed 0), counted independently
+    x0 = datasets.sample("gaussian", 200, np.random.default_rng(0)).astype(np.float32)
+    sol = solvers.solve(checkpoint.load_model(models["moons"]), x0, "dopri5", rtol=1e-4,
+                        atol=1e-4)
+    assert result["nfe"] == sol.nfe
 
 
 def test_evaluate_human_readable(models, capsys):
@@ -345,7 +353,7 @@ def test_sample_dopri5_trajectory_needs_one_chunk(models, tmp_path, capsys):
     code, out, err = run(capsys, "sample", "--model", models["checkerboard"], "--n", 10,
                          "--solver", "dopri5", "--chunk-size", 4, "--out", tmp_path / "s.npy",
                          "--trajectory", tmp_path / "t.npy")
-    assert_usage_error(code, out, err, "chunk_size")
+    assert_usage_error(code, out, err, "--trajectory", "--chunk-size")
 
 
 # --- python -m npflow --------------------------------------------------------------------------
@@ -371,7 +379,7 @@ def test_python_m_npflow_bad_option_is_one_line_without_traceback(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-# --- class-conditional models, guidance and reflow (issue 6) -------------------------------------
+# --- class-conditional models, guidance and reflow -------------------------------------------
 
 @pytest.fixture(scope="module")
 def conditional_model(tmp_path_factory):
@@ -436,3 +444,248 @@ def test_reflow_of_a_conditional_model_exits_2(conditional_model, tmp_path, caps
     code, out, err = run(capsys, "reflow", "--model", conditional_model, "--out",
                          tmp_path / "r.npz")
     assert_usage_error(code, out, err, "conditional")
+
+
+# --- exit codes: usage errors (2) against failures at run time (1) ---------------------------------
+
+def test_a_solver_that_blows_up_is_a_failure_at_run_time(models, tmp_path, capsys):
+    ckpt = checkpoint.load(models["moons"])
+    bad = str(tmp_path / "huge.npz")
+    checkpoint.save(bad, checkpoint.Checkpoint(**{**ckpt.__dict__,
+                                                  "ema_params": ckpt.ema_params * 1e18}))
+    code, out, err = run(capsys, "sample", "--model", bad, "--n", 10, "--steps", 3,
+                         "--out", tmp_path / "s.npy")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("npflow sample: failed: integrating the flow failed: ")
+    assert "NaN or infinity" in err
+    assert not (tmp_path / "s.npy").exists()
+
+
+@pytest.mark.parametrize("argv, what", [
+    (["--hidden", "100000000"], "hidden 100000000"),
+    (["--batch-size", "100000000"], "batch_size 100000000"),
+])
+def test_runs_too_large_for_the_machine_exit_2_naming_the_memory(tmp_path, capsys, argv, what):
+    code, out, err = run(capsys, "train", *TINY, *argv, "--out", tmp_path / "m.npz")
+    assert_usage_error(code, out, err, what, "GiB")
+    assert os.listdir(tmp_path) == []
+
+
+def test_sample_more_points_than_fit_on_disk_exits_2(models, tmp_path, capsys):
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--n", 10 ** 13,
+                         "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "on disk", "free")
+    assert os.listdir(tmp_path) == []
+
+
+def test_sample_writes_chunk_by_chunk_what_one_chunk_would(models, tmp_path, capsys):
+    one, many, text = (str(tmp_path / f) for f in ("one.npy", "many.npy", "many.csv"))
+    base = ["sample", "--model", models["checkerboard"], "--n", 50, "--steps", 4, "--quiet"]
+    assert run(capsys, *base, "--out", one) == (0, "", "")
+    assert run(capsys, *base, "--out", many, "--chunk-size", 7)[0] == 0
+    assert run(capsys, *base, "--out", text, "--chunk-size", 7)[0] == 0
+    np.testing.assert_allclose(np.load(many), np.load(one), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.loadtxt(text, delimiter=","), np.load(many), rtol=1e-6)
+    assert sorted(os.listdir(tmp_path)) == ["many.csv", "many.npy", "one.npy"]  # no leftovers
+
+
+# --- signals ------------------------------------------------------------------------------------
+
+def test_sigterm_saves_exits_143_and_says_how_to_resume(tmp_path):
+    import signal
+    import time
+    path = str(tmp_path / "m.npz")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(npflow.__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "npflow", "train", "--steps", "100000",
+                             "--batch-size", "64", "--hidden", "16", "--checkpoint-every", "50",
+                             "--out", path], cwd=tmp_path, env=env, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while not os.path.exists(path) and time.time() < deadline:  # training has started
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143
+    assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM at step ")
+    assert f"npflow train --out {path} --resume" in err
+    ckpt = checkpoint.load(path)
+    assert 0 < ckpt.step < 100000 and ckpt.step == ckpt.adam_step
+
+
+# --- your own rows: train --data, sample, evaluate --data, log-prob, encode --------------------------
+
+DATA_TINY = ["--steps", "40", "--batch-size", "32", "--hidden", "16,16", "--warmup-steps", "0",
+             "--eval-every", "20"]
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    """A 3-column CSV with a header and a label column, its held-out part, and a model of it."""
+    folder = tmp_path_factory.mktemp("table")
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=300)
+    x = rng.standard_normal((300, 3)) * [1.0, 5.0, 0.2] + np.where(y[:, None] == 1, 3.0, -3.0)
+    train_csv, held_csv = str(folder / "train.csv"), str(folder / "held.csv")
+    for path, rows in ((train_csv, slice(0, 250)), (held_csv, slice(250, 300))):
+        with open(path, "w") as f:
+            f.write("a,b,c,label\r\n")  # Windows line endings
+            for xi, yi in zip(x[rows], y[rows]):
+                f.write(",".join(f"{v:.6f}" for v in xi) + f",{yi}\r\n")
+    model = str(folder / "m.npz")
+    assert main(["train", "--data", train_csv, "--label-column", "label", *DATA_TINY,
+                 "--out", model, "--quiet"]) == 0
+    return {"train": train_csv, "held": held_csv, "model": model, "x": x, "y": y}
+
+
+def test_train_on_a_csv_file_stores_the_data_state(table):
+    ckpt = checkpoint.load(table["model"])
+    assert ckpt.train_config["target"] == "data" and ckpt.train_config["conditional"] is True
+    assert ckpt.model_config["dim"] == 3 and ckpt.model_config["n_classes"] == 2
+    assert ckpt.data.info["n"] == 250 and ckpt.data.info["files"]["read"]["label_column"] == "label"
+    assert len(ckpt.data.val_index) == 25 and ckpt.data.val_losses.shape == (2, 2)
+    for field, value in npflow.DATA_DEFAULTS.items():
+        if field not in ("steps", "batch_size", "hidden", "warmup_steps"):
+            expected = list(value) if isinstance(value, tuple) else value
+            assert ckpt.train_config[field] == expected, field
+
+
+def test_sample_writes_rows_in_data_units(table, tmp_path, capsys):
+    out = str(tmp_path / "s.csv")
+    code, stdout, err = run(capsys, "sample", "--model", table["model"], "--n", 400, "--steps",
+                            10, "--label", 1, "--out", out)
+    assert code == 0 and err == "" and "sampled 400 points" in stdout
+    x = np.loadtxt(out, delimiter=",")
+    assert x.shape == (400, 3)
+    assert abs(x[:, 1].std() - 5.0) < 2.5  # the wide column is wide in data units
+    ref = npflow.Flow.load(table["model"], solver_steps=10).sample(
+        400, rng=np.random.default_rng(0), y=1)
+    np.testing.assert_allclose(x, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_evaluate_data_gives_nll_and_every_metric_with_its_floor(table, capsys):
+    held = ["--data", table["held"], "--label-column", "label"]
+    code, out, err = run(capsys, "evaluate", "--model", table["model"], *held, "--steps", 8,
+                         "--json")
+    assert code == 0 and err == ""
+    result = json.loads(out)
+    assert result["n"] == 25 and result["nll_rows"] == 50 and result["precision"] is None
+    for key in ("w2", "mmd", "energy"):
+        assert np.isfinite(result[key]) and np.isfinite(result[key + "_floor"])
+    flow = npflow.Flow.load(table["model"], solver_steps=8)
+    assert result["nll"] == pytest.approx(-flow.score(table["x"][250:]), rel=1e-5)
+    code, text, _ = run(capsys, "evaluate", "--model", table["model"], *held, "--steps", 8)
+    assert code == 0 and "floor" in text and "NLL (nats)" in text and "held-out rows" in text
+
+
+def test_log_prob_writes_one_log_density_per_row(table, tmp_path, capsys):
+    out = str(tmp_path / "scores.npy")
+    code, stdout, _ = run(capsys, "log-prob", "--model", table["model"], "--data", table["held"],
+                          "--label-column", "3", "--steps", 8, "--out", out)
+    assert code == 0 and "wrote 50 log-densities" in stdout
+    scores = np.load(out)
+    assert scores.shape == (50, 1)
+    flow = npflow.Flow.load(table["model"], solver_steps=8)
+    np.testing.assert_allclose(scores[:, 0], flow.log_prob(table["x"][250:]), rtol=1e-5)
+
+
+def test_encode_maps_rows_to_the_noise_that_sample_carries_back(table, tmp_path, capsys):
+    out = str(tmp_path / "z.npy")
+    assert run(capsys, "encode", "--model", table["model"], "--data", table["held"],
+               "--label-column", "-1", "--steps", 20, "--out", out)[0] == 0
+    z = np.load(out)
+    flow = npflow.Flow.load(table["model"], solver_steps=20)
+    assert z.shape == (50, 3)
+    np.testing.assert_allclose(z, flow.transform(table["x"][250:]), rtol=1e-5, atol=1e-5)
+
+
+def test_train_on_data_resumes_exactly_from_the_stored_file(table, tmp_path, capsys):
+    path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
+    base = ["train", "--data", table["train"], "--label-column", "label", *DATA_TINY]
+    assert run(capsys, *base, "--out", straight, "--quiet")[0] == 0
+    assert run(capsys, *base, "--steps", "40", "--out", path, "--quiet")[0] == 0
+    half = checkpoint.load(path)
+    # a run stopped at step 25: resume it from the file recorded in the checkpoint
+    trainer = npflow.Trainer(npflow.TrainConfig.from_dict({**half.train_config}),
+                             data=table["x"][:250].round(6), labels=table["y"][:250],
+                             data_files=half.data.info["files"])
+    for _ in range(25):
+        trainer.train_step()
+        if trainer.step % 20 == 0:
+            trainer.evaluate()
+    trainer.save(path)
+    code, out, err = run(capsys, "train", "--resume", "--out", path)
+    assert code == 0 and err == "" and "trained 15 steps" in out
+    a, b = checkpoint.load(path), checkpoint.load(straight)
+    for name in ("params", "ema_params", "adam_m", "adam_v", "losses"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.data.best_params, b.data.best_params)
+
+
+@pytest.mark.parametrize("make, argv, names", [
+    (lambda d: None, ["--data", "{d}/missing.csv"], ["--data", "missing.csv"]),
+    (lambda d: open(f"{d}/r.csv", "w").write("1,2\n3,4,5\n"), ["--data", "{d}/r.csv"],
+     ["line 2"]),
+    (lambda d: open(f"{d}/t.csv", "w").write("1,2\n3,x\n"), ["--data", "{d}/t.csv"],
+     ["line 2", "column 2"]),
+    (lambda d: np.save(f"{d}/one.npy", np.arange(5.0)), ["--data", "{d}/one.npy"],
+     ["reshape"]),
+    (lambda d: np.save(f"{d}/nan.npy", np.array([[1.0, np.nan], [2, 3], [4, 5]])),
+     ["--data", "{d}/nan.npy"], ["NaN", "--drop-nonfinite"]),
+    (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels", "need --data"]),
+    (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--labels",
+                                                          "{d}/x.npy", "--drop-nonfinite"],
+     ["--drop-nonfinite", "--label-column"]),
+    (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--target",
+                                                          "moons"], ["--data", "--target"]),
+])
+def test_bad_data_for_train_exits_2_with_one_line(tmp_path, capsys, make, argv, names):
+    make(tmp_path)
+    before = set(os.listdir(tmp_path))
+    argv = [a.format(d=tmp_path) for a in argv]
+    assert_usage_error(*run(capsys, "train", *DATA_TINY, *argv, "--out", tmp_path / "m.npz"),
+                       *names)
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_a_dimension_mismatch_names_both_dimensions(table, tmp_path, capsys):
+    wide = str(tmp_path / "wide.npy")
+    np.save(wide, np.zeros((10, 5)))
+    for command in ("evaluate", "log-prob", "encode"):
+        out = [] if command == "evaluate" else ["--out", str(tmp_path / "o.npy")]
+        assert_usage_error(*run(capsys, command, "--model", table["model"], "--data", wide, *out),
+                           "5 columns", "d = 3")
+
+
+def test_a_model_of_rows_needs_data_to_be_evaluated(table, models, tmp_path, capsys):
+    assert_usage_error(*run(capsys, "evaluate", "--model", table["model"]), "--data")
+    assert_usage_error(*run(capsys, "evaluate", "--model", models["moons"], "--data",
+                            table["held"]), "--data", "built-in")
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "log-prob", "encode"])
+def test_every_data_command_shows_an_example_in_its_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "example" in capsys.readouterr().out
+
+
+def test_likelihood_commands_estimate_the_divergence_above_the_exact_dimension(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    rows = str(tmp_path / "wide.npy")
+    np.save(rows, rng.standard_normal((120, 20)) * 2.0 + 1.0)
+    model = str(tmp_path / "m.npz")
+    assert main(["train", "--data", rows, *DATA_TINY, "--out", model, "--quiet"]) == 0
+    base = ["--model", model, "--data", rows, "--steps", 4]
+    auto = json.loads(run(capsys, "evaluate", *base, "--json", "--n", 20)[1])
+    exact = json.loads(run(capsys, "evaluate", *base, "--json", "--n", 20,
+                           "--divergence", "exact")[1])
+    assert "nll_probe_stderr" in auto and "nll_probe_stderr" not in exact
+    assert abs(auto["nll"] - exact["nll"]) < 5 * auto["nll_probe_stderr"] + 1e-6
+    out = str(tmp_path / "s.npy")
+    assert run(capsys, "log-prob", *base, "--divergence", "hutchinson", "--probes", 2,
+               "--out", out)[0] == 0
+    assert np.load(out).shape == (120, 1)
+    assert_usage_error(*run(capsys, "log-prob", *base, "--divergence", "exact", "--probes", 3,
+                            "--out", out), "--probes")

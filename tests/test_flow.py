@@ -125,3 +125,23 @@ def test_bad_calls_get_one_line(fitted):
 
 def test_flow_is_public():
     assert npflow.Flow is Flow and "Flow" in npflow.__all__
+
+
+def test_reflow_straightens_a_flow_of_rows_in_five_dimensions():
+    from npflow import metrics, solvers
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((800, 5)) @ rng.standard_normal((5, 5)) + 2.0
+    X[:400] += 4.0  # two clusters: curved paths for the independent coupling
+    parent = Flow(steps=800, hidden=(64, 64), batch_size=256, solver_steps=20).fit(X)
+    child = parent.reflow(n_pairs=2000, steps=600, rng=np.random.default_rng(1))
+    assert child.config.reflow == 0 and child.checkpoint_.train_config["reflow"] == 1
+    assert child.checkpoint_.train_config["path"] == "linear"
+    np.testing.assert_array_equal(child.transform_.mean, parent.transform_.mean)
+    z0 = np.random.default_rng(2).standard_normal((500, 5)).astype(np.float32)
+    straightness = {}
+    for name, est in (("parent", parent), ("child", child)):
+        sol = solvers.solve(est.model_, z0, "rk4", 20, return_trajectory=True)
+        straightness[name] = metrics.straightness(est.model_, sol.trajectory, sol.times)
+    assert straightness["child"] < 0.5 * straightness["parent"]
+    with pytest.raises(ValueError, match="conditional"):
+        Flow(steps=5).fit(X[:50], np.arange(50) % 2).reflow(n_pairs=10, steps=2)

@@ -5,8 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npflow import likelihood, nn, solvers
+from npflow import likelihood, nn, sampling
 from npflow.guidance import GuidedField
+from npflow.solvers import solve
 
 H = 1e-6
 
@@ -53,13 +54,22 @@ def test_guided_field_is_affine_in_w(w, seed):
                                rtol=1e-12, atol=1e-12)
 
 
+def test_jvp_takes_the_tangents_by_keyword_only():
+    field = GuidedField(make_net(), 1, 2.0)
+    x, t = batch(8)
+    with pytest.raises(TypeError):
+        field.jvp(x, t, np.ones((1, 7, 2)))
+    v, dv = field.jvp(x, t, dx=np.ones((1, 7, 2)))
+    np.testing.assert_array_equal(v, field(x, t))
+
+
 @pytest.mark.parametrize("w", [0.0, 1.0, 2.5])
 def test_jvp_matches_finite_differences(w):
     net = make_net(seed=3)
     x, t = batch(4)
     field = GuidedField(net, np.arange(7) % 4, w)
     dx = np.random.default_rng(5).standard_normal((3, 7, 2))
-    v, dv = field.jvp(x, t, dx)
+    v, dv = field.jvp(x, t, dx=dx)
     np.testing.assert_allclose(v, field(x, t), rtol=1e-13, atol=1e-14)
     for j in range(3):
         fd = (field(x + H * dx[j], t) - field(x - H * dx[j], t)) / (2 * H)
@@ -70,7 +80,7 @@ def test_works_with_the_solvers_and_the_likelihood():
     net = make_net(seed=6)
     x0 = np.random.default_rng(7).standard_normal((5, 2))
     field = GuidedField(net, 1, 2.0)
-    sol = solvers.sample_flow(field, x0, "rk4", 8)
+    sol = sampling.sample_flow(field, x0, "rk4", 8)
     assert sol.x.shape == (5, 2) and np.all(np.isfinite(sol.x))
     ll = likelihood.log_likelihood(field, sol.x, method="rk4", steps=8)
     assert np.all(np.isfinite(ll.log_prob))
@@ -99,3 +109,57 @@ def test_needs_a_conditional_model_and_a_finite_weight():
         GuidedField(make_net(n_classes=0), 0, 1.0)
     with pytest.raises(ValueError, match=r"guidance must be a finite number"):
         GuidedField(make_net(), 0, float("nan"))
+
+
+# --- five dimensions: a guided linear field, sampled and scored with dopri5 ----------------------
+
+class LinearConditional:
+    """A class-conditional field ``v(x, t, y) = A_y x`` (A_K for the null label K), in float64,
+    with the forward/jvp interface of a conditional MLP. Guiding it gives the linear field
+    ``B x`` with ``B = (1 - w) A_K + w A_y``, whose flow is ``x(1) = e^B x(0)``."""
+
+    def __init__(self, d, n_classes, seed):
+        self.dim, self.dtype, self.n_classes = d, np.float64, n_classes
+        self.A = 0.4 * np.random.default_rng(seed).standard_normal((n_classes + 1, d, d))
+
+    def forward(self, x, t, y=None):
+        return np.einsum("nij,nj->ni", self.A[y], x)  # (n, d)
+
+    def jvp(self, x, t, y=None, *, dx):
+        return self.forward(x, t, y), np.einsum("nij,knj->kni", self.A[y], dx)  # (k, n, d)
+
+
+def expm(B):
+    w, V = np.linalg.eig(B)
+    return ((V * np.exp(w)) @ np.linalg.inv(V)).real
+
+
+def test_guided_linear_field_in_five_dimensions_with_dopri5():
+    d, w, label = 5, 2.5, 1
+    model = LinearConditional(d, n_classes=2, seed=4)
+    field = GuidedField(model, label, w)
+    B = (1 - w) * model.A[2] + w * model.A[label]
+    x0 = np.random.default_rng(5).standard_normal((40, d))
+    sol = sampling.sample_flow(field, x0, "dopri5", rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sol.x, x0 @ expm(B).T, rtol=1e-7, atol=1e-8)
+    # N(0, I) pushed by e^B is N(0, e^B e^B^T): log p1 = log N(e^-B x1; 0, I) - tr B
+    x1 = sol.x
+    ll = likelihood.log_likelihood(field, x1, method="dopri5", rtol=1e-10, atol=1e-10)
+    back = x1 @ expm(-B).T
+    expected = -0.5 * np.sum(back ** 2, axis=1) - 0.5 * d * np.log(2 * np.pi) - np.trace(B)
+    np.testing.assert_allclose(ll.log_prob, expected, atol=1e-7)
+    est = likelihood.log_likelihood(field, x1, method="dopri5", rtol=1e-10, atol=1e-10,
+                                    divergence="hutchinson", rng=np.random.default_rng(6))
+    assert np.all(np.abs(est.log_prob - expected) < 6 * est.stderr + 1e-7)
+
+
+def test_guided_network_in_five_dimensions_with_dopri5():
+    net = nn.MLP(5, (16, 12), "tanh", dtype=np.float64, rng=np.random.default_rng(7), n_classes=3)
+    field = GuidedField(net, np.arange(9) % 3, 1.5)
+    x0 = np.random.default_rng(8).standard_normal((9, 5))
+    sol = sampling.sample_flow(field, x0, "dopri5", rtol=1e-9, atol=1e-9)
+    reference = solve(lambda x, t: field(x, t), x0, "rk4", steps=400).x
+    np.testing.assert_allclose(sol.x, reference, atol=1e-7)
+    ll = likelihood.log_likelihood(field, sol.x, method="dopri5", rtol=1e-9, atol=1e-9)
+    ll_rk4 = likelihood.log_likelihood(field, sol.x, method="rk4", steps=400)
+    np.testing.assert_allclose(ll.log_prob, ll_rk4.log_prob, atol=1e-6)

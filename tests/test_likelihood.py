@@ -16,11 +16,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from npflow.likelihood import (LogLikelihood, divergence, draw_probes, hutchinson_divergence,
-                               log_likelihood, standard_normal_log_density)
+from npflow.likelihood import (DEFAULT_PROBES, EXACT_MAX_DIM, LogLikelihood, divergence,
+                               draw_probes, hutchinson_divergence, log_likelihood,
+                               standard_normal_log_density)
+from npflow import solvers
 from npflow.nn import MLP
 
 SMOOTH = ("silu", "tanh")
+PROBE_KINDS = ("rademacher", "gaussian")
 KINKED = ("relu", "selu")  # SELU's derivative jumps at 0 (lambda vs lambda * alpha)
 
 
@@ -38,7 +41,7 @@ class LinearField:
     def __call__(self, x, t):
         return x @ self.A.T + np.reshape(t, (-1, 1)) * self.b  # (n, d)
 
-    def jvp(self, x, t, dx):
+    def jvp(self, x, t, *, dx):
         return self(x, t), np.asarray(dx) @ self.A.T  # (n, d), (k, n, d)
 
 
@@ -77,7 +80,7 @@ def jacobians(model, x, t):
     """Full Jacobians (n, d, d) of v at each point, from d forward-mode tangents."""
     n, d = x.shape
     eye = np.broadcast_to(np.eye(d)[:, None, :], (d, n, d))
-    _, dv = model.jvp(x, t, eye)  # dv[i, j] = J(x_j) e_i
+    _, dv = model.jvp(x, t, dx=eye)  # dv[i, j] = J(x_j) e_i
     return np.transpose(dv, (1, 2, 0))  # J[j][:, i] = dv[i, j]
 
 
@@ -105,14 +108,14 @@ def test_divergence_matches_central_finite_differences(seed, n, d, hidden, time_
                                                        per_point_t, activation):
     model = make_mlp(d, hidden, activation, time_embedding, seed)
     x, t = draw_inputs(seed + 1, n, d, per_point_t)
-    v, div = divergence(model, x, t)
+    div = divergence(model, x, t)
+    assert div.shape == (n,)
     h = 1e-5
     fd = np.zeros(n)
     for i in range(d):
         e = np.zeros(d)
         e[i] = h
         fd += (model.forward(x + e, t)[:, i] - model.forward(x - e, t)[:, i]) / (2 * h)
-    np.testing.assert_allclose(v, model.forward(x, t), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(div, fd, rtol=1e-6, atol=1e-7)
 
 
@@ -121,7 +124,7 @@ def test_divergence_matches_reverse_mode_trace(seed, n, d, hidden, time_embeddin
                                                activation):
     model = make_mlp(d, hidden, activation, time_embedding, seed)
     x, t = draw_inputs(seed + 1, n, d, per_point_t)
-    _, div = divergence(model, x, t)
+    div = divergence(model, x, t)
     _, cache = model.forward_train(x, t)
     trace = np.zeros(n)
     for i in range(d):
@@ -134,8 +137,8 @@ def test_divergence_matches_reverse_mode_trace(seed, n, d, hidden, time_embeddin
 def test_divergence_of_a_linear_field_is_the_trace():
     field = random_linear_field(3, 4)
     x = np.random.default_rng(0).standard_normal((6, 4))
-    v, div = divergence(field, x, 0.3)
-    np.testing.assert_allclose(v, x @ field.A.T + 0.3 * field.b)
+    div = divergence(field, x, 0.3)
+    assert div.shape == (6,)
     np.testing.assert_allclose(div, np.full(6, np.trace(field.A)), rtol=1e-12)
 
 
@@ -181,6 +184,19 @@ def test_log_likelihood_with_a_non_standard_source_density():
                                atol=1e-4)
 
 
+def test_steps_rule_default_steps_and_dopri5_without_steps():
+    """steps=None: DEFAULT_STEPS uniform steps for rk4; dopri5 works with no steps argument."""
+    field = random_linear_field(5, 2)
+    mean, cov = pushforward(field, np.zeros(2), 1.0)
+    x1 = np.random.default_rng(6).multivariate_normal(mean, cov, size=6)
+    default = log_likelihood(field, x1)
+    assert default.nfe == 4 * solvers.DEFAULT_STEPS
+    np.testing.assert_array_equal(default.log_prob,
+                                  log_likelihood(field, x1, steps=solvers.DEFAULT_STEPS).log_prob)
+    adaptive = log_likelihood(field, x1, method="dopri5", rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(adaptive.log_prob, gaussian_log_density(x1, mean, cov), atol=1e-6)
+
+
 def test_standard_normal_log_density_closed_form():
     x = np.array([[0.0, 0.0], [1.0, 2.0]])
     np.testing.assert_allclose(standard_normal_log_density(x),
@@ -218,12 +234,13 @@ def test_hutchinson_error_has_the_exact_variance_over_k(kind):
     rng = np.random.default_rng(8)
     x = rng.standard_normal((1000, 3))
     t = rng.random(1000)
-    _, div = divergence(model, x, t)
+    div = divergence(model, x, t)
     var = exact_probe_variance(jacobians(model, x, t), kind)
     assert np.all(var > 1e-8)
     rms = []
     for k in (1, 16, 256):
-        _, est = hutchinson_divergence(model, x, t, draw_probes(rng, (k, 1000, 3), kind))
+        est = hutchinson_divergence(model, x, t, draw_probes(rng, (k, 1000, 3), kind))
+        assert est.shape == (1000,)
         z2 = (est - div) ** 2 / (var / k)
         assert 0.8 < np.mean(z2) < 1.25, (k, np.mean(z2))
         rms.append(np.sqrt(np.mean((est - div) ** 2)))
@@ -238,8 +255,8 @@ def test_hutchinson_is_exact_for_scaled_unit_probes(seed, d, repeats):
     model = make_mlp(d, (8, 8), "silu", seed=seed % 1000)
     x, t = draw_inputs(seed, 4, d, True)
     units = np.sqrt(d) * np.eye(d)[:, None, :] * np.ones((1, 4, 1))  # (d, 4, d)
-    _, est = hutchinson_divergence(model, x, t, np.concatenate([units] * repeats))
-    np.testing.assert_allclose(est, divergence(model, x, t)[1], rtol=1e-10, atol=1e-12)
+    est = hutchinson_divergence(model, x, t, np.concatenate([units] * repeats))
+    np.testing.assert_allclose(est, divergence(model, x, t), rtol=1e-10, atol=1e-12)
 
 
 def test_rademacher_estimate_is_exact_for_a_diagonal_jacobian():
@@ -247,7 +264,7 @@ def test_rademacher_estimate_is_exact_for_a_diagonal_jacobian():
     x = np.random.default_rng(0).standard_normal((5, 3))
     for k in (1, 2, 7):
         probes = draw_probes(np.random.default_rng(k), (k, 5, 3))
-        _, est = hutchinson_divergence(field, x, 0.0, probes)
+        est = hutchinson_divergence(field, x, 0.0, probes)
         np.testing.assert_allclose(est, 1.1, rtol=1e-12)
 
 
@@ -256,9 +273,9 @@ def test_hutchinson_with_many_probes_converges_to_the_divergence(kind):
     model = make_mlp(2, (16,), "silu", seed=9)
     rng = np.random.default_rng(10)
     x = rng.standard_normal((5, 2))
-    _, div = divergence(model, x, 0.4)
+    div = divergence(model, x, 0.4)
     var = exact_probe_variance(jacobians(model, x, 0.4), kind)
-    _, est = hutchinson_divergence(model, x, 0.4, draw_probes(rng, (20000, 5, 2), kind))
+    est = hutchinson_divergence(model, x, 0.4, draw_probes(rng, (20000, 5, 2), kind))
     assert np.all(np.abs(est - div) <= 5 * np.sqrt(var / 20000) + 1e-12)
 
 
@@ -287,9 +304,10 @@ def test_probes_come_only_from_the_passed_generator(probe):
     x1 = np.random.default_rng(13).standard_normal((6, 2))
     np.random.seed(123)
     global_state = np.random.get_state()[1].copy()
-    a = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(42), probe=probe)
-    b = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(42), probe=probe)
-    c = log_likelihood(model, x1, steps=5, rng=np.random.default_rng(43), probe=probe)
+    hutchinson = {"steps": 5, "divergence": "hutchinson", "probe": probe}
+    a = log_likelihood(model, x1, rng=np.random.default_rng(42), **hutchinson)
+    b = log_likelihood(model, x1, rng=np.random.default_rng(42), **hutchinson)
+    c = log_likelihood(model, x1, rng=np.random.default_rng(43), **hutchinson)
     np.testing.assert_array_equal(a.log_prob, b.log_prob)
     assert not np.allclose(a.log_prob, c.log_prob)
     np.testing.assert_array_equal(np.random.get_state()[1], global_state)  # global RNG untouched
@@ -306,13 +324,94 @@ def test_hutchinson_log_likelihood_is_unbiased(probe):
     copies = 400
     x1 = np.repeat(points, copies, axis=0)  # (1200, 2), point i in rows i*copies .. (i+1)*copies
     exact = log_likelihood(model, points, steps=10)
-    est = log_likelihood(model, x1, steps=10, rng=np.random.default_rng(16), probe=probe)
+    est = log_likelihood(model, x1, steps=10, divergence="hutchinson", n_probes=1,
+                         rng=np.random.default_rng(16), probe=probe)
+    assert est.stderr is None  # one probe: no spread to measure
     delta = est.delta.reshape(3, copies)
     np.testing.assert_allclose(est.x0.reshape(3, copies, 2), np.repeat(exact.x0[:, None], copies,
                                                                        axis=1), atol=1e-12)
     stderr = delta.std(axis=1, ddof=1) / np.sqrt(copies)
     assert np.all(np.abs(delta.mean(axis=1) - exact.delta) < 5 * stderr + 1e-12)
     assert np.all(delta.std(axis=1) > 0)  # it really is an estimate
+
+
+# --- divergence="auto" | "exact" | "hutchinson", per-probe accumulators and their stderr ---------
+
+@pytest.mark.parametrize("d", [3, 20])
+def test_hutchinson_agrees_with_exact_within_its_reported_standard_error(d):
+    """v(x) = A x: div v = tr A exactly, and each probe's accumulator is exactly -eps^T A eps
+    (constant along the path), whose variance for Rademacher probes is known. With k probes the
+    mean is off by ~sqrt(Var / k), and the reported stderr estimates exactly that."""
+    field = LinearField(0.5 * np.random.default_rng(d).standard_normal((d, d)), np.zeros(d))
+    x1 = np.random.default_rng(d + 1).standard_normal((2000, d))
+    k = 8
+    exact = log_likelihood(field, x1, steps=4, divergence="exact")
+    est = log_likelihood(field, x1, steps=4, divergence="hutchinson", n_probes=k,
+                         rng=np.random.default_rng(d + 2))
+    assert exact.stderr is None and est.stderr.shape == (2000,)
+    np.testing.assert_allclose(exact.delta, -np.trace(field.A), rtol=1e-12)
+    np.testing.assert_allclose(est.x0, exact.x0, rtol=1e-12, atol=1e-12)  # probes move no point
+    var = exact_probe_variance(np.broadcast_to(field.A, (1, d, d)), "rademacher")[0]
+    error = est.log_prob - exact.log_prob  # = est.delta - exact.delta
+    np.testing.assert_allclose(error, est.delta - exact.delta, atol=1e-9)
+    assert 0.85 < np.mean(error ** 2) / (var / k) < 1.15  # unbiased, variance Var / k
+    assert 0.9 < np.mean(est.stderr ** 2) / (var / k) < 1.1  # the reported stderr is right
+    assert np.mean(np.abs(error) <= 3 * est.stderr) > 0.95  # t with 7 dof: 98% inside 3 stderr
+
+
+def test_auto_is_exact_up_to_exact_max_dim_then_hutchinson():
+    n, steps = 4, 2
+    small = make_mlp(EXACT_MAX_DIM, (8,), seed=1)
+    x = np.random.default_rng(2).standard_normal((n, EXACT_MAX_DIM))
+    auto = log_likelihood(small, x, steps=steps, rng=np.random.default_rng(0))
+    assert auto.stderr is None  # exact: the rng is not used
+    np.testing.assert_array_equal(auto.log_prob, log_likelihood(small, x, steps=steps,
+                                                                divergence="exact").log_prob)
+    big = make_mlp(EXACT_MAX_DIM + 1, (8,), seed=1)
+    x = np.random.default_rng(2).standard_normal((n, EXACT_MAX_DIM + 1))
+    with pytest.raises(ValueError, match=r"rng must be a numpy.random.Generator .*d=17"):
+        log_likelihood(big, x, steps=steps)
+    auto = log_likelihood(big, x, steps=steps, rng=np.random.default_rng(0))
+    forced = log_likelihood(big, x, steps=steps, divergence="hutchinson",
+                            n_probes=DEFAULT_PROBES, rng=np.random.default_rng(0))
+    assert auto.stderr.shape == (n,) and np.all(auto.stderr > 0)
+    np.testing.assert_array_equal(auto.log_prob, forced.log_prob)  # DEFAULT_PROBES probes
+    exact = log_likelihood(big, x, steps=steps, divergence="exact")
+    assert exact.stderr is None
+    assert np.all(np.abs(auto.log_prob - exact.log_prob) < 6 * auto.stderr)
+
+
+def test_each_probe_has_its_own_accumulator_and_stderr_is_their_spread():
+    """One chunk draws its probes once, as draw_probes(rng, (k, n, d)), so the same seed gives
+    them back. For v(x) = A x the accumulator of probe k is exactly -eps_k^T A eps_k."""
+    field = random_linear_field(31, 3)
+    x1 = np.random.default_rng(32).standard_normal((5, 3))
+    k = 3
+    for probe in PROBE_KINDS:
+        ll = log_likelihood(field, x1, steps=3, divergence="hutchinson", n_probes=k, probe=probe,
+                            rng=np.random.default_rng(33))
+        eps = draw_probes(np.random.default_rng(33), (k, 5, 3), probe)  # (k, n, d)
+        per_probe = -np.einsum("kni,ij,knj->kn", eps, field.A, eps)  # (k, n)
+        np.testing.assert_allclose(ll.delta, per_probe.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(ll.stderr, per_probe.std(axis=0, ddof=1) / np.sqrt(k),
+                                   rtol=1e-10, atol=1e-12)
+
+
+# --- five dimensions: dopri5 against the closed form --------------------------------------------
+
+@pytest.mark.parametrize("divergence", ["exact", "hutchinson"])
+def test_dopri5_log_likelihood_in_five_dimensions(divergence):
+    """A linear field carries the Gaussian source to a Gaussian p1 (see pushforward)."""
+    field = random_linear_field(21, 5)
+    mean, cov = pushforward(field, np.zeros(5), 1.0)
+    x1 = np.random.default_rng(22).multivariate_normal(mean, cov, size=50)
+    ll = log_likelihood(field, x1, method="dopri5", rtol=1e-9, atol=1e-9, divergence=divergence,
+                        rng=None if divergence == "exact" else np.random.default_rng(23))
+    expected = gaussian_log_density(x1, mean, cov)
+    if divergence == "exact":
+        np.testing.assert_allclose(ll.log_prob, expected, atol=1e-6)
+    else:
+        assert np.all(np.abs(ll.log_prob - expected) < 6 * ll.stderr + 1e-6)
 
 
 # --- bad inputs ---------------------------------------------------------------------------------
@@ -327,6 +426,11 @@ def test_hutchinson_log_likelihood_is_unbiased(probe):
     ({"probe": "bogus"}, ValueError, "probe"),
     ({"probe": "bogus", "rng": np.random.default_rng(0)}, ValueError, "probe"),
     ({"rng": 0}, TypeError, "rng"),
+    ({"rng": 0, "divergence": "hutchinson"}, TypeError, "rng"),
+    ({"divergence": "hutchinson"}, ValueError, "rng must be a numpy.random.Generator"),
+    ({"divergence": "trace"}, ValueError, "divergence"),
+    ({"divergence": "exact", "rng": np.random.default_rng(0)}, ValueError, "rng and n_probes"),
+    ({"divergence": "exact", "n_probes": 4}, ValueError, "rng and n_probes"),
     ({"method": "bogus"}, ValueError, "method"),
     ({"steps": 0}, ValueError, "steps"),
     ({"method": "dopri5", "steps": 10}, ValueError, "steps"),

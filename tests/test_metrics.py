@@ -5,10 +5,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from npflow import metrics
+from npflow import metrics, solvers
 
 seeds = st.integers(0, 2 ** 32 - 1)
 
@@ -41,6 +41,7 @@ def test_w2_to_a_translate_is_the_shift_length(seed, n, d):
 
 
 @given(seed=seeds, n=st.integers(1, 6), d=st.integers(1, 3))
+@example(seed=2388786, n=1, d=1)  # two points 4.7e-5 apart: the expansion lost 8 digits here
 def test_w2_matches_brute_force(seed, n, d):
     a, b = cloud(seed, n, d), cloud(seed + 1, n, d, shift=1.0)
     best = min(
@@ -58,6 +59,19 @@ def test_w2_matches_scipy(seed, n, d):
     cost = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
     rows, cols = optimize.linear_sum_assignment(cost)
     assert metrics.wasserstein2(a, b) == pytest.approx(math.sqrt(cost[rows, cols].mean()), rel=1e-10)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, -1e6])
+def test_w2_of_close_points_far_from_the_origin_is_accurate(offset):
+    """Points 1e-6 apart at |x| up to 1e6: |a|^2 + |b|^2 - 2ab cancels all but a few digits
+    (an absolute error ~ 1e-16 |x|^2, up to 1e-4, against a true cost of 1e-12); the matched
+    differences do not."""
+    a = offset + np.array([[0.0, 1.0], [5.0, -2.0], [-3.0, 4.0]])
+    b = a[::-1] + np.array([1e-6, 0.0])
+    stored = b[::-1] - a  # the shift as stored (exact: Sterbenz), ~1e-6 up to rounding of b
+    assert np.all(np.abs(stored[:, 0] - 1e-6) < 1e-9)
+    expected = np.sqrt(np.mean(np.sum(stored ** 2, axis=1)))
+    assert metrics.wasserstein2(a, b) == pytest.approx(expected, rel=1e-12)
 
 
 def test_w2_one_dimensional_closed_form():
@@ -143,38 +157,167 @@ def test_mmd_needs_two_points_per_sample():
 
 # --- energy_distance -----------------------------------------------------------------------------
 
-def energy_loops(a, b):
+def energy_loops(a, b, unbiased=True):
+    """Szekely and Rizzo (2013) written out: within-sample sums over i != j divided by n (n - 1)
+    (the U-statistic), or over all pairs divided by n^2 (the V-statistic)."""
     n, m = len(a), len(b)
     ab = sum(dist(a[i], b[j]) for i in range(n) for j in range(m)) / (n * m)
-    aa = sum(dist(a[i], a[j]) for i in range(n) for j in range(n)) / n ** 2
-    bb = sum(dist(b[i], b[j]) for i in range(m) for j in range(m)) / m ** 2
-    return 2 * ab - aa - bb
+    aa = sum(dist(a[i], a[j]) for i in range(n) for j in range(n) if i != j)
+    bb = sum(dist(b[i], b[j]) for i in range(m) for j in range(m) if i != j)
+    if unbiased:
+        return 2 * ab - aa / (n * (n - 1)) - bb / (m * (m - 1))
+    return 2 * ab - aa / n ** 2 - bb / m ** 2
 
 
-@given(seed=seeds, n=st.integers(1, 10), m=st.integers(1, 10), d=st.integers(1, 4))
+@given(seed=seeds, n=st.integers(2, 10), m=st.integers(2, 10), d=st.integers(1, 4))
 def test_energy_matches_double_loop_and_is_symmetric(seed, n, m, d):
     a, b = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.3, scale=2.0)
     expected = energy_loops(a, b)
     assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
     assert metrics.energy_distance(b, a) == pytest.approx(metrics.energy_distance(a, b), abs=1e-12)
-    assert metrics.energy_distance(a, b) > -1e-7
 
 
-@given(seed=seeds, n=st.integers(1, 40), d=st.integers(1, 4))
-def test_energy_zero_for_identical_sets(seed, n, d):
+@given(seed=seeds, n=st.integers(2, 40), d=st.integers(1, 4))
+def test_energy_of_a_set_with_itself_is_minus_the_v_statistic_correction(seed, n, d):
+    """E_u(a, a) = 2 S / n^2 - 2 S / (n (n - 1)) = -2 S / (n^2 (n - 1)), S = sum_{i!=j} |a_i - a_j|:
+    the V-statistic (0 here) minus its bias; any order of the points gives the same."""
     a = cloud(seed, n, d)
-    assert metrics.energy_distance(a, a) == pytest.approx(0.0, abs=1e-12)
+    s = sum(dist(a[i], a[j]) for i in range(n) for j in range(n) if i != j)
+    expected = -2 * s / (n ** 2 * (n - 1))
+    assert metrics.energy_distance(a, a) == pytest.approx(expected, rel=1e-7, abs=1e-7)
     shuffled = a[np.random.default_rng(seed).permutation(n)]
-    assert metrics.energy_distance(a, shuffled) == pytest.approx(0.0, abs=1e-7)
+    assert metrics.energy_distance(a, shuffled) == pytest.approx(expected, rel=1e-7, abs=1e-7)
 
 
-@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30))
+def test_energy_is_unbiased_where_the_v_statistic_is_not():
+    """Over many pairs of independent samples of one law the U-statistic averages to ~0 (within
+    4 standard errors), while the V-statistic's mean is its bias E|X - X'| (1/n + 1/m) > 0
+    (for N(0, I_2), E|X - X'| = sqrt(pi) = 1.77)."""
+    rng = np.random.default_rng(0)
+    n, m, pairs = 40, 30, 300
+    u, v = [], []
+    for _ in range(pairs):
+        a, b = rng.standard_normal((n, 2)), rng.standard_normal((m, 2))
+        u.append(metrics.energy_distance(a, b))
+        d_aa = np.sqrt(((a[:, None] - a[None]) ** 2).sum(-1))
+        d_bb = np.sqrt(((b[:, None] - b[None]) ** 2).sum(-1))
+        v.append(u[-1] + d_aa.sum() / (n ** 2 * (n - 1)) + d_bb.sum() / (m ** 2 * (m - 1)))
+    u, v = np.array(u), np.array(v)
+    stderr = u.std(ddof=1) / math.sqrt(pairs)
+    assert abs(u.mean()) < 4 * stderr
+    assert min(u) < 0.0 < max(u)
+    bias = math.sqrt(math.pi) * (1 / n + 1 / m)
+    assert v.mean() == pytest.approx(bias, rel=0.1)
+    assert v.mean() > 10 * stderr
+    a, b = rng.standard_normal((n, 2)), 1.0 + rng.standard_normal((m, 2))
+    shifted = metrics.energy_distance(a, b)
+    assert shifted > 10 * stderr
+
+
+@given(seed=seeds, n=st.integers(2, 30), m=st.integers(2, 30))
 def test_energy_matches_scipy_in_one_dimension(seed, n, m):
-    """SciPy's 1-D energy distance is the square root of the V-statistic."""
+    """SciPy's 1-D energy distance is the square root of the V-statistic, which exceeds the
+    U-statistic by S_aa / (n^2 (n - 1)) + S_bb / (m^2 (m - 1))."""
     stats = pytest.importorskip("scipy.stats")
     a, b = cloud(seed, n, 1), cloud(seed + 1, m, 1, shift=0.5)
-    expected = stats.energy_distance(a[:, 0], b[:, 0]) ** 2
+    s_aa, s_bb = np.abs(a - a.T).sum(), np.abs(b - b.T).sum()
+    expected = stats.energy_distance(a[:, 0], b[:, 0]) ** 2 - s_aa / (n ** 2 * (n - 1)) \
+        - s_bb / (m ** 2 * (m - 1))
     assert metrics.energy_distance(a, b) == pytest.approx(expected, rel=1e-7, abs=1e-7)
+
+
+def test_energy_needs_two_points_per_sample():
+    with pytest.raises(ValueError, match=">= 2 points"):
+        metrics.energy_distance(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+# --- frechet_distance ----------------------------------------------------------------------------
+
+def with_covariance(seed, n, mean, cov_root):
+    """n points whose sample mean is exactly ``mean`` and sample covariance ``R R^T``: whitened
+    standard normals (sample mean 0, covariance I) times ``R^T``, shifted."""
+    z = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    z -= z.mean(axis=0)
+    z = z @ np.linalg.inv(np.linalg.cholesky(np.atleast_2d(np.cov(z, rowvar=False)))).T
+    return mean + z @ cov_root.T
+
+
+@given(seed=seeds, n=st.integers(2, 40), m=st.integers(2, 40))
+def test_frechet_in_one_dimension_is_the_gaussian_w2_squared(seed, n, m):
+    """1-D: FD = (m1 - m2)^2 + (s1 - s2)^2 with the sample means and standard deviations."""
+    a, b = cloud(seed, n, 1, shift=0.7, scale=2.0), cloud(seed + 1, m, 1, shift=-0.3)
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+@given(seed=seeds, k=st.integers(1, 5))
+def test_frechet_with_commuting_covariances(seed, k):
+    """S_a = Q diag(la) Q^T and S_b = Q diag(lb) Q^T commute, so the trace term is
+    sum_i (sqrt(la_i) - sqrt(lb_i))^2."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+    la, lb = rng.uniform(0.1, 4.0, k), rng.uniform(0.1, 4.0, k)
+    mu_a, mu_b = rng.standard_normal(k), rng.standard_normal(k)
+    a = with_covariance(seed, 30, mu_a, Q * np.sqrt(la))
+    b = with_covariance(seed + 1, 25, mu_b, Q * np.sqrt(lb))
+    expected = np.sum((mu_a - mu_b) ** 2) + np.sum((np.sqrt(la) - np.sqrt(lb)) ** 2)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, rel=1e-8, abs=1e-10)
+
+
+@given(seed=seeds, n=st.integers(2, 30), m=st.integers(2, 30), k=st.integers(1, 6))
+def test_frechet_is_symmetric_and_matches_the_trace_of_sqrt_sa_sb(seed, n, m, k):
+    """tr (S_a^1/2 S_b S_a^1/2)^1/2 = sum sqrt(eig(S_a S_b)) (similar matrices): an independent
+    reference from the non-symmetric product. Fewer points than features are allowed."""
+    a, b = cloud(seed, n, k), cloud(seed + 1, m, k, shift=0.5, scale=1.5)
+    s_a, s_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    eig = np.clip(np.linalg.eigvals(s_a @ s_b).real, 0.0, None)
+    expected = (np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(s_a) + np.trace(s_b)
+                - 2 * np.sum(np.sqrt(eig)))
+    scale = np.trace(s_a) + np.trace(s_b)
+    assert metrics.frechet_distance(a, b) == pytest.approx(expected, abs=1e-6 * scale)
+    assert metrics.frechet_distance(b, a) == pytest.approx(metrics.frechet_distance(a, b),
+                                                           abs=1e-6 * scale)
+
+
+@given(seed=seeds, n=st.integers(2, 40), k=st.integers(1, 8))
+def test_frechet_is_zero_for_identical_samples(seed, n, k):
+    a = cloud(seed, n, k, scale=3.0)
+    shuffled = a[np.random.default_rng(seed).permutation(n)]
+    scale = np.trace(np.atleast_2d(np.cov(a, rowvar=False)))
+    for b in (a, shuffled):
+        assert metrics.frechet_distance(a, b) == pytest.approx(0.0, abs=1e-6 * scale + 1e-12)
+
+
+def test_frechet_needs_two_points_per_sample():
+    with pytest.raises(ValueError, match=">= 2 points"):
+        metrics.frechet_distance(np.zeros((1, 2)), np.zeros((5, 2)))
+
+
+# --- nearest_distances ---------------------------------------------------------------------------
+
+@given(seed=seeds, n=st.integers(1, 30), m=st.integers(1, 30), d=st.integers(1, 5),
+       chunk_size=st.integers(1, 40))
+def test_nearest_distances_match_brute_force(seed, n, m, d, chunk_size):
+    x, ref = cloud(seed, n, d), cloud(seed + 1, m, d, shift=0.2)
+    expected = [min(dist(x[i], ref[j]) for j in range(m)) for i in range(n)]
+    got = metrics.nearest_distances(x, ref, chunk_size=chunk_size)
+    assert got.shape == (n,)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_nearest_distance_of_a_copy_is_exactly_zero_and_close_points_are_accurate():
+    ref = 1e3 + cloud(0, 50, 3)
+    x = np.concatenate([ref[[4, 17]], ref[[9]] + np.array([1e-7, 0.0, 0.0])])
+    got = metrics.nearest_distances(x, ref, chunk_size=2)
+    assert got[0] == 0.0 and got[1] == 0.0
+    assert got[2] == pytest.approx(abs(x[2, 0] - ref[9, 0]), rel=1e-9)
+
+
+def test_nearest_distances_reject_bad_input():
+    with pytest.raises(ValueError, match="reference"):
+        metrics.nearest_distances(np.zeros((3, 2)), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="chunk_size"):
+        metrics.nearest_distances(np.zeros((3, 2)), np.zeros((3, 2)), chunk_size=0)
 
 
 # --- negative_log_likelihood ---------------------------------------------------------------------
@@ -234,6 +377,25 @@ def test_path_energy_of_a_linear_field_matches_the_closed_form(seed, a):
     assert energy == pytest.approx(expected, rel=1e-6, abs=1e-9)
     rk4 = metrics.path_energy(lambda x, t: a * x, x0, method="rk4", steps=200)
     assert rk4 == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_path_energy_follows_the_steps_rule():
+    """steps=None: DEFAULT_STEPS rk4 steps (the same number as explicit); with dopri5 an explicit
+    steps is an error."""
+    x0 = cloud(3, 10, 2)
+    calls = []
+
+    def velocity(x, t):
+        calls.append(t)
+        return -0.5 * x
+
+    default = metrics.path_energy(velocity, x0, method="rk4")
+    assert len(calls) == 4 * solvers.DEFAULT_STEPS
+    assert default == metrics.path_energy(velocity, x0, method="rk4", steps=solvers.DEFAULT_STEPS)
+    expected = -0.25 * math.expm1(-1.0) * np.mean(np.sum(x0 ** 2, axis=1))  # (a/2)(e^{2a} - 1)
+    assert default == pytest.approx(expected, rel=1e-8)
+    with pytest.raises(ValueError, match="steps"):
+        metrics.path_energy(velocity, x0, method="dopri5", steps=10)
 
 
 def test_path_energy_of_a_time_dependent_field():
@@ -302,3 +464,12 @@ def test_path_energy_rejects_bad_input():
         metrics.path_energy(lambda x, t: x, np.zeros(3))
     with pytest.raises(ValueError, match="x0"):
         metrics.path_energy(lambda x, t: x, np.full((3, 2), np.nan))
+
+
+def test_median_distance_is_the_median_over_distinct_pairs():
+    x = np.random.default_rng(0).standard_normal((9, 3))
+    pairs = [np.linalg.norm(x[i] - x[j]) for i in range(9) for j in range(i + 1, 9)]
+    assert metrics.median_distance(x) == pytest.approx(float(np.median(pairs)), rel=1e-12)
+    assert metrics.median_distance(np.ones((4, 2))) == 1.0
+    with pytest.raises(ValueError, match=">= 2 points"):
+        metrics.median_distance(np.ones((1, 2)))

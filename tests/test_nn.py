@@ -10,6 +10,8 @@ along random unit directions spanning the *whole* block, so every parameter of e
 the check.  The input gradient is checked on every coordinate of x (rows are independent, so one
 perturbation of column c checks all n rows at once).
 """
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, note
@@ -253,7 +255,7 @@ def test_jvp_matches_finite_differences(activation, time_embedding):
     n, k = 9, 4
     x, t = make_batch(rng, n, 3)
     dx = rng.standard_normal((k, n, 3))
-    v, dv = net.jvp(x, t, dx)
+    v, dv = net.jvp(x, t, dx=dx)
     assert dv.shape == (k, n, 3)
     np.testing.assert_allclose(v, net.forward(x, t), rtol=1e-14, atol=1e-14)
     _, cache0 = net.forward_train(x, t)
@@ -275,7 +277,7 @@ def test_jvp_jacobian_equals_backward_jacobian(activation, time_embedding):
     net = make_net(dim=d, hidden=(10, 7), activation=activation, time_embedding=time_embedding)
     x, t = make_batch(rng, n, d)
     eye = np.broadcast_to(np.eye(d)[:, None, :], (d, n, d))  # tangent k = e_k at every point
-    _, dv = net.jvp(x, t, eye)
+    _, dv = net.jvp(x, t, dx=eye)
     jac_fwd = np.transpose(dv, (1, 2, 0))  # (n, i, k) = d v_i / d x_k
     jac_bwd = np.empty((n, d, d))
     _, cache = net.forward_train(x, t)
@@ -470,7 +472,7 @@ def test_dtypes():
     v, cache = net32.forward_train(x, t)  # float64 input is cast to the net's dtype
     assert v.dtype == np.float32
     assert net32.backward(cache, np.ones((3, 2))).dtype == np.float32
-    assert net32.jvp(x, t, np.ones((1, 3, 2)))[1].dtype == np.float32
+    assert net32.jvp(x, t, dx=np.ones((1, 3, 2)))[1].dtype == np.float32
     net64 = nn.MLP(2, (8,), dtype=np.float64, rng=np.random.default_rng(0))
     assert net64.params.dtype == np.float64 and net64.forward(x, t).dtype == np.float64
     # Same seed, same draws: float32 weights are the rounded float64 ones.
@@ -609,7 +611,7 @@ def test_matches_torch(activation, time_embedding):
 ENTRY_POINTS = {
     "forward": lambda net, x, t: net.forward(x, t),
     "forward_train": lambda net, x, t: net.forward_train(x, t),
-    "jvp": lambda net, x, t: net.jvp(x, t, np.zeros((1,) + np.shape(x))),
+    "jvp": lambda net, x, t: net.jvp(x, t, dx=np.zeros((1,) + np.shape(x))),
 }
 
 
@@ -685,7 +687,7 @@ def test_bad_jvp_tangents(time_embedding):
     x = np.zeros((4, 2))
     for dx in (np.zeros((4, 2)), np.zeros((1, 4, 3)), np.zeros((2, 5, 2)), np.zeros((1, 1, 4, 2))):
         with pytest.raises(ValueError, match=r"dx must have shape \(k, 4, 2\)"):
-            net.jvp(x, 0.5, dx)
+            net.jvp(x, 0.5, dx=dx)
 
 
 # --- class-conditional networks ----------------------------------------------------------------
@@ -737,11 +739,29 @@ def test_conditional_jvp_matches_finite_differences(time_embedding):
     x, t = make_batch(rng, 8, 2)
     y = rng.integers(0, 4, size=8)
     dx = rng.standard_normal((3, 8, 2))
-    v, dv = net.jvp(x, t, dx, y)
+    v, dv = net.jvp(x, t, y, dx=dx)
     np.testing.assert_allclose(v, net.forward(x, t, y), rtol=1e-14, atol=1e-14)
     for j in range(3):
         fd = (net.forward(x + H * dx[j], t, y) - net.forward(x - H * dx[j], t, y)) / (2 * H)
         np.testing.assert_allclose(dv[j], fd, rtol=0, atol=1e-7 * np.abs(fd).max() + 1e-9)
+
+
+def test_forward_forward_train_and_jvp_take_x_t_y_in_one_order():
+    """x, t, y are the same first three positional parameters everywhere; jvp's dx is keyword-only
+    (so a tangent can never be passed where the labels go)."""
+    net = make_net(n_classes=3)
+    for method in (net.forward, net.forward_train, net.jvp):
+        params = list(inspect.signature(method).parameters.values())
+        assert [p.name for p in params[:3]] == ["x", "t", "y"], method.__name__
+        assert all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params[:3])
+    assert inspect.signature(net.jvp).parameters["dx"].kind is inspect.Parameter.KEYWORD_ONLY
+    rng = np.random.default_rng(7)
+    x, t = make_batch(rng, 4, 2)
+    y = np.array([0, 3, 1, 2])
+    v, _ = net.jvp(x, t, y, dx=np.ones((1, 4, 2)))
+    np.testing.assert_array_equal(v, net.forward(x, t, y))
+    with pytest.raises(TypeError):
+        net.jvp(x, t, y, np.ones((1, 4, 2)))
 
 
 def test_conditional_config_round_trip_and_old_configs_load():
@@ -771,7 +791,7 @@ def test_bad_labels(entry, y, error, match):
     x = np.zeros((4, 2))
     call = {"forward": lambda: net.forward(x, 0.5, y),
             "forward_train": lambda: net.forward_train(x, 0.5, y),
-            "jvp": lambda: net.jvp(x, 0.5, np.zeros((1, 4, 2)), y)}[entry]
+            "jvp": lambda: net.jvp(x, 0.5, y, dx=np.zeros((1, 4, 2)))}[entry]
     with pytest.raises(error, match=match):
         call()
 

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from npflow import optim
@@ -245,29 +245,33 @@ def test_constant_schedule():
 
 
 @given(name=st.sampled_from(["cosine", "linear"]), lr=st.floats(1e-5, 1.0),
-       total=st.integers(1, 400), warmup_fraction=st.floats(0, 1), final_fraction=st.floats(0, 1))
+       total=st.integers(1, 400), warmup_fraction=st.floats(0, 1),
+       final_fraction=st.floats(0, 0.999))
+@example(name="cosine", lr=1.0, total=10, warmup_fraction=0.5, final_fraction=0.0)
+@example(name="linear", lr=1.0, total=10, warmup_fraction=1.0, final_fraction=0.5)
+@example(name="cosine", lr=1.0, total=1, warmup_fraction=0.0, final_fraction=0.0)
 def test_warmup_decay_schedules(name, lr, total, warmup_fraction, final_fraction):
     warmup = int(warmup_fraction * total)
     final_lr = final_fraction * lr
     schedule = optim.make_schedule(name, lr, total, warmup_steps=warmup, final_lr=final_lr)
     lrs = np.array([schedule(k) for k in range(total + 20)])
     tol = 1e-12 * lr
-    # warm-up: lr (k + 1) / W, linear, reaching lr at step W - 1
+    peak = max(warmup - 1, 0)  # the last warm-up step, or step 0 without warm-up
+    # warm-up: lr (k + 1) / W, strictly rising, reaching lr at step W - 1
     np.testing.assert_allclose(lrs[:warmup], lr * np.arange(1, warmup + 1) / max(warmup, 1),
                                rtol=1e-12)
-    if warmup:
-        assert lrs[warmup - 1] == pytest.approx(lr, rel=1e-12)
-    if warmup == total:  # degenerate: the whole run is warm-up; final_lr after it
-        np.testing.assert_allclose(lrs[total + 1:], final_lr, rtol=1e-12, atol=tol)
-        return
-    assert lrs[warmup] == pytest.approx(lr, rel=1e-12)  # end of warm-up: the peak
-    decay = lrs[warmup:total + 1]
-    assert np.all(np.diff(decay) <= tol)  # monotone non-increasing
-    assert lrs[total] == pytest.approx(final_lr, rel=1e-12, abs=tol)
-    np.testing.assert_allclose(lrs[total:], final_lr, rtol=1e-12, atol=tol)  # and stays
-    # the shape of the decay, written out: p = (k - W) / (K - W)
-    k = np.arange(warmup, total + 1)
-    p = (k - warmup) / max(1, total - warmup)
+    assert np.all(np.diff(lrs[:peak + 1]) > 0)
+    # the peak exactly once, over the whole run (steps 0 .. total - 1)
+    assert lrs[peak] == pytest.approx(lr, rel=1e-12)
+    assert np.all(lrs[:peak] < lr) and np.all(lrs[peak + 1:total] < lr)
+    # then a strict decay that has not reached final_lr by the last step, and final_lr after it
+    assert np.all(np.diff(lrs[peak:total + 1]) < 0)
+    assert lrs[total - 1] > final_lr
+    np.testing.assert_allclose(lrs[total:], final_lr, rtol=1e-12, atol=tol)
+    # the shape of the decay, written out: p = (k - P) / (K - P)
+    k = np.arange(peak, total + 1)
+    decay = lrs[peak:total + 1]
+    p = (k - peak) / (total - peak)
     if name == "cosine":
         expected = final_lr + (lr - final_lr) * (1 + np.cos(np.pi * p)) / 2
     else:
@@ -276,14 +280,22 @@ def test_warmup_decay_schedules(name, lr, total, warmup_fraction, final_fraction
 
 
 def test_cosine_midpoint_and_linear_steps():
-    cosine = optim.make_schedule("cosine", 1.0, total_steps=110, warmup_steps=10, final_lr=0.2)
-    assert cosine(60) == pytest.approx(0.6, rel=1e-12)  # half way: (lr + final_lr) / 2
-    assert cosine(35) == pytest.approx(0.2 + 0.8 * (1 + math.cos(math.pi / 4)) / 2, rel=1e-12)
-    linear = optim.make_schedule("linear", 1.0, total_steps=110, warmup_steps=10, final_lr=0.2)
-    steps = np.diff([linear(k) for k in range(10, 111)])
-    np.testing.assert_allclose(steps, -0.8 / 100, rtol=1e-9)  # constant decrement
+    # W = 10: warm-up 0.1, 0.2, .., 1.0 at steps 0 .. 9, the peak at step 9; K - P = 109 - 9 = 100
+    cosine = optim.make_schedule("cosine", 1.0, total_steps=109, warmup_steps=10, final_lr=0.2)
+    assert [cosine(k) for k in (0, 8, 9)] == pytest.approx([0.1, 0.9, 1.0], rel=1e-12)
+    assert cosine(10) < 1.0  # no second peak
+    assert cosine(59) == pytest.approx(0.6, rel=1e-12)  # half way: (lr + final_lr) / 2
+    assert cosine(34) == pytest.approx(0.2 + 0.8 * (1 + math.cos(math.pi / 4)) / 2, rel=1e-12)
+    assert cosine(108) == pytest.approx(0.2 + 0.4 * (1 + math.cos(math.pi * 0.99)), rel=1e-12)
+    linear = optim.make_schedule("linear", 1.0, total_steps=109, warmup_steps=10, final_lr=0.2)
+    steps = np.diff([linear(k) for k in range(9, 110)])
+    np.testing.assert_allclose(steps, -0.8 / 100, rtol=1e-9)  # constant decrement from the peak
     warm = np.diff([linear(k) for k in range(10)])
     np.testing.assert_allclose(warm, 0.1, rtol=1e-9)  # constant increment lr / W
+    assert linear(108) == pytest.approx(0.208, rel=1e-12)  # the last step: above final_lr
+    # without warm-up the peak is step 0 and p = k / K
+    plain = optim.make_schedule("linear", 1.0, total_steps=4, final_lr=0.0)
+    assert [plain(k) for k in range(5)] == pytest.approx([1.0, 0.75, 0.5, 0.25, 0.0])
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [

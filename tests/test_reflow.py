@@ -4,7 +4,7 @@ training on fixed pairs, warm starts, refusal to resume, and straightness agains
 import numpy as np
 import pytest
 
-from npflow import checkpoint, metrics, solvers
+from npflow import checkpoint, metrics, sampling
 from npflow.nn import MLP
 from npflow.reflow import reflow_pairs, reflow_trainer
 from npflow.paths import LinearPath
@@ -45,7 +45,7 @@ def test_pairs_are_the_flow_image_of_x0_and_deterministic():
 def test_straight_constant_speed_paths_have_straightness_zero():
     field = Field(C)
     x0 = np.random.default_rng(2).standard_normal((30, 2))
-    sol = solvers.sample_flow(field, x0, "euler", 7, return_trajectory=True)
+    sol = sampling.sample_flow(field, x0, "euler", 7, return_trajectory=True)
     assert metrics.straightness(field, sol.trajectory, sol.times) == pytest.approx(0, abs=1e-24)
 
 
@@ -54,7 +54,7 @@ def test_straightness_of_constant_acceleration_is_a_squared_over_12():
     a = np.array([0.6, -1.2])
     field = Field(C, a)
     x0 = np.random.default_rng(3).standard_normal((10, 2))
-    sol = solvers.sample_flow(field, x0, "rk4", 400, return_trajectory=True)
+    sol = sampling.sample_flow(field, x0, "rk4", 400, return_trajectory=True)
     expected = a @ a / 12
     # The trapezoid rule with step h overestimates int_0^1 f by h^2 f'' / 12 = h^2 / 6 here.
     assert metrics.straightness(field, sol.trajectory, sol.times) == pytest.approx(
@@ -119,7 +119,7 @@ def test_pairs_must_go_with_reflow():
         Trainer(tiny(reflow=1))
     with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(5, 2\)"):
         Trainer(tiny(reflow=1), pairs=(x0, np.zeros((4, 2))))
-    with pytest.raises(ValueError, match=r"pairs\[0\] must have shape \(n, 2\)"):
+    with pytest.raises(ValueError, match=r"pairs\[1\] must have shape \(n, 3\)"):
         Trainer(tiny(reflow=1), pairs=(np.zeros((5, 3)), x0))
     with pytest.raises(TypeError, match=r"pairs must be a pair"):
         Trainer(tiny(reflow=1), pairs=(x0,))

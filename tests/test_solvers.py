@@ -6,7 +6,9 @@ ODEs have known solutions:
 * cubic decay  dx/dt = -t x^3,             x(t) = x0 / sqrt(1 + x0^2 (t^2 - t0^2))  (elementwise)
 * rotation     dx/dt = (1 + 2t) J x,       x(t) = R(theta) x0, theta = (t - t0) + (t^2 - t0^2)
 """
+import ast
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -14,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from npflow.solvers import METHODS, ORDERS, Solution, solve
+from npflow import solvers as solvers_module
+from npflow.solvers import DEFAULT_STEPS, METHODS, ORDERS, Solution, solve
 
 FIXED = ("euler", "midpoint", "heun", "rk4")
 J = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -375,7 +378,6 @@ X = np.ones((2, 2))
     ({"x": np.array(["a"])}, TypeError, "x must be a real numeric array"),
     ({"x": np.ones((0, 2))}, ValueError, "x must hold at least one value"),
     ({"method": "rk45"}, ValueError, "method must be one of dopri5, euler, heun, midpoint, rk4"),
-    ({"method": "rk4", "steps": None}, ValueError, "steps is required"),
     ({"method": "euler", "steps": 0}, ValueError, "steps must be an integer >= 1"),
     ({"method": "euler", "steps": 2.5}, TypeError, "steps must be an integer"),
     ({"method": "euler", "steps": True}, TypeError, "steps must be an integer"),
@@ -405,6 +407,18 @@ def test_velocity_of_the_wrong_shape_or_type_raises(method):
         solve(lambda x, t: x + 1j, X, method, **kwargs)
 
 
+@pytest.mark.parametrize("method, per_step",
+                         [("euler", 1), ("midpoint", 2), ("heun", 2), ("rk4", 4)])
+def test_steps_none_means_default_steps_uniform_steps(method, per_step):
+    assert DEFAULT_STEPS == 100
+    x0 = PROBLEMS["rotation"][2]
+    default = solve(rotation, x0, method, steps=None, return_trajectory=True)
+    explicit = solve(rotation, x0, method, steps=DEFAULT_STEPS)
+    np.testing.assert_array_equal(default.x, explicit.x)
+    assert default.nfe == per_step * DEFAULT_STEPS and len(default.times) == DEFAULT_STEPS + 1
+    np.testing.assert_array_equal(solve(rotation, x0, method).x, explicit.x)  # the default
+
+
 @pytest.mark.parametrize("method", FIXED)
 def test_non_finite_velocity_raises_for_fixed_steps(method):
     with pytest.raises(ValueError, match="NaN or infinite"):
@@ -426,61 +440,16 @@ def test_dopri5_blow_up_and_max_steps_raise():
         solve(rotation, X, "dopri5", rtol=1e-10, atol=1e-10, max_steps=3)
 
 
-@pytest.mark.parametrize("method, steps", [("euler", 7), ("rk4", 5), ("dopri5", None)])
-def test_sample_flow_reuses_the_network_buffers_without_changing_results(method, steps):
-    from npflow.nn import MLP
-    from npflow.solvers import sample_flow
-
-    model = MLP(2, (16, 16), "selu", rng=np.random.default_rng(0), dtype=np.float64)
-    x0 = np.random.default_rng(1).standard_normal((40, 2))
-    fresh = solve(lambda x, t: model.forward(x, t), x0, method, steps=steps,
-                  return_trajectory=True)
-    reused = sample_flow(model, x0, method, steps=steps, return_trajectory=True)
-    first = reused.x.copy()
-    sample_flow(model, x0[::-1], method, steps=steps)  # must not write into the first result
-    np.testing.assert_array_equal(reused.x, fresh.x)
-    np.testing.assert_array_equal(reused.trajectory, fresh.trajectory)
-    np.testing.assert_array_equal(reused.x, first)
-
-
-@pytest.mark.parametrize("method", ["euler", "rk4"])
-def test_sample_flow_in_threads_matches_one_thread(method):
-    from npflow import _blas
-    from npflow.nn import MLP
-    from npflow.solvers import sample_flow
-
-    model = MLP(2, (32, 32), "selu", rng=np.random.default_rng(0))  # float32, as in use
-    x0 = np.random.default_rng(1).standard_normal((501, 2)).astype(np.float32)
-    blas_threads = _blas.threads()
-    one = sample_flow(model, x0, method, steps=6, threads=1, return_trajectory=True)
-    three = sample_flow(model, x0, method, steps=6, threads=3, return_trajectory=True)
-    np.testing.assert_allclose(three.x, one.x, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(three.trajectory, one.trajectory, rtol=0, atol=1e-5)
-    assert three.nfe == one.nfe and three.x.shape == (501, 2)
-    assert _blas.threads() == blas_threads  # the BLAS thread count is restored
-
-
-def test_sample_flow_threads_need_an_mlp_and_a_fixed_step_method():
-    from npflow.nn import MLP
-    from npflow.solvers import sample_flow
-
-    model = MLP(2, (8,), rng=np.random.default_rng(0))
-    x0 = np.zeros((10, 2))
-    with pytest.raises(ValueError, match="threads must be 1 unless"):
-        sample_flow(model, x0, "dopri5", threads=2)
-    with pytest.raises(ValueError, match="threads must be 1 unless"):
-        sample_flow(lambda x, t: -x, x0, "euler", steps=2, threads=2)
-    with pytest.raises(ValueError, match="threads"):
-        sample_flow(model, x0, "euler", steps=2, threads=0)
-
-
-def test_default_threads_only_for_large_batches(monkeypatch):
-    from npflow import solvers
-    from npflow.nn import MLP
-
-    model = MLP(2, (8,), rng=np.random.default_rng(0))
-    assert solvers._workers(model, "rk4", solvers.PARALLEL_MIN_POINTS - 1, None) == 1
-    assert solvers._workers(model, "dopri5", 10 ** 6, None) == 1
-    assert solvers._workers(lambda x, t: x, "rk4", 10 ** 6, None) == 1
-    monkeypatch.setattr(solvers._blas, "threads", lambda: None)  # a BLAS we cannot hold back
-    assert solvers._workers(model, "rk4", 10 ** 6, None) == 1
+def test_solvers_know_nothing_of_networks():
+    """solvers.py integrates any velocity: it imports neither the network nor the BLAS control
+    (those live in npflow.sampling)."""
+    tree = ast.parse(inspect.getsource(solvers_module))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            imported.add(node.module or "")
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not imported & {"nn", "_blas", "npflow.nn", "npflow._blas", "MLP", "Workspace"}
+    assert not hasattr(solvers_module, "sample_flow")

@@ -450,3 +450,20 @@ def test_animate_images_writes_a_gif_with_one_frame_per_row_plus_the_hold(tmp_pa
         viz.animate_images(frames, tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"\(m, n, 64\)"):
         viz.animate_images(frames[:1], tmp_path / "y.gif")
+
+
+def test_cli_plot_of_a_model_of_rows_draws_pairwise_panels_beside_the_data(tmp_path, capsys):
+    from npflow.cli import main
+    rows = str(tmp_path / "rows.npy")
+    np.save(rows, np.random.default_rng(0).standard_normal((200, 5)) * [1, 2, 3, 4, 5])
+    model = str(tmp_path / "m.npz")
+    assert main(["train", "--data", rows, "--steps", "5", "--hidden", "8", "--batch-size", "32",
+                 "--out", model, "--quiet"]) == 0
+    out = str(tmp_path / "p.png")
+    assert main(["plot", "--model", model, "--data", rows, "--n", "100", "--steps", "3",
+                 "--out", out]) == 0
+    assert os.path.getsize(out) > 0
+    assert main(["plot", "--model", model, "--kind", "field", "--out", out]) == 2
+    assert main(["plot", "--model", model, "--out", out]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "--kind samples" in err[-2] and "needs --data" in err[-1]
