@@ -36,7 +36,7 @@ import time
 import numpy as np
 
 import _common
-from npflow import Flow, baselines, datasets, viz
+from npflow import Flow, baselines, couplings, datasets, metrics, viz
 from npflow.classifier import Classifier
 
 N_HELD_OUT = 360  # 20 % of 1,797
@@ -87,29 +87,6 @@ def bits(log_prob):
 def quantize(x):
     """Data-unit samples of ``x + u`` back to integer pixels: ``clip(floor(x), 0, 16)``."""
     return np.clip(np.floor(x), 0, datasets.DIGITS_MAX)
-
-
-def frechet_distance(a, b):
-    """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` (Heusel et al. 2017, FID).
-
-    Private stand-in until ``npflow.metrics.frechet_distance`` lands. ``tr (S_a S_b)^(1/2)`` is
-    the sum of square roots of the eigenvalues of ``S_a^(1/2) S_b S_a^(1/2)`` (symmetric PSD).
-    """
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(s_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.linalg.eigvalsh(root_a @ s_b @ root_a)
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b)
-                 - 2 * np.sum(np.sqrt(np.clip(cross, 0, None))))
-
-
-def nearest_distances(queries, reference):
-    """Euclidean distance from each query row to its nearest reference row (private stand-in)."""
-    sq = (np.sum(queries ** 2, axis=1)[:, None] - 2 * queries @ reference.T
-          + np.sum(reference ** 2, axis=1)[None, :])
-    nearest = np.argmin(sq, axis=1)
-    return np.sqrt(np.maximum(sq[np.arange(len(queries)), nearest], 0)), nearest
 
 
 def fit_baselines(x_train_u, x_test_u, rng, candidates=GMM_CANDIDATES):
@@ -183,12 +160,12 @@ def main(argv=None):
     gauss_samples = quantize(np.concatenate([g.sample(args.n_samples // 10, rng)
                                              for g in class_gauss]))
     f_test = clf.features(Xte)
-    results["frechet"] = {"flow_samples_vs_held_out": frechet_distance(clf.features(samples), f_test),
-                          "training_vs_held_out_floor": frechet_distance(clf.features(Xtr), f_test),
-                          "gaussian_per_class_vs_held_out":
-                              frechet_distance(clf.features(gauss_samples), f_test)}
-    d_samples, nearest = nearest_distances(samples, Xtr)
-    d_test, _ = nearest_distances(Xte, Xtr)
+    fd = metrics.frechet_distance
+    results["frechet"] = {"flow_samples_vs_held_out": fd(clf.features(samples), f_test),
+                          "training_vs_held_out_floor": fd(clf.features(Xtr), f_test),
+                          "gaussian_per_class_vs_held_out": fd(clf.features(gauss_samples), f_test)}
+    d_samples = metrics.nearest_distances(samples, Xtr)
+    d_test = metrics.nearest_distances(Xte, Xtr)
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
     results["nearest_training_distance_quantiles"] = {
         "quantiles": list(qs), "samples": np.quantile(d_samples, qs).tolist(),
@@ -224,7 +201,8 @@ def main(argv=None):
     _common.save(fig, folder, "digits_guidance.png")
     _gif(flow, folder, rng, args)
     _interpolation(flow, Xte, yte, folder)
-    shown = np.concatenate([samples[:10], Xtr[nearest[:10]]])
+    nearest = np.argmin(couplings.squared_distances(samples[:10], Xtr), axis=1)  # (10,)
+    shown = np.concatenate([samples[:10], Xtr[nearest]])
     fig = viz.image_grid(shown, ncols=10, row_labels=["sample", "nearest"], vmin=0, vmax=16,
                          title="samples above their nearest training images")
     _common.save(fig, folder, "digits_nearest.png")
