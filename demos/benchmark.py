@@ -16,12 +16,15 @@ this script adds the references when they are importable:
   takes minibatches of the same training rows in the same way (an epoch permutation, ``x + u``,
   the trainer's standardization, label dropout). Both clip the gradient norm when the
   configuration does (the digits network) and follow the trainer's learning-rate schedule.
-  With OT-CFM pairing torch solves the assignment with SciPy, as TorchCFM does with POT. torch uses as many threads as
-  NumPy's BLAS (the usable cores, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set).
+  With OT-CFM pairing torch solves the assignment with SciPy, as TorchCFM does with POT.
+  torch uses as many threads as NumPy's BLAS (the usable cores, or OPENBLAS_NUM_THREADS /
+  OMP_NUM_THREADS when set).
+* No reference for the digits network's exact held-out likelihood (npflow's time only).
 * SciPy's ``linear_sum_assignment`` for the exact assignment, as in ``bench_assignment.py``.
 
     python demos/benchmark.py --out demos/figures/benchmark.json
     python demos/benchmark.py --quick          # every code path in seconds, numbers meaningless
+    python demos/benchmark.py --nll-rounds 0   # without the held-out likelihood (the longest row)
 """
 import argparse
 import dataclasses
@@ -229,9 +232,10 @@ def torch_row_batches(trainer, generator):
     """``draw(n) -> (x0, x1, y)``: minibatches of the trainer's rows, as ``RowBatches`` makes.
 
     The training rows are reshuffled every epoch (``torch.randperm``) and read without
-    replacement (an epoch's last partial batch is skipped: npflow wraps it over); each batch is dequantized (``x + u``, ``u ~ U[0, 1)``) when the trainer's
-    transform says so and standardized with its mean and scale; x0 is standard normal noise;
-    labels are replaced by the null label with probability ``label_dropout``.
+    replacement (an epoch's last partial batch is skipped, where npflow wraps it over); each
+    batch is dequantized (``x + u``, ``u ~ U[0, 1)``) when the trainer's transform says so and
+    standardized with its mean and scale; x0 is standard normal noise; labels are replaced by
+    the null label with probability ``label_dropout``.
     """
     config, rows = trainer.config, trainer.rows
     if config.coupling != "independent":

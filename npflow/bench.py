@@ -116,8 +116,8 @@ class Options:
     assignment_repeats: int = 20
     import_repeats: int = 7
     profile_steps: int = 200      # cProfile'd training steps per configuration
-    nll_rounds: int = 1           # held-out likelihood runs of the digits network (one run is
-                                  # ~2 TFLOP of jvps, ~10-30 s idle); 0 skips it
+    nll_rounds: int = 1           # held-out likelihood runs of the digits network; one run is
+                                  # 2.2 TFLOP of jvps (334 s at load 15 on 2 cores); 0 skips it
     digits: DigitsNet = DigitsNet()
     seed: int = 0
 
@@ -218,6 +218,22 @@ def train_step_flops(model, batch_size):
         if isinstance(layer, Linear):
             products = 2 if name == "time" else 3
             flops += products * 2 * batch_size * layer.fan_in * layer.fan_out
+    return flops
+
+
+def jvp_flops(model, n, k):
+    """Matrix-multiply flops of ``model.jvp`` at ``n`` points with ``k`` tangents.
+
+    The forward pass costs ``2 n fan_in fan_out`` per Linear; every tangent as much again,
+    except in the input layer, where only the d rows of ``W`` that multiply x carry one
+    (``2 k n d h_0``; t does not move), and in the time projection (no tangent at all).
+    Element-wise work (activations and their derivatives) is not counted.
+    """
+    flops = 0
+    for name, layer in model.layers.items():
+        if isinstance(layer, Linear):
+            moving = {"in": model.dim, "time": 0}.get(name, layer.fan_in)  # rows of W
+            flops += 2 * n * layer.fan_in * layer.fan_out + 2 * k * n * moving * layer.fan_out
     return flops
 
 
@@ -398,8 +414,11 @@ def nll_figure(options, trainer, x_held):
     rates = interleaved({"npflow": _keeping(nll, outputs, "npflow")}, 1, options.nll_rounds)
     seconds = {"npflow": [1 / r for r in rates["npflow"]]}
     figure = _figure(rates, "runs/s", seconds=seconds)
+    nfe = int(outputs["npflow"].nfe)
+    gflop = nfe * jvp_flops(model, z.shape[0], z.shape[1]) / 1e9  # d tangents per evaluation
     figure.update(images=int(z.shape[0]), dim=int(z.shape[1]), solver="rk4", steps=steps,
-                  nfe=int(outputs["npflow"].nfe), trained_steps=int(trainer.step),
+                  nfe=nfe, gflop=gflop, gflops=gflop * figure["npflow"],
+                  trained_steps=int(trainer.step),
                   finite=bool(np.all(np.isfinite(outputs["npflow"].log_prob))))
     return figure
 
@@ -617,7 +636,7 @@ _LABELS = {
 
 
 def _digits_net(digits):
-    """``"512,512,512 silu, t concat, 10 classes"``: the digits network in a table label."""
+    """``"512,512,512 silu, t concat, 10 classes, float32"``: the digits network in a label."""
     classes = ", 10 classes" if digits["conditional"] else ""
     return (f"{','.join(map(str, digits['hidden']))} {digits['activation']}, "
             f"t {digits['time_embedding']}{classes}, {digits['dtype']}")
@@ -663,6 +682,10 @@ def table(result):
         reference = f"{g['reference']:.1f}" if "reference" in g else "-"
         lines.append(f"| training step GFLOP/s, {key} ({g['mflop_per_step']:.1f} MFLOP/step) "
                      f"| {g['npflow']:.1f} | {reference} | | |")
+    nll = result["figures"].get("nll_digits")
+    if nll is not None:
+        lines.append(f"| exact held-out NLL GFLOP/s, digits ({nll['gflop']:,.1f} GFLOP/run) "
+                     f"| {nll['gflops']:.1f} | - | | |")
     size = gflops["matmul_size"]
     reference = f"{gflops['matmul_reference']:.1f}" if "matmul_reference" in gflops else "-"
     lines.append(f"| float32 matmul {size}x{size} GFLOP/s (machine limit) "

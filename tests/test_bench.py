@@ -70,6 +70,7 @@ def test_digits_rows_train_the_demo_network_and_time_its_held_out_likelihood(res
     assert len(nll["npflow_blocks"]) == bench.Options.quick().nll_rounds
     assert (nll["images"], nll["dim"], nll["solver"]) == (quick.held_out, 64, "rk4")
     assert nll["nfe"] == 4 * quick.solver_steps  # four evaluations per RK4 step
+    assert nll["gflops"] == pytest.approx(nll["gflop"] / nll["npflow_seconds"])
     assert nll["finite"]
     # The likelihood is timed after the training figure's steps (calibration, warm-up, blocks).
     assert nll["trained_steps"] > int(result["figures"]["train_digits"]["block"].split()[0])
@@ -140,8 +141,8 @@ def test_table_has_one_row_per_figure_and_the_verdicts(result):
     assert lines[0] == "| figure | npflow | stand-in 1.0 | speed ratio | target |"
     assert all(line.startswith("|") and line.endswith("|") for line in lines)
     assert lines[1] == "|---|---|---|---|---|"
-    # header, figures, GFLOP/s, matmul, import
-    assert len(lines) == 2 + len(FIGURES) + len(bench.PROFILED) + 1 + 1
+    # header, figures, training and likelihood GFLOP/s, matmul, import
+    assert len(lines) == 2 + len(FIGURES) + len(bench.PROFILED) + 1 + 1 + 1
     nll = result["figures"]["nll_digits"]
     names = {"train_demo": "starting demo", "train_small": "small (64x3 SELU",
              "train_small_ot": "OT-CFM", "sample_demo": "sampling, demo network",
@@ -158,6 +159,7 @@ def test_table_has_one_row_per_figure_and_the_verdicts(result):
     assert row[2].strip() == f"{nll['npflow_seconds'] * 1e3:.2f} ms"  # quick: well under 1 s
     assert row[3].strip() == "-" and row[4].strip() == "-"
     assert "training step GFLOP/s, digits" in text
+    assert f"exact held-out NLL GFLOP/s, digits ({nll['gflop']:,.1f} GFLOP/run)" in text
     verdicts = [line for line in lines if ": met |" in line or ": NOT met |" in line]
     assert len(verdicts) == len(bench.TARGETS) + 1
     assert "import npflow" in lines[-1]
@@ -240,6 +242,22 @@ def test_train_step_flops_of_the_digits_network():
                + 2 * 3 * 2 * n * 512 * 512  # two hidden layers
                + 3 * 2 * n * 512 * 64)      # output layer; the label table is a lookup
     assert bench.train_step_flops(trainer.model, n) == by_hand
+
+
+def test_jvp_flops_of_the_digits_network_with_its_64_tangents():
+    trainer, _ = bench.digits_trainer(bench.DigitsNet(), seed=0)
+    n, k = 360, 64
+    forward = 2 * n * (65 * 512 + 2 * 512 * 512 + 512 * 64)
+    tangents = 2 * k * n * (64 * 512 + 2 * 512 * 512 + 512 * 64)  # t's row of W_in does not move
+    assert bench.jvp_flops(trainer.model, n, k) == forward + tangents
+
+
+def test_jvp_flops_give_the_time_projection_no_tangent():
+    model = MLP(2, (8, 4), "relu", "sinusoidal", 6, rng=np.random.default_rng(0))
+    n, k = 5, 3
+    by_hand = (2 * n * (2 * 8 + 6 * 8 + 8 * 4 + 4 * 2)  # in, time, hidden1, out
+               + 2 * k * n * (2 * 8 + 8 * 4 + 4 * 2))  # no tangent through e(t)
+    assert bench.jvp_flops(model, n, k) == by_hand
 
 
 def test_options_reject_a_digits_net_of_the_wrong_type():
