@@ -85,7 +85,7 @@ def test_digits_trainer_uses_the_demos_split_and_network():
     np.testing.assert_array_equal(trainer.rows.x, X[perm[360:]])
     np.testing.assert_array_equal(trainer.rows.y, y[perm[360:]])
     model = trainer.model
-    assert (model.dim, model.hidden, model.activation.name) == (64, (512, 512, 512), "silu")
+    assert (model.dim, model.hidden, model.activation.name) == (64, (256, 256, 256), "silu")
     assert (model.time_embedding, model.n_classes, model.dtype) == ("concat", 10, np.float32)
     assert trainer.config.batch_size == 256 and trainer.rows.transform.dequantize
     batch = trainer.draw_batch()
@@ -229,13 +229,13 @@ def test_options_quick_is_smaller_than_the_default():
 
 def test_digits_net_defaults_are_the_demos_network():
     net = bench.DigitsNet()
-    assert (net.hidden, net.activation, net.time_embedding) == ((512, 512, 512), "silu", "concat")
+    assert (net.hidden, net.activation, net.time_embedding) == ((256, 256, 256), "silu", "concat")
     assert (net.batch_size, net.dtype, net.conditional) == (256, "float32", True)
-    assert (net.held_out, net.solver_steps) == (360, 20)
+    assert (net.lr, net.held_out, net.solver_steps) == (2e-3, 360, 20)
 
 
 def test_train_step_flops_of_the_digits_network():
-    net = bench.DigitsNet()
+    net = bench.DigitsNet(hidden=(512, 512, 512))
     trainer, _ = bench.digits_trainer(net, seed=0)
     n = net.batch_size
     by_hand = (3 * 2 * n * 65 * 512        # input layer [x, t]: x W, dW, dx
@@ -245,7 +245,7 @@ def test_train_step_flops_of_the_digits_network():
 
 
 def test_jvp_flops_of_the_digits_network_with_its_64_tangents():
-    trainer, _ = bench.digits_trainer(bench.DigitsNet(), seed=0)
+    trainer, _ = bench.digits_trainer(bench.DigitsNet(hidden=(512, 512, 512)), seed=0)
     n, k = 360, 64
     forward = 2 * n * (65 * 512 + 2 * 512 * 512 + 512 * 64)
     tangents = 2 * k * n * (64 * 512 + 2 * 512 * 512 + 512 * 64)  # t's row of W_in does not move
