@@ -70,6 +70,8 @@ def test_digits_rows_train_the_demo_network_and_time_its_held_out_likelihood(res
     assert len(nll["npflow_blocks"]) == bench.Options.quick().nll_rounds
     assert (nll["images"], nll["dim"], nll["solver"]) == (quick.held_out, 64, "rk4")
     assert nll["nfe"] == 4 * quick.solver_steps  # four evaluations per RK4 step
+    model = bench.digits_trainer(quick, seed=0)[0].model  # the same layout as the timed one
+    assert nll["gflop"] == pytest.approx(nll["nfe"] * bench.jvp_flops(model, 16, 64) / 1e9)
     assert nll["gflops"] == pytest.approx(nll["gflop"] / nll["npflow_seconds"])
     assert nll["finite"]
     # The likelihood is timed after the training figure's steps (calibration, warm-up, blocks).
