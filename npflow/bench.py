@@ -14,7 +14,7 @@ The figures:
   on the bundled 8x8 digits (64-D rows, dequantized, standardized, class-conditional);
 * the time of the exact held-out log-likelihood of 360 digits images
   (:func:`npflow.likelihood.log_likelihood`, exact divergence, RK4), with the digits network's
-  weights after the training figure's few hundred steps: a timing, not a likelihood to quote;
+  weights after the training figure's steps (tens to hundreds): a timing, not a likelihood;
 * RK4 sampling time, 10,000 points and 100 steps (:func:`npflow.sampling.sample_flow`);
 * the training step's matrix-multiply GFLOP/s, next to a large float32 matrix product's
   (the machine's practical limit), measured in the same run;
