@@ -58,20 +58,19 @@ CONFIGS = {"demo": DEMO, "small": SMALL, "small_ot": SMALL_OT}
 class DigitsNet:
     """The flow of ``demos/digits.py`` on the 8x8 digits: the one place bench sets it.
 
-    The values are those of the demo's tuned ``FLOW_OPTIONS`` / ``CONDITIONAL_OPTIONS`` (branch
-    ``digits``, commit 68b24da; /work/notes/digits-tuning.md), to be checked against the merged
-    demo; the other training options are :data:`npflow.train.DATA_DEFAULTS`, then
+    The values are those of the demo's tuned ``FLOW_OPTIONS`` / ``CONDITIONAL_OPTIONS`` (keep
+    the two in step); the other training options are :data:`npflow.train.DATA_DEFAULTS`, then
     TrainConfig's, as for ``npflow.Flow``.
     """
 
-    hidden: tuple = (256, 256, 256)  # the demo's tuned width and depth
+    hidden: tuple = (512, 512, 512)  # the demo's tuned width and depth
     activation: str = "silu"          # the demo's smooth field
     time_embedding: str = "concat"    # t as a 65th input (TrainConfig's default)
     batch_size: int = 256             # the demo's batch
     dtype: str = "float32"
     conditional: bool = True          # v(x, t, y) with the 10 digit labels (+ the null label)
     label_dropout: float = 0.1        # the demo's guided flow
-    lr: float = 2e-3
+    lr: float = 1e-3
     warmup_steps: int = 100
     ema_decay: float = 0.999
     held_out: int = 360               # the demo's 20 % split of the 1,797 images

@@ -90,7 +90,7 @@ def test_digits_trainer_uses_the_demos_split_and_network():
     np.testing.assert_array_equal(trainer.rows.x, X[perm[360:]])
     np.testing.assert_array_equal(trainer.rows.y, y[perm[360:]])
     model = trainer.model
-    assert (model.dim, model.hidden, model.activation.name) == (64, (256, 256, 256), "silu")
+    assert (model.dim, model.hidden, model.activation.name) == (64, net.hidden, "silu")
     assert (model.time_embedding, model.n_classes, model.dtype) == ("concat", 10, np.float32)
     assert trainer.config.batch_size == 256 and trainer.rows.transform.dequantize
     batch = trainer.draw_batch()
@@ -258,10 +258,22 @@ def test_options_quick_is_smaller_than_the_default():
 
 
 def test_digits_net_defaults_are_the_demos_network():
-    net = bench.DigitsNet()
-    assert (net.hidden, net.activation, net.time_embedding) == ((256, 256, 256), "silu", "concat")
-    assert (net.batch_size, net.dtype, net.conditional) == (256, "float32", True)
-    assert (net.lr, net.held_out, net.solver_steps) == (2e-3, 360, 20)
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
+                        "digits.py")
+    spec = importlib.util.spec_from_file_location("digits_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))  # for the demos' _common
+    try:
+        spec.loader.exec_module(demo)
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    net, flow = bench.DigitsNet(), demo.CONDITIONAL_OPTIONS
+    for field in ("hidden", "activation", "batch_size", "lr", "warmup_steps", "ema_decay",
+                  "label_dropout"):
+        assert getattr(net, field) == flow[field], field
+    assert (net.conditional, net.held_out) == (True, demo.N_HELD_OUT)
+    assert net.solver_steps == demo.parse_args([]).solver_steps
 
 
 def test_train_step_flops_of_the_digits_network():
