@@ -3,7 +3,8 @@
 The measurements live in :mod:`npflow.bench` (also run by ``npflow bench`` without references);
 this script adds the references when they are importable:
 
-* PyTorch eager: the same network layout under the same names, loaded with npflow's weights
+* PyTorch eager: the same network layout under the same names (a class-conditional net's
+  label table as ``nn.Embedding``), loaded with npflow's weights
   (``MLP.torch_state``; the outputs are checked to agree to float32 precision first),
   ``torch.optim.Adam`` as constructed by default (on CPU that is its per-tensor loop: PyTorch
   picks the foreach kernels by default on GPUs only; ``--torch-adam foreach|fused`` selects the
@@ -11,13 +12,19 @@ this script adds the references when they are importable:
   every loss too).
   torch samples its batch with torch ops (the starting demo's way: ``torch.randn`` and the
   checkerboard construction of :mod:`npflow.datasets`), while npflow runs its own
-  ``Trainer.draw_batch`` (NumPy samplers, input checks, the path). With OT-CFM pairing torch
-  solves the assignment with SciPy, as TorchCFM does with POT. torch uses as many threads as
-  NumPy's BLAS (the usable cores, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS when set).
+  ``Trainer.draw_batch`` (NumPy samplers, input checks, the path). On the digits rows torch
+  takes minibatches of the same training rows in the same way (an epoch permutation, ``x + u``,
+  the trainer's standardization, label dropout). Both clip the gradient norm when the
+  configuration does (the digits network) and follow the trainer's learning-rate schedule.
+  With OT-CFM pairing torch solves the assignment with SciPy, as TorchCFM does with POT.
+  torch uses as many threads as NumPy's BLAS (the usable cores, or OPENBLAS_NUM_THREADS /
+  OMP_NUM_THREADS when set).
+* No reference for the digits network's exact held-out likelihood (npflow's time only).
 * SciPy's ``linear_sum_assignment`` for the exact assignment, as in ``bench_assignment.py``.
 
     python demos/benchmark.py --out demos/figures/benchmark.json
     python demos/benchmark.py --quick          # every code path in seconds, numbers meaningless
+    python demos/benchmark.py --nll-rounds 0   # without the held-out likelihood (the longest row)
 """
 import argparse
 import dataclasses
@@ -55,6 +62,9 @@ def parse_args(argv=None):
                         help="sampling runs per library; 0 skips sampling (default: 3)")
     parser.add_argument("--sample-points", type=int, default=None, help="default: 10000")
     parser.add_argument("--sample-steps", type=int, default=None, help="default: 100")
+    parser.add_argument("--nll-rounds", type=int, default=None,
+                        help="runs of the digits network's exact held-out likelihood; 0 skips "
+                             "it (default: 1)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     parser.add_argument("--torch-adam", choices=ADAM_VARIANTS, default="default",
                         help="torch.optim.Adam implementation: the constructor's default (on "
@@ -62,8 +72,8 @@ def parse_args(argv=None):
                              "(default: default)")
     parser.add_argument("--no-scipy", action="store_true", help="skip the SciPy reference")
     args = parser.parse_args(argv)
-    for name in ("rounds", "sample_rounds", "sample_points", "sample_steps"):
-        value, low = getattr(args, name), 0 if name == "sample_rounds" else 1
+    for name in ("rounds", "sample_rounds", "sample_points", "sample_steps", "nll_rounds"):
+        value, low = getattr(args, name), 0 if name in ("sample_rounds", "nll_rounds") else 1
         if value is not None and value < low:
             parser.error(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
     return args
@@ -72,7 +82,7 @@ def parse_args(argv=None):
 def options_from(args):
     options = bench.Options.quick() if args.quick else bench.Options()
     given = {name: getattr(args, name) for name in
-             ("rounds", "sample_rounds", "sample_points", "sample_steps")
+             ("rounds", "sample_rounds", "sample_points", "sample_steps", "nll_rounds")
              if getattr(args, name) is not None}
     return dataclasses.replace(options, **given)
 
@@ -82,38 +92,47 @@ def options_from(args):
 # ----------------------------------------------------------------------------------------------
 if torch is not None:
     class TorchMLP(torch.nn.ModuleDict):
-        """npflow's MLP in torch: nn.Linear layers named like ``MLP.layers``, same forward.
+        """npflow's MLP in torch: layers named like ``MLP.layers``, same forward.
 
-        ``z0 = in(x or [x, t]) (+ time(e(t)))``, ``a_i = act(z_i)``, ``v = out(a_{L-1})``.
+        ``z0 = in(x or [x, t]) (+ time(e(t))) (+ label(y))``, ``a_i = act(z_i)``,
+        ``v = out(a_{L-1})``.
         """
 
         ACTIVATIONS = {"relu": torch.relu, "selu": torch.selu, "silu": torch.nn.functional.silu,
                        "tanh": torch.tanh}
 
         def __init__(self, model):
-            if getattr(model, "n_classes", 0):
-                raise ValueError("the torch reference has no class-label embedding")
-            super().__init__({name: torch.nn.Linear(layer.fan_in, layer.fan_out)
-                              for name, layer in model.layers.items()})
+            super().__init__({name: _torch_layer(layer) for name, layer in model.layers.items()})
             self.load_state_dict({k: torch.from_numpy(v) for k, v in model.torch_state().items()})
             self.act = self.ACTIVATIONS[model.activation.name]
             self.hidden_names = [name for name in model.layers if name.startswith("hidden")]
             self.time_scale = model.time_scale
+            self.n_classes = model.n_classes
             self.freqs = None if model.embed is None else torch.tensor(
                 model.embed.freqs, dtype=torch.float32)  # (E/2,)
 
-        def forward(self, x, t):
-            """x (n, d), t (n,) -> v (n, d)."""
+        def forward(self, x, t, y=None):
+            """x (n, d), t (n,), y (n,) labels (None: the null label) -> v (n, d)."""
             if self.freqs is None:
                 z = self["in"](torch.cat([x, t[:, None]], dim=1))
             else:
                 angles = (self.time_scale * t)[:, None] * self.freqs  # (n, E/2)
                 emb = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)  # (n, E)
                 z = self["in"](x) + self["time"](emb)
+            if self.n_classes:
+                if y is None:
+                    y = torch.full((x.shape[0],), self.n_classes, dtype=torch.long)
+                z = z + self["label"](y)  # (n, h0)
             a = self.act(z)
             for name in self.hidden_names:
                 a = self.act(self[name](a))
             return self["out"](a)
+
+    def _torch_layer(layer):
+        """nn.Embedding for a label table ((K + 1) x h0), nn.Linear for the rest."""
+        if hasattr(layer, "E"):
+            return torch.nn.Embedding(layer.num, layer.dim_out)
+        return torch.nn.Linear(layer.fan_in, layer.fan_out)
 
 
 def torch_points(name, n, generator):
@@ -130,13 +149,15 @@ def torch_points(name, n, generator):
 
 
 def agreement(net, model, seed=0):
-    """Largest |v_torch - v_npflow| / max |v_npflow| on 256 random points and times."""
+    """Largest |v_torch - v_npflow| / max |v_npflow| on 256 random points, times (and labels)."""
     rng = np.random.default_rng(seed)
     x = (3 * rng.standard_normal((256, model.dim))).astype(np.float32)
     t = rng.random(256).astype(np.float32)
-    v = model.forward(x, t)
+    y = rng.integers(0, model.n_classes + 1, 256) if model.n_classes else None  # null included
+    v = model.forward(x, t, y)
     with torch.no_grad():
-        v_torch = net(torch.from_numpy(x), torch.from_numpy(t)).numpy()
+        v_torch = net(torch.from_numpy(x), torch.from_numpy(t),
+                      None if y is None else torch.from_numpy(y)).numpy()
     deviation = float(np.abs(v_torch - v).max() / np.abs(v).max())
     if deviation > AGREEMENT:
         raise RuntimeError(f"the torch network disagrees with npflow's: relative deviation "
@@ -147,11 +168,16 @@ def agreement(net, model, seed=0):
 def torch_trainer(trainer, adam="default"):
     """``(run, deviation)``: ``run(count)`` trains the same configuration in torch eager.
 
-    ``adam`` picks the torch.optim.Adam implementation (see ADAM_VARIANTS).
+    The batches come from :func:`torch_toy_batches` (the 2-D datasets) or
+    :func:`torch_row_batches` (target "data": the trainer's rows). Like ``Trainer.train_step``
+    each step clips the global gradient norm when ``grad_clip > 0`` and takes the learning rate
+    of the trainer's schedule. ``adam`` picks the torch.optim.Adam implementation (see
+    ADAM_VARIANTS).
     """
     config, model = trainer.config, trainer.model
     if config.coupling not in ("independent", "ot") or config.path != "linear" \
-            or config.time_sampling != "uniform" or config.grad_clip or config.weight_decay:
+            or config.time_sampling != "uniform" or config.weight_decay or config.reflow \
+            or config.source != "gaussian":
         raise ValueError("the torch reference covers the benchmark's configurations only")
     if config.coupling == "ot" and linear_sum_assignment is None:
         return None  # OT pairs need SciPy's assignment
@@ -161,27 +187,83 @@ def torch_trainer(trainer, adam="default"):
     optimizer = torch.optim.Adam(params, lr=config.lr, **ADAM_VARIANTS[adam])
     shadow = [p.detach().clone() for p in params]  # the EMA
     generator = torch.Generator().manual_seed(config.seed)
-    n, losses = config.batch_size, []
+    draw = torch_row_batches(trainer, generator) if trainer.rows is not None \
+        else torch_toy_batches(config, generator)
+    n, losses, step = config.batch_size, [], [trainer.step]
 
     def run(count):
         for _ in range(count):
-            x0 = torch_points(config.source, n, generator)  # (n, 2)
-            x1 = torch_points(config.target, n, generator)  # (n, 2)
-            if config.coupling == "ot":
-                cost = torch.cdist(x0, x1) ** 2  # (n, n) squared distances
-                x1 = x1[torch.from_numpy(linear_sum_assignment(cost.numpy())[1])]
+            x0, x1, y = draw(n)  # (n, d), (n, d), (n,) or None
             t = torch.rand(n, generator=generator)  # (n,)
             xt = (1 - t[:, None]) * x0 + t[:, None] * x1  # the linear path
             ut = x1 - x0
-            loss = torch.mean((net(xt, t) - ut) ** 2)
+            loss = torch.mean((net(xt, t, y) - ut) ** 2)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.param_groups[0]["lr"] = trainer.schedule(step[0])
             optimizer.step()
             with torch.no_grad():
                 torch._foreach_lerp_(shadow, params, 1 - config.ema_decay)
             losses.append(loss.item())
+            step[0] += 1
 
     return run, deviation
+
+
+def torch_toy_batches(config, generator):
+    """``draw(n) -> (x0, x1, None)``: the 2-D source and target drawn with torch (OT: SciPy)."""
+    if config.conditional:
+        raise ValueError("the torch reference has no labelled 2-D datasets")
+
+    def draw(n):
+        x0 = torch_points(config.source, n, generator)  # (n, 2)
+        x1 = torch_points(config.target, n, generator)  # (n, 2)
+        if config.coupling == "ot":
+            cost = torch.cdist(x0, x1) ** 2  # (n, n) squared distances
+            x1 = x1[torch.from_numpy(linear_sum_assignment(cost.numpy())[1])]
+        return x0, x1, None
+
+    return draw
+
+
+def torch_row_batches(trainer, generator):
+    """``draw(n) -> (x0, x1, y)``: minibatches of the trainer's rows, as ``RowBatches`` makes.
+
+    The training rows are reshuffled every epoch (``torch.randperm``) and read without
+    replacement (an epoch's last partial batch is skipped, where npflow wraps it over); each
+    batch is dequantized (``x + u``, ``u ~ U[0, 1)``) when the trainer's transform says so and
+    standardized with its mean and scale; x0 is standard normal noise; labels are replaced by
+    the null label with probability ``label_dropout``.
+    """
+    config, rows = trainer.config, trainer.rows
+    if config.coupling != "independent":
+        raise ValueError("the torch reference pairs rows of data independently only")
+    transform = rows.transform
+    x = torch.from_numpy(np.asarray(rows.x[rows.split.train], dtype=np.float32))  # (N, d)
+    y = None if rows.y is None else torch.from_numpy(rows.y[rows.split.train])  # (N,)
+    mean = torch.from_numpy(transform.mean.astype(np.float32))  # (d,)
+    scale = torch.from_numpy(transform.scale.astype(np.float32))  # (d,)
+    order, start = torch.randperm(len(x), generator=generator), 0
+
+    def draw(n):
+        nonlocal order, start
+        if start + n > len(x):  # a new epoch
+            order, start = torch.randperm(len(x), generator=generator), 0
+        idx = order[start:start + n]
+        start += n
+        x1 = x[idx]  # (n, d)
+        if transform.dequantize:
+            x1 = x1 + torch.rand(x1.shape, generator=generator)
+        x1 = (x1 - mean) / scale
+        x0 = torch.randn(x1.shape, generator=generator)  # (n, d)
+        if y is None:
+            return x0, x1, None
+        drop = torch.rand(n, generator=generator) < config.label_dropout  # (n,)
+        return x0, x1, torch.where(drop, rows.n_classes, y[idx])
+
+    return draw
 
 
 def torch_sampler(model, x0, steps):

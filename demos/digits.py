@@ -20,7 +20,12 @@
    training images. Samples and labels are saved as .npy, every number in digits.json.
 
     python demos/digits.py                      # the full demo
-    python demos/digits.py --quick --out /tmp/digits   # a smoke test (seconds)
+    python demos/digits.py --quick --out /tmp/digits   # a smoke test of every stage
+
+Measured (2026-12-01, on a 2-core machine shared with 4 other jobs, load average 10-19): held-out
+2.359 bits/dim (one Gaussian 2.952, a validated mixture 2.760), classifier accuracy 0.981,
+95.8 % of conditional samples classified as asked at w = 2; the two trainings took 75 and 84
+CPU-seconds, the whole run 961 s of wall time on that loaded machine.
 """
 import argparse
 import json
@@ -31,19 +36,23 @@ import time
 import numpy as np
 
 import _common
-from npflow import Flow, baselines, datasets, viz
+from npflow import Flow, baselines, couplings, datasets, metrics, solvers, viz
 from npflow.classifier import Classifier
 
 N_HELD_OUT = 360  # 20 % of 1,797
 GUIDANCE = (0.0, 1.0, 2.0, 3.0)
-GMM_CANDIDATES = (1, 2, 3, 4, 6, 8)
+GMM_CANDIDATES = (1, 2, 4, 8, 16)
+GMM_REG_COVAR = 0.1  # pixels^2; beat 1e-6 on held-out data (2.711 vs 2.730 bits/dim, tuning log)
 D = 64
 
-# The tuned flow (scratch study in /work/notes/digits-tuning.md): see FLOW_OPTIONS.
-FLOW_OPTIONS = dict(hidden=(512, 512, 512), activation="silu", steps=16000, batch_size=256,
+# The tuned flow (the study is in the README's tuning table): 3 x 512 SiLU for only 4000 steps
+# of 256 (713 epochs). Longer runs overfit the 1,437 images: 8000 steps of 512 reach 1.46
+# bits/dim on training images and 3.59 held out. Uniform t beat logit-normal (2.40 vs 2.45 on
+# 3 x 256), EMA 0.999 beat 0.995, and rk4 with 10 steps already agrees with dopri5 to 1e-4.
+FLOW_OPTIONS = dict(hidden=(512, 512, 512), activation="silu", steps=4000, batch_size=256,
                     lr=1e-3, warmup_steps=100, ema_decay=0.999, time_sampling="uniform",
-                    dequantize=True, val_fraction=0.0)
-CONDITIONAL_OPTIONS = dict(FLOW_OPTIONS, steps=8000, label_dropout=0.1)
+                    dequantize=True, val_fraction=0.0, divergence="exact")
+CONDITIONAL_OPTIONS = dict(FLOW_OPTIONS, label_dropout=0.1)
 QUICK_OPTIONS = dict(hidden=(32, 32), steps=30, batch_size=64, warmup_steps=5)
 
 
@@ -80,36 +89,13 @@ def quantize(x):
     return np.clip(np.floor(x), 0, datasets.DIGITS_MAX)
 
 
-def frechet_distance(a, b):
-    """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` (Heusel et al. 2017, FID).
-
-    Private stand-in until ``npflow.metrics.frechet_distance`` lands. ``tr (S_a S_b)^(1/2)`` is
-    the sum of square roots of the eigenvalues of ``S_a^(1/2) S_b S_a^(1/2)`` (symmetric PSD).
-    """
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(s_a)
-    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    cross = np.linalg.eigvalsh(root_a @ s_b @ root_a)
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b)
-                 - 2 * np.sum(np.sqrt(np.clip(cross, 0, None))))
-
-
-def nearest_distances(queries, reference):
-    """Euclidean distance from each query row to its nearest reference row (private stand-in)."""
-    sq = (np.sum(queries ** 2, axis=1)[:, None] - 2 * queries @ reference.T
-          + np.sum(reference ** 2, axis=1)[None, :])
-    nearest = np.argmin(sq, axis=1)
-    return np.sqrt(np.maximum(sq[np.arange(len(queries)), nearest], 0)), nearest
-
-
 def fit_baselines(x_train_u, x_test_u, rng, candidates=GMM_CANDIDATES):
     """Held-out bits/dim of one Gaussian and of a validated Gaussian mixture."""
     gauss = baselines.GaussianDensity().fit(x_train_u)
     n_val = x_train_u.shape[0] // 5
     gmm, scores = baselines.select_components(x_train_u[n_val:], x_train_u[:n_val],
-                                              candidates, rng)
-    refit = baselines.GaussianMixture(gmm.n_components).fit(x_train_u, rng)
+                                              candidates, rng, reg_covar=GMM_REG_COVAR)
+    refit = baselines.GaussianMixture(gmm.n_components, GMM_REG_COVAR).fit(x_train_u, rng)
     return {"gaussian_bits_per_dim": bits(gauss.log_prob(x_test_u)),
             "gmm_components": gmm.n_components,
             "gmm_validation_bits_per_dim": {k: -s / (D * math.log(2)) for k, s in scores.items()},
@@ -170,16 +156,16 @@ def main(argv=None):
 
     # --- unconditional samples: Frechet distance and memorization ---
     samples = quantize(flow.sample(args.n_samples, rng=rng))
-    class_gauss = [baselines.GaussianDensity(1e-3).fit(Xtr[ytr == k]) for k in range(10)]
-    gauss_samples = quantize(np.concatenate(
-        [g.sample(args.n_samples // 10, rng) + 0.5 for g in class_gauss]))
+    class_gauss = [baselines.GaussianDensity().fit(x_train_u[ytr == k]) for k in range(10)]
+    gauss_samples = quantize(np.concatenate([g.sample(args.n_samples // 10, rng)
+                                             for g in class_gauss]))
     f_test = clf.features(Xte)
-    results["frechet"] = {"flow_samples_vs_held_out": frechet_distance(clf.features(samples), f_test),
-                          "training_vs_held_out_floor": frechet_distance(clf.features(Xtr), f_test),
-                          "gaussian_per_class_vs_held_out":
-                              frechet_distance(clf.features(gauss_samples), f_test)}
-    d_samples, nearest = nearest_distances(samples, Xtr)
-    d_test, _ = nearest_distances(Xte, Xtr)
+    fd = metrics.frechet_distance
+    results["frechet"] = {"flow_samples_vs_held_out": fd(clf.features(samples), f_test),
+                          "training_vs_held_out_floor": fd(clf.features(Xtr), f_test),
+                          "gaussian_per_class_vs_held_out": fd(clf.features(gauss_samples), f_test)}
+    d_samples = metrics.nearest_distances(samples, Xtr)
+    d_test = metrics.nearest_distances(Xte, Xtr)
     qs = (0.05, 0.25, 0.5, 0.75, 0.95)
     results["nearest_training_distance_quantiles"] = {
         "quantiles": list(qs), "samples": np.quantile(d_samples, qs).tolist(),
@@ -215,7 +201,8 @@ def main(argv=None):
     _common.save(fig, folder, "digits_guidance.png")
     _gif(flow, folder, rng, args)
     _interpolation(flow, Xte, yte, folder)
-    shown = np.concatenate([samples[:10], Xtr[nearest[:10]]])
+    nearest = np.argmin(couplings.squared_distances(samples[:10], Xtr), axis=1)  # (10,)
+    shown = np.concatenate([samples[:10], Xtr[nearest]])
     fig = viz.image_grid(shown, ncols=10, row_labels=["sample", "nearest"], vmin=0, vmax=16,
                          title="samples above their nearest training images")
     _common.save(fig, folder, "digits_nearest.png")
@@ -230,25 +217,13 @@ def main(argv=None):
 
 
 def _gif(flow, folder, rng, args):
-    """Frames of 30 digits forming from noise: the flow's states mapped to data units."""
-    z0 = rng.standard_normal((30, D))
-    ts = np.linspace(0, 1, 21)
-    frames = [flow.transform_.inverse(z0)]
-    z = z0.astype(flow.model_.dtype)
-    for t0, t1 in zip(ts[:-1], ts[1:]):  # one rk4 step per frame
-        z = _rk4_step(flow.model_, z, t0, t1 - t0)
-        frames.append(flow.transform_.inverse(z.astype(np.float64)))
-    frames = np.clip(np.stack(frames), 0, 17)
+    """Frames of 30 digits forming from noise: the flow's rk4 states mapped to data units."""
+    z0 = rng.standard_normal((30, D)).astype(flow.model_.dtype)
+    sol = solvers.solve(flow.model_, z0, "rk4", 20, return_trajectory=True)  # 21 states
+    frames = np.stack([flow.transform_.inverse(z.astype(np.float64)) for z in sol.trajectory])
     path = os.path.join(folder, "digits_flow.gif")
-    _common.close(viz.animate_images(frames, path, ncols=10, times=ts, vmin=0, vmax=17), path)
-
-
-def _rk4_step(model, z, t, h):
-    k1 = model(z, t)
-    k2 = model(z + 0.5 * h * k1, t + 0.5 * h)
-    k3 = model(z + 0.5 * h * k2, t + 0.5 * h)
-    k4 = model(z + h * k3, t + h)
-    return z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    _common.close(viz.animate_images(np.clip(frames, 0, 17), path, ncols=10, times=sol.times,
+                                     vmin=0, vmax=17), path)
 
 
 def _interpolation(flow, Xte, yte, folder):

@@ -10,6 +10,11 @@ The figures:
 * training steps/s of :meth:`npflow.train.Trainer.train_step` (fresh batch, path, forward,
   backward, Adam, EMA) for the starting demo's network and for a small one, and with minibatch
   OT pairing (OT-CFM);
+* training steps/s of the digits network (:class:`DigitsNet`, the flow of ``demos/digits.py``)
+  on the bundled 8x8 digits (64-D rows, dequantized, standardized, class-conditional);
+* the time of the exact held-out log-likelihood of 360 digits images
+  (:func:`npflow.likelihood.log_likelihood`, exact divergence, RK4), with the digits network's
+  weights after the training figure's steps (tens to hundreds): a timing, not a likelihood;
 * RK4 sampling time, 10,000 points and 100 steps (:func:`npflow.sampling.sample_flow`);
 * the training step's matrix-multiply GFLOP/s, next to a large float32 matrix product's
   (the machine's practical limit), measured in the same run;
@@ -31,9 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, couplings, datasets, sampling
+from . import _checks, couplings, datasets, likelihood, sampling
 from .nn import Linear
-from .train import TrainConfig, Trainer
+from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
 
 # The starting PyTorch demo: 2 -> 512 input layer plus a projected 512-d sinusoidal time
 # embedding, two 512x512 ReLU layers, 512 -> 2; batch 64, Adam 4e-4, independent pairs, straight
@@ -48,11 +53,52 @@ SMALL = dataclasses.replace(DEMO, hidden=(64, 64, 64), activation="selu",
 SMALL_OT = dataclasses.replace(SMALL, coupling="ot")
 CONFIGS = {"demo": DEMO, "small": SMALL, "small_ot": SMALL_OT}
 
+
+@dataclass(frozen=True)
+class DigitsNet:
+    """The flow of ``demos/digits.py`` on the 8x8 digits: the one place bench sets it.
+
+    The values are those of the demo's tuned ``FLOW_OPTIONS`` / ``CONDITIONAL_OPTIONS`` (keep
+    the two in step); the other training options are :data:`npflow.train.DATA_DEFAULTS`, then
+    TrainConfig's, as for ``npflow.Flow``.
+    """
+
+    hidden: tuple = (512, 512, 512)  # the demo's tuned width and depth
+    activation: str = "silu"          # the demo's smooth field
+    time_embedding: str = "concat"    # t as a 65th input (TrainConfig's default)
+    batch_size: int = 256             # the demo's batch
+    dtype: str = "float32"
+    conditional: bool = True          # v(x, t, y) with the 10 digit labels (+ the null label)
+    label_dropout: float = 0.1        # the demo's guided flow
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    ema_decay: float = 0.999
+    held_out: int = 360               # the demo's 20 % split of the 1,797 images
+    solver_steps: int = 20            # RK4 steps of the demo's held-out likelihood
+
+    @classmethod
+    def quick(cls):
+        """A tiny digits network for tests: the same code paths."""
+        return cls(hidden=(32, 32), batch_size=64, held_out=16, solver_steps=2)
+
+    def train_config(self, seed):
+        """The :class:`TrainConfig` of a run on the digits rows (target "data", dequantized)."""
+        return TrainConfig(**{**DATA_DEFAULTS, "target": DATA, "hidden": self.hidden,
+                              "activation": self.activation,
+                              "time_embedding": self.time_embedding,
+                              "batch_size": self.batch_size, "dtype": self.dtype,
+                              "conditional": self.conditional,
+                              "label_dropout": self.label_dropout, "lr": self.lr,
+                              "warmup_steps": self.warmup_steps, "ema_decay": self.ema_decay,
+                              "dequantize": True, "val_fraction": 0.0, "steps": 10 ** 9,
+                              "seed": seed})
+
 # Targets: npflow speed / reference speed at least this (assignment: SciPy's speed / 3), and
 # ``import npflow`` under IMPORT_TARGET seconds.
 TARGETS = {"train_demo": 1.5, "train_small": 1.5, "sample_demo": 1.0, "sample_small": 1.0,
            "assignment": 1 / 3}
 IMPORT_TARGET = 0.1
+PROFILED = ("demo", "small", "digits")  # configurations with a step profile and GFLOP/s
 
 
 @dataclass(frozen=True)
@@ -70,6 +116,9 @@ class Options:
     assignment_repeats: int = 20
     import_repeats: int = 7
     profile_steps: int = 200      # cProfile'd training steps per configuration
+    nll_rounds: int = 1           # held-out likelihood runs of the digits network; one run is
+                                  # 0.6 TFLOP of jvps for the 3 x 256 net; 0 skips it
+    digits: DigitsNet = DigitsNet()
     seed: int = 0
 
     @classmethod
@@ -77,7 +126,7 @@ class Options:
         """Tiny sizes for tests: every code path, meaningless numbers."""
         return cls(rounds=1, block_seconds=0.01, sample_points=64, sample_steps=2,
                    sample_rounds=1, matmul_size=64, assignment_n=16, assignment_repeats=2,
-                   import_repeats=1, profile_steps=2)
+                   import_repeats=1, profile_steps=2, nll_rounds=1, digits=DigitsNet.quick())
 
 
 @dataclass(frozen=True)
@@ -172,6 +221,22 @@ def train_step_flops(model, batch_size):
     return flops
 
 
+def jvp_flops(model, n, k):
+    """Matrix-multiply flops of ``model.jvp`` at ``n`` points with ``k`` tangents.
+
+    The forward pass costs ``2 n fan_in fan_out`` per Linear; every tangent as much again,
+    except in the input layer, where only the d rows of ``W`` that multiply x carry one
+    (``2 k n d h_0``; t does not move), and in the time projection (no tangent at all).
+    Element-wise work (activations and their derivatives) is not counted.
+    """
+    flops = 0
+    for name, layer in model.layers.items():
+        if isinstance(layer, Linear):
+            moving = {"in": model.dim, "time": 0}.get(name, layer.fan_in)  # rows of W
+            flops += 2 * n * layer.fan_in * layer.fan_out + 2 * k * n * moving * layer.fan_out
+    return flops
+
+
 def import_seconds(module, repeats):
     """Best wall time of ``import module`` in a fresh interpreter (``repeats`` processes)."""
     code = (f"import time; start = time.perf_counter(); import {module}; "
@@ -243,12 +308,36 @@ def source_points(config, n, seed, dtype):
     return datasets.sample(config.source, n, rng).astype(dtype)
 
 
-def training_figures(options, reference):
-    """Steps/s of every configuration in CONFIGS (and of the reference); also returns trainers."""
-    figures, trainers = {}, {}
-    for key, config in CONFIGS.items():
-        trainer = Trainer(dataclasses.replace(config, seed=options.seed))
-        trainers[key] = trainer
+def digits_split(n, held_out, seed):
+    """The demo's seeded split of n images: (training rows, held-out rows) as index arrays."""
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[held_out:], perm[:held_out]
+
+
+def digits_trainer(net, seed):
+    """A Trainer of ``net`` (a :class:`DigitsNet`) on the training split of the bundled digits.
+
+    Returns the trainer and the held-out images (held_out, 64) in pixel units.
+    """
+    X, y = datasets.load_digits()  # (1797, 64) uint8, (1797,)
+    X = X.astype(np.float64)
+    train, held = digits_split(X.shape[0], net.held_out, seed)
+    labels = y[train] if net.conditional else None
+    return Trainer(net.train_config(seed), data=X[train], labels=labels), X[held]
+
+
+def make_trainers(options):
+    """Fresh trainers of CONFIGS and of the digits network; also the held-out digits images."""
+    trainers = {key: Trainer(dataclasses.replace(config, seed=options.seed))
+                for key, config in CONFIGS.items()}
+    trainers["digits"], held_out = digits_trainer(options.digits, options.seed)
+    return trainers, held_out
+
+
+def training_figures(options, trainers, reference):
+    """Steps/s of every trainer (name -> Trainer) and of the reference, interleaved."""
+    figures = {}
+    for key, trainer in trainers.items():
         runs = {"npflow": npflow_trainer_run(trainer)}
         deviation = None
         if reference is not None and reference.trainer is not None:
@@ -261,7 +350,7 @@ def training_figures(options, reference):
         rates = interleaved(runs, count, options.rounds)
         figures[f"train_{key}"] = _figure(rates, "steps/s", block=f"{count} steps",
                                           deviation=deviation)
-    return figures, trainers
+    return figures
 
 
 def sampling_figures(options, trainers, reference):
@@ -300,6 +389,38 @@ def _keeping(sample, outputs, name):
     def run(count):
         outputs[name] = sample()
     return run
+
+
+def nll_figure(options, trainer, x_held):
+    """Seconds of the exact held-out log-likelihood of the digits network (npflow only).
+
+    ``log p(x) = log p_0(x_0) - integral_0^1 div v dt`` (Chen et al. 2018, Thm. 1) for the
+    held-out images ``x_held`` (m, 64), each dequantized once (``x + u``) and standardized as
+    in training, integrated back with RK4 (``options.digits.solver_steps`` steps) and the exact
+    divergence (64 Jacobian-vector products per evaluation). The weights are the trainer's EMA
+    after the training figure's steps: the timing does not depend on them, the likelihood does
+    (it is not reported).
+    """
+    model, transform = trainer.ema_model(), trainer.rows.transform
+    steps = options.digits.solver_steps
+    x = transform.dequantized(x_held, np.random.default_rng(options.seed + 2))  # (m, 64)
+    z = transform.forward(x).astype(model.dtype)  # (m, 64) in the network's space
+
+    def nll():
+        return likelihood.log_likelihood(model, z, "rk4", steps, divergence="exact")
+
+    likelihood.log_likelihood(model, z[:8], "rk4", 1, divergence="exact")  # warm-up
+    outputs = {}
+    rates = interleaved({"npflow": _keeping(nll, outputs, "npflow")}, 1, options.nll_rounds)
+    seconds = {"npflow": [1 / r for r in rates["npflow"]]}
+    figure = _figure(rates, "runs/s", seconds=seconds)
+    nfe = int(outputs["npflow"].nfe)
+    gflop = nfe * jvp_flops(model, z.shape[0], z.shape[1]) / 1e9  # d tangents per evaluation
+    figure.update(images=int(z.shape[0]), dim=int(z.shape[1]), solver="rk4", steps=steps,
+                  nfe=nfe, gflop=gflop, gflops=gflop * figure["npflow"],
+                  trained_steps=int(trainer.step),
+                  finite=bool(np.all(np.isfinite(outputs["npflow"].log_prob))))
+    return figure
 
 
 def assignment_figure(options, reference):
@@ -417,25 +538,35 @@ def run(options=None, reference=None, assignment_reference=None, log=None):
     if not isinstance(options, Options):
         raise TypeError(f"options must be a bench.Options, got {type(options).__name__}")
     _checks.positive_int(options.rounds, "options.rounds")
+    _checks.nonnegative_int(options.nll_rounds, "options.nll_rounds")
+    if not isinstance(options.digits, DigitsNet):
+        raise TypeError(f"options.digits must be a bench.DigitsNet, got "
+                        f"{type(options.digits).__name__}")
     log = log or (lambda text: None)
+    trainers, held_out = make_trainers(options)
     result = {"machine": machine(), "options": dataclasses.asdict(options),
-              "configs": {key: config.to_dict() for key, config in CONFIGS.items()},
+              "configs": {key: trainer.config.to_dict() for key, trainer in trainers.items()},
               "reference": None if reference is None else reference.name,
               "assignment_reference": None if assignment_reference is None
               else assignment_reference.name}
     # The profile runs first, in a process where no reference has run yet: a reference's idle
-    # threads can slow npflow down for a while after it ran.
+    # threads can slow npflow down for a while after it ran. Its trainers are fresh copies.
     result["profile"] = {}
-    for key in ("demo", "small"):
-        trainer = Trainer(dataclasses.replace(CONFIGS[key], seed=options.seed))
-        npflow_trainer_run(trainer)(max(1, options.profile_steps // 10))  # warm-up
-        result["profile"][key] = step_profile(trainer, options.profile_steps)
+    profiled, _ = make_trainers(options)
+    for key in PROFILED:
+        npflow_trainer_run(profiled[key])(max(1, options.profile_steps // 10))  # warm-up
+        result["profile"][key] = step_profile(profiled[key], options.profile_steps)
+    del profiled
     log("profile done")
-    figures, trainers = training_figures(options, reference)
-    log("training done")
+    figures = training_figures(options, trainers, reference)
+    log(f"training done: {_medians(figures)}")
     if options.sample_rounds > 0:
-        figures.update(sampling_figures(options, trainers, reference))
-        log("sampling done")
+        sampled = sampling_figures(options, trainers, reference)
+        figures.update(sampled)
+        log(f"sampling done: {_medians(sampled)}")
+    if options.nll_rounds > 0:
+        figures["nll_digits"] = nll_figure(options, trainers["digits"], held_out)
+        log(f"held-out likelihood done: {_medians({'nll_digits': figures['nll_digits']})}")
     figures["assignment"] = assignment_figure(options, assignment_reference)
     log("assignment done")
     result["figures"] = figures
@@ -450,13 +581,22 @@ def run(options=None, reference=None, assignment_reference=None, log=None):
     return result
 
 
+def _medians(figures):
+    """``"train_demo 229 / 233 steps/s, ..."``: npflow's (and the reference's) medians, for logs."""
+    parts = []
+    for key, figure in figures.items():
+        values = [f"{figure[who]:.4g}" for who in ("npflow", "reference") if who in figure]
+        parts.append(f"{key} {' / '.join(values)} {figure['unit']}")
+    return ", ".join(parts)
+
+
 def _gflops(options, figures, trainers, reference):
     """Achieved matmul GFLOP/s of the training steps next to a large matrix product's."""
     out = {"matmul_size": options.matmul_size,
            "matmul_numpy": matmul_gflops(options.matmul_size)}
     if reference is not None and reference.matmul is not None:
         out["matmul_reference"] = reference.matmul(options.matmul_size)
-    for key in ("demo", "small"):
+    for key in PROFILED:
         figure = figures[f"train_{key}"]
         flops = train_step_flops(trainers[key].model, trainers[key].config.batch_size)
         out[f"train_{key}"] = {"mflop_per_step": flops / 1e6,
@@ -489,7 +629,17 @@ _LABELS = {
     "sample_demo": "RK4 sampling, demo network ({points} points, {steps} steps)",
     "sample_small": "RK4 sampling, small network ({points} points, {steps} steps)",
     "assignment": "exact OT assignment, n = {n}",
+    "train_digits": "training, digits ({net}, batch {batch}, 64-D rows)",
+    "nll_digits": "exact held-out NLL, digits network ({images} images, RK4 {nll_steps} steps, "
+                  "exact divergence; weights after {trained} steps: a timing only)",
 }
+
+
+def _digits_net(digits):
+    """``"512,512,512 silu, t concat, 10 classes, float32"``: the digits network in a label."""
+    classes = ", 10 classes" if digits["conditional"] else ""
+    return (f"{','.join(map(str, digits['hidden']))} {digits['activation']}, "
+            f"t {digits['time_embedding']}{classes}, {digits['dtype']}")
 
 
 def _value(figure, who):
@@ -510,8 +660,12 @@ def table(result):
     for key, figure in result["figures"].items():
         reference = (result["assignment_reference"] or "reference") if key == "assignment" \
             else ref
+        digits = options["digits"]
         label = _LABELS[key].format(points=f"{options['sample_points']:,}",
-                                    steps=options["sample_steps"], n=options["assignment_n"])
+                                    steps=options["sample_steps"], n=options["assignment_n"],
+                                    net=_digits_net(digits), batch=digits["batch_size"],
+                                    images=figure.get("images"), nll_steps=figure.get("steps"),
+                                    trained=figure.get("trained_steps"))
         ratio = f"{figure['ratio']:.2f}" if "ratio" in figure else "-"
         goal = ""
         if key in targets:
@@ -523,11 +677,15 @@ def table(result):
         lines.append(f"| {label} | {_value(figure, 'npflow')} | {_value(figure, 'reference')} "
                      f"| {ratio} | {goal} |")
     gflops = result["gflops"]
-    for key in ("demo", "small"):
+    for key in PROFILED:
         g = gflops[f"train_{key}"]
         reference = f"{g['reference']:.1f}" if "reference" in g else "-"
         lines.append(f"| training step GFLOP/s, {key} ({g['mflop_per_step']:.1f} MFLOP/step) "
                      f"| {g['npflow']:.1f} | {reference} | | |")
+    nll = result["figures"].get("nll_digits")
+    if nll is not None:
+        lines.append(f"| exact held-out NLL GFLOP/s, digits ({nll['gflop']:,.1f} GFLOP/run) "
+                     f"| {nll['gflops']:.1f} | - | | |")
     size = gflops["matmul_size"]
     reference = f"{gflops['matmul_reference']:.1f}" if "matmul_reference" in gflops else "-"
     lines.append(f"| float32 matmul {size}x{size} GFLOP/s (machine limit) "

@@ -10,11 +10,15 @@ choice, called the *coupling* (Tong et al. 2024, Sec. 3):
 * ``sinkhorn_coupling``: pairs drawn from the entropic OT plan (Cuturi 2013), as TorchCFM's
   ``OTPlanSampler(method="sinkhorn")`` does.
 
-The exact assignment is solved by ``solve_assignment`` in NumPy only; see its docstring for the
-algorithm (auction prices, then Jonker-Volgenant shortest augmenting paths).
+The exact assignment is solved in NumPy only: ``solve_assignment_reference`` is the plain
+Hungarian / Jonker-Volgenant algorithm (dual potentials, shortest augmenting paths) written to be
+read; ``solve_assignment`` is the fast one used in training (an auction start and vectorised
+Dijkstra searches), tested against it.
 
 References
 ----------
+Kuhn. The Hungarian method for the assignment problem. Naval Research Logistics Quarterly 2, 1955.
+Munkres. Algorithms for the assignment and transportation problems. J. SIAM 5(1), 1957.
 Tong, Fatras, Malkin, Huguet, Zhang, Rector-Brooks, Wolf, Bengio. Improving and generalizing
 flow-based generative models with minibatch optimal transport. TMLR 2024 (arXiv 2302.00482).
 Jonker, Volgenant. A shortest augmenting path algorithm for dense and sparse linear assignment
@@ -40,6 +44,7 @@ __all__ = [
     "sinkhorn_coupling",
     "sinkhorn_plan",
     "solve_assignment",
+    "solve_assignment_reference",
     "squared_distances",
 ]
 
@@ -73,21 +78,28 @@ def squared_distances(a, b):
 
 
 def solve_assignment(cost):
-    """Exact solution of the square linear assignment problem.
+    """Exact solution of the square linear assignment problem, fast.
 
-    Finds the permutation ``perm`` minimising ``sum_i cost[i, perm[i]]``.  Three stages:
+    Finds the permutation ``perm`` minimising ``sum_i cost[i, perm[i]]``.  The algorithm is the
+    one of :func:`solve_assignment_reference` (dual potentials, shortest augmenting paths), which
+    is the place to read it; this function adds speed tricks that never change the optimum, and
+    is tested against the reference:
 
-    1. *Auction prices* (Bertsekas 1988), epsilon-scaled and vectorised over the free rows
-       (Jacobi bidding).  Each phase stops when few rows are left unassigned or when bidding
-       stalls (a price war between identical rows): only the column prices ``p`` are kept, as a
-       warm start for the exact stages.
-    2. *Exact bidding*: the same bids with increment 0 build a partial assignment in which every
-       assigned row takes a column minimising ``cost[i, j] + p[j]`` (complementary slackness of
-       the dual ``max sum_i u_i - sum_j p_j`` s.t. ``u_i <= cost[i, j] + p[j]``).
-    3. *Shortest augmenting paths* (Jonker and Volgenant 1987) for the remaining rows: a Dijkstra
-       search on the reduced costs ``cost[i, j] + p[j] - u_i >= 0``, vectorised over columns,
-       then a price update that keeps complementary slackness.  When no row is left the
-       assignment is optimal, whatever prices stage 1 produced.
+    1. *Trick: an auction start* (Bertsekas 1988).  An epsilon-scaled auction, vectorised over
+       the free rows (Jacobi bidding), each phase stopped early when few rows are left or when
+       bidding stalls (a price war between identical rows).  Only its column prices ``p`` are
+       kept: they are the column potentials of the exact stages (``p = -v``), already close to
+       optimal, so few augmenting paths remain and they are short.
+    2. *Trick: exact bidding*.  The same bids with increment 0 assign many rows at once, each to
+       a column minimising ``cost[i, j] + p[j]`` (complementary slackness of the dual
+       ``max sum_i u_i - sum_j p_j`` s.t. ``u_i <= cost[i, j] + p[j]``), instead of one
+       augmenting path per row.
+    3. *Shortest augmenting paths* (Jonker and Volgenant 1987) for the rows left: the plain
+       algorithm, with three tricks.  The Dijkstra search is vectorised over columns and keeps
+       ``+inf`` in the prices of scanned columns instead of a mask; the free columns are kept
+       first, so that among tied columns ``argmin`` stops at a free one; and the path is walked
+       back by recomputing the distances rather than storing predecessors.  When no row is left
+       the assignment is optimal, whatever prices stage 1 produced.
 
     Parameters
     ----------
@@ -289,6 +301,72 @@ def _flip_path(cost, prices, col_of, row_of, root, scanned_rows, shifts, sink):
         if k == 0:
             return
         col, limit = previous, k
+
+
+def solve_assignment_reference(cost):
+    """The plain algorithm: Hungarian method with dual potentials and shortest augmenting paths.
+
+    O(n^3) and written to be read; :func:`solve_assignment` computes the same optimum faster and
+    is tested against it. Finds ``perm`` minimising ``sum_i cost[i, perm[i]]`` by adding the rows
+    one at a time (Kuhn 1955; Munkres 1957), each along a shortest augmenting path found by
+    Dijkstra's method on the reduced costs (Jonker and Volgenant 1987).
+
+    Invariants, true after row ``root`` is added, with the reduced costs
+    ``cost[i, j] - u[i] - v[j]`` measured against the duals ``u`` (rows) and ``v`` (columns):
+
+    1. dual feasibility: the reduced costs of rows ``0 .. root`` are ``>= 0``;
+    2. complementary slackness: the reduced cost of every assigned pair is 0;
+    3. rows ``0 .. root`` are assigned, to distinct columns.
+
+    By 1 the arcs through assigned rows are non-negative, which is what Dijkstra's method needs.
+    At the end the total cost is ``sum(u) + sum(v)`` by 2, and every permutation costs at least
+    that by 1: the assignment is optimal (linear programming duality).
+
+    Parameters
+    ----------
+    cost : array_like, shape (n, n)
+        Finite real costs, any sign.
+
+    Returns
+    -------
+    perm : ndarray of int64, shape (n,)
+        ``perm[i]`` is the column assigned to row ``i``.
+    """
+    cost = _square_cost(cost)
+    n = cost.shape[0]
+    u, v = np.zeros(n), np.zeros(n)  # (n,), (n,) dual potentials of rows and columns
+    col_of = np.full(n, -1, dtype=np.int64)  # (n,) column of each row, -1 while unassigned
+    row_of = np.full(n, -1, dtype=np.int64)  # (n,) row of each column, -1 while free
+    for root in range(n):
+        # Dijkstra from the new row: dist[j] is the shortest alternating path root -> column j,
+        # measured in reduced costs; pred[j] is the row just before column j on that path.
+        dist = cost[root] - u[root] - v  # (n,)
+        pred = np.full(n, root, dtype=np.int64)  # (n,)
+        scanned = np.zeros(n, dtype=bool)  # (n,) columns whose distance is final
+        while True:
+            j = int(np.argmin(np.where(scanned, np.inf, dist)))  # closest unscanned column
+            scanned[j] = True
+            if row_of[j] < 0:
+                break  # a free column: the path root -> j augments the assignment
+            i = row_of[j]  # continue through the row that holds j (reduced cost 0 by 2)
+            via_i = dist[j] + cost[i] - u[i] - v  # (n,) paths root -> j -> i -> k
+            better = ~scanned & (via_i < dist)
+            dist[better], pred[better] = via_i[better], i
+        # Duals: shift by how much closer than the sink each scanned column is. This keeps 1,
+        # makes every arc of the shortest path tight, and keeps 2 on the pairs that stay.
+        shift = np.where(scanned, dist[j] - dist, 0.0)  # (n,) >= 0, 0 at the sink
+        held = scanned & (row_of >= 0)  # (n,) scanned columns other than the sink
+        u[row_of[held]] += shift[held]
+        u[root] += dist[j]
+        v -= shift
+        # Flip the path: each column on it passes to its predecessor row, root gets its first.
+        while True:
+            i = pred[j]
+            row_of[j] = i
+            col_of[i], j = j, col_of[i]
+            if i == root:
+                break
+    return col_of
 
 
 def sinkhorn_plan(cost, reg, max_iter=1000, tol=1e-6):

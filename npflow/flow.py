@@ -34,7 +34,6 @@ from .transforms import Standardize
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
 
 SOLVERS = solvers.METHODS
-DEFAULT_SOLVER_STEPS = 100
 
 
 class Flow:
@@ -45,7 +44,8 @@ class Flow:
     solver : {"euler", "midpoint", "heun", "rk4", "dopri5"}
         ODE solver of ``sample``, ``log_prob`` and the transforms.
     solver_steps : int, optional
-        Uniform steps of the fixed-step solvers (100 by default); None for dopri5.
+        Uniform steps of the fixed-step solvers (None: ``solvers.DEFAULT_STEPS``, 100); None
+        for dopri5.
     divergence : {"auto", "exact", "hutchinson"}
         How ``log_prob`` gets ``div v``: exact (d tangents) up to
         :data:`~npflow.likelihood.EXACT_MAX_DIM` dimensions and Hutchinson's estimator with
@@ -129,13 +129,10 @@ class Flow:
     def _rng(self, rng):
         return np.random.default_rng(self.seed) if rng is None else _checks.generator(rng)
 
-    def _steps(self):
-        return None if self.solver == "dopri5" else (self.solver_steps or DEFAULT_SOLVER_STEPS)
-
     def _solve(self, field, z, backwards=False):
         if backwards:
-            return solvers.solve(field, z, self.solver, self._steps(), t0=1.0, t1=0.0).x
-        return sampling.sample_flow(field, z, method=self.solver, steps=self._steps()).x
+            return solvers.solve(field, z, self.solver, self.solver_steps, t0=1.0, t1=0.0).x
+        return sampling.sample_flow(field, z, method=self.solver, steps=self.solver_steps).x
 
     # --- using the fitted flow ----------------------------------------------------------------
     def sample(self, n, rng=None, y=None, guidance=1.0):
@@ -190,7 +187,7 @@ class Flow:
         exact = self.divergence == "exact" or (self.divergence == "auto" and
                                                self.n_features_in_ <= likelihood.EXACT_MAX_DIM)
         probes = {} if exact else {"rng": rng, "n_probes": self.n_probes}
-        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self._steps(),
+        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self.solver_steps,
                                        divergence=self.divergence, **probes)
         return ll.log_prob.astype(np.float64) + self.transform_.log_abs_det()
 
@@ -228,7 +225,7 @@ class Flow:
         n_pairs = _checks.positive_int(n_pairs, "n_pairs")
         z0 = self._rng(rng).standard_normal((n_pairs, self.n_features_in_))
         pairs = reflow_module.reflow_pairs(self.model_, z0.astype(self.model_.dtype), "rk4",
-                                           self.solver_steps or DEFAULT_SOLVER_STEPS)
+                                           self.solver_steps)
         parent = TrainConfig.from_dict(self.checkpoint_.train_config)
         trainer = reflow_module.reflow_trainer(self.model_, parent, pairs, steps=steps,
                                                **overrides)

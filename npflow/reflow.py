@@ -24,7 +24,7 @@ from . import _checks, sampling
 from .train import TrainConfig, Trainer
 
 
-def reflow_pairs(model, x0, method="rk4", steps=100):
+def reflow_pairs(model, x0, method="rk4", steps=None):
     """The coupling of a flow: ``x1 = Z_1(x0)``, the ODE ``dx/dt = v(x, t)`` solved on [0, 1].
 
     Deterministic given ``x0``: the caller draws ``x0 ~ p0`` with its own ``rng``.
@@ -35,8 +35,9 @@ def reflow_pairs(model, x0, method="rk4", steps=100):
     x0 : (N, d) source points.
     method : {"euler", "midpoint", "heun", "rk4"}
         Fixed-step solver; rk4 with 100 steps is accurate for the 2-D flows here.
-    steps : int
-        Uniform solver steps.
+    steps : int, optional
+        Uniform solver steps; None is ``solvers.DEFAULT_STEPS`` (100), the rule of
+        :mod:`npflow.solvers`.
 
     Returns
     -------

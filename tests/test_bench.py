@@ -3,29 +3,33 @@
 The benchmark itself runs once with tiny sizes (``Options.quick``) and a stand-in reference
 built from npflow's own functions, so every code path runs: the JSON keys, the ratios, the
 target verdicts and the markdown table are checked, never a timing. The FLOP count is checked
-against the layer sizes written out by hand and the interleaving against its documented order.
+against the layer sizes written out by hand and the interleaving against its documented order;
+the digits rows against the demo's split and the likelihood's own evaluation count.
 """
+import copy
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from npflow import bench, couplings, sampling
+from npflow import bench, couplings, datasets, likelihood, sampling
 from npflow.cli import main
 from npflow.nn import MLP
 from npflow.train import Trainer
 
-FIGURES = {"train_demo", "train_small", "train_small_ot", "sample_demo", "sample_small",
-           "assignment"}
+FIGURES = {"train_demo", "train_small", "train_small_ot", "train_digits", "sample_demo",
+           "sample_small", "nll_digits", "assignment"}
+REFERENCED = FIGURES - {"nll_digits"}  # the held-out likelihood has no reference
 
 
 def stand_in_reference():
     """A "reference" made of npflow itself: exercises every reference path of bench.run."""
     def trainer(npflow_trainer):
-        twin = Trainer(npflow_trainer.config)
-        twin.model.params[...] = npflow_trainer.model.params
-        return bench.npflow_trainer_run(twin), 0.0
+        return bench.npflow_trainer_run(copy.deepcopy(npflow_trainer)), 0.0
 
     def sampler(model, x0, steps):
         return lambda: sampling.sample_flow(model, x0, "rk4", steps).x
@@ -42,7 +46,8 @@ def result():
 
 def test_result_has_every_figure_with_medians_and_ratios(result):
     assert set(result["figures"]) == FIGURES
-    for key, figure in result["figures"].items():
+    for key in REFERENCED:
+        figure = result["figures"][key]
         assert figure["npflow"] == pytest.approx(np.median(figure["npflow_blocks"])), key
         assert figure["reference"] == pytest.approx(np.median(figure["reference_blocks"])), key
         assert figure["ratio"] == pytest.approx(figure["npflow"] / figure["reference"]), key
@@ -52,6 +57,59 @@ def test_result_has_every_figure_with_medians_and_ratios(result):
         assert figure["npflow_seconds"] == pytest.approx(np.median(
             [1 / r for r in figure["npflow_blocks"]]))
         assert figure["deviation"] == 0.0  # the stand-in computes exactly what npflow does
+    assert result["figures"]["train_digits"]["deviation"] == 0.0
+    assert result["figures"]["train_digits"]["npflow"] > 0
+
+
+def test_digits_rows_train_the_demo_network_and_time_its_held_out_likelihood(result):
+    quick = bench.DigitsNet.quick()
+    config = result["configs"]["digits"]
+    assert config["target"] == "data" and config["dequantize"] and config["conditional"]
+    assert (tuple(config["hidden"]), config["batch_size"]) == (quick.hidden, quick.batch_size)
+    nll = result["figures"]["nll_digits"]
+    assert "reference" not in nll and nll["unit"] == "runs/s"
+    assert nll["npflow_seconds"] > 0
+    assert nll["npflow_seconds"] == pytest.approx(np.median([1 / r for r in nll["npflow_blocks"]]))
+    assert len(nll["npflow_blocks"]) == bench.Options.quick().nll_rounds
+    assert (nll["images"], nll["dim"], nll["solver"]) == (quick.held_out, 64, "rk4")
+    assert nll["nfe"] == 4 * quick.solver_steps  # four evaluations per RK4 step
+    model = bench.digits_trainer(quick, seed=0)[0].model  # the same layout as the timed one
+    assert nll["gflop"] == pytest.approx(nll["nfe"] * bench.jvp_flops(model, 16, 64) / 1e9)
+    assert nll["gflops"] == pytest.approx(nll["gflop"] / nll["npflow_seconds"])
+    assert nll["finite"]
+    # The likelihood is timed after the training figure's steps (calibration, warm-up, blocks).
+    assert nll["trained_steps"] > int(result["figures"]["train_digits"]["block"].split()[0])
+
+
+def test_digits_trainer_uses_the_demos_split_and_network():
+    net = bench.DigitsNet()
+    trainer, held = bench.digits_trainer(net, seed=0)
+    X, y = datasets.load_digits()
+    perm = np.random.default_rng(0).permutation(1797)  # demos/digits.py's split
+    np.testing.assert_array_equal(held, X[perm[:360]])
+    np.testing.assert_array_equal(trainer.rows.x, X[perm[360:]])
+    np.testing.assert_array_equal(trainer.rows.y, y[perm[360:]])
+    model = trainer.model
+    assert (model.dim, model.hidden, model.activation.name) == (64, net.hidden, "silu")
+    assert (model.time_embedding, model.n_classes, model.dtype) == ("concat", 10, np.float32)
+    assert trainer.config.batch_size == 256 and trainer.rows.transform.dequantize
+    batch = trainer.draw_batch()
+    assert batch.xt.shape == (256, 64) and set(np.unique(batch.y)) <= set(range(11))
+
+
+def test_nll_figure_times_the_exact_likelihood_of_the_held_out_images():
+    options = bench.Options.quick()
+    trainer, held = bench.digits_trainer(options.digits, options.seed)
+    figure = bench.nll_figure(options, trainer, held)
+    # The computation written out (one dequantization, standardization, rk4, exact div.).
+    transform, model = trainer.rows.transform, trainer.ema_model()
+    x = held + np.random.default_rng(options.seed + 2).random(held.shape)
+    z = ((x - transform.mean) / transform.scale).astype(np.float32)
+    ll = likelihood.log_likelihood(model, z, "rk4", options.digits.solver_steps,
+                                   divergence="exact")
+    assert np.all(np.isfinite(ll.log_prob)) and figure["finite"]
+    assert figure["nfe"] == ll.nfe == 4 * options.digits.solver_steps
+    assert figure["trained_steps"] == 0 and figure["npflow_seconds"] > 0
 
 
 def test_result_records_machine_gflops_import_profile_and_targets(result):
@@ -60,13 +118,14 @@ def test_result_records_machine_gflops_import_profile_and_targets(result):
         assert key in machine
     gflops = result["gflops"]
     assert gflops["matmul_numpy"] > 0 and gflops["matmul_reference"] == 1.0
-    for key in ("demo", "small"):
+    for key in bench.PROFILED:
         rate = result["figures"][f"train_{key}"]["npflow"]
         step = gflops[f"train_{key}"]
         assert step["npflow"] == pytest.approx(step["mflop_per_step"] * 1e6 * rate / 1e9)
     assert 0 < result["import"]["numpy_seconds"] and 0 < result["import"]["npflow_seconds"]
     assert result["import"]["slowest"][0][0] == "npflow"  # the outermost import is the slowest
-    for key in ("demo", "small"):
+    assert set(result["profile"]) == set(bench.PROFILED)
+    for key in bench.PROFILED:
         profile = result["profile"][key]
         assert set(profile) == {"draw_batch", "forward", "backward", "adam", "ema", "total",
                                 "other"}
@@ -76,7 +135,9 @@ def test_result_records_machine_gflops_import_profile_and_targets(result):
     for key, goal in bench.TARGETS.items():
         ratio = result["figures"][key]["ratio"]
         assert targets[key] == {"speed_ratio": ratio, "at_least": goal, "met": ratio >= goal}
-    json.loads(json.dumps(result))  # plain JSON all the way down
+    saved = json.loads(json.dumps(result))  # plain JSON all the way down
+    assert saved["figures"] == result["figures"]
+    assert bench.table(saved) == bench.table(result)  # the table reads a saved result too
 
 
 def test_table_has_one_row_per_figure_and_the_verdicts(result):
@@ -85,12 +146,25 @@ def test_table_has_one_row_per_figure_and_the_verdicts(result):
     assert lines[0] == "| figure | npflow | stand-in 1.0 | speed ratio | target |"
     assert all(line.startswith("|") and line.endswith("|") for line in lines)
     assert lines[1] == "|---|---|---|---|---|"
-    assert len(lines) == 2 + len(FIGURES) + 2 + 1 + 1  # header, figures, GFLOP/s, matmul, import
+    # header, figures, training and likelihood GFLOP/s, matmul, import
+    assert len(lines) == 2 + len(FIGURES) + len(bench.PROFILED) + 1 + 1 + 1
+    nll = result["figures"]["nll_digits"]
     names = {"train_demo": "starting demo", "train_small": "small (64x3 SELU",
              "train_small_ot": "OT-CFM", "sample_demo": "sampling, demo network",
-             "sample_small": "sampling, small network", "assignment": "OT assignment, n = 16"}
+             "sample_small": "sampling, small network", "assignment": "OT assignment, n = 16",
+             "train_digits": "training, digits (32,32 silu, t concat, 10 classes, float32, "
+                             "batch 64, 64-D rows)",
+             "nll_digits": f"exact held-out NLL, digits network (16 images, RK4 2 steps, exact "
+                           f"divergence; weights after {nll['trained_steps']} steps"}
     for key, name in names.items():
         assert sum(name in line for line in lines) == 1, key
+    row = next(line for line in lines if "training, digits" in line).split("|")
+    assert row[2].strip() == f"{result['figures']['train_digits']['npflow']:,.0f} steps/s"
+    row = next(line for line in lines if "held-out NLL" in line).split("|")
+    assert row[2].strip() == f"{nll['npflow_seconds'] * 1e3:.2f} ms"  # quick: well under 1 s
+    assert row[3].strip() == "-" and row[4].strip() == "-"
+    assert "training step GFLOP/s, digits" in text
+    assert f"exact held-out NLL GFLOP/s, digits ({nll['gflop']:,.1f} GFLOP/run)" in text
     verdicts = [line for line in lines if ": met |" in line or ": NOT met |" in line]
     assert len(verdicts) == len(bench.TARGETS) + 1
     assert "import npflow" in lines[-1]
@@ -140,15 +214,94 @@ def test_options_reject_a_non_options_object():
         bench.run(options={"rounds": 1})
 
 
-def test_blas_threads_follow_the_environment(monkeypatch):
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    assert bench.blas_threads() == 1
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert bench.blas_threads() >= 1
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+@pytest.mark.parametrize("openblas, omp, expected", [
+    ("1", None, 1),  # OPENBLAS_NUM_THREADS wins
+    ("1", "7", 1),  # ... over OMP_NUM_THREADS
+    (None, "1", 1),  # OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset
+    ("0", "1", 1),  # a value below 1 is ignored
+    ("two", None, "cores"),  # so is one that is not a number
+    ("4096", None, "cores"),  # never more threads than usable cores
+    (None, None, "cores"),  # unset: the usable cores
+])
+def test_blas_threads_follow_the_environment(monkeypatch, openblas, omp, expected):
+    for name, value in (("OPENBLAS_NUM_THREADS", openblas), ("OMP_NUM_THREADS", omp)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert bench.blas_threads() == (usable_cores() if expected == "cores" else expected)
+
+
+def test_blas_threads_agree_with_what_openblas_reports():
+    """In a fresh interpreter with OPENBLAS_NUM_THREADS=1, OpenBLAS itself runs one thread."""
+    code = "from npflow import _blas, bench; print(_blas.threads(), bench.blas_threads())"
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] == "None":
+        pytest.skip("no OpenBLAS found")
+    assert out == ["1", "1"]
 
 
 def test_options_quick_is_smaller_than_the_default():
     quick, full = dataclasses.asdict(bench.Options.quick()), dataclasses.asdict(bench.Options())
+    digits_quick, digits_full = quick.pop("digits"), full.pop("digits")
     assert all(quick[k] <= full[k] for k in full)
     assert any(quick[k] < full[k] for k in full)
+    for key in ("batch_size", "held_out", "solver_steps"):
+        assert digits_quick[key] < digits_full[key]
+    assert max(digits_quick["hidden"]) < min(digits_full["hidden"])
+
+
+def test_digits_net_defaults_are_the_demos_network():
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
+                        "digits.py")
+    spec = importlib.util.spec_from_file_location("digits_demo", path)
+    demo = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))  # for the demos' _common
+    try:
+        spec.loader.exec_module(demo)
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    net, flow = bench.DigitsNet(), demo.CONDITIONAL_OPTIONS
+    for field in ("hidden", "activation", "batch_size", "lr", "warmup_steps", "ema_decay",
+                  "label_dropout"):
+        assert getattr(net, field) == flow[field], field
+    assert (net.conditional, net.held_out) == (True, demo.N_HELD_OUT)
+    assert net.solver_steps == demo.parse_args([]).solver_steps
+
+
+def test_train_step_flops_of_the_digits_network():
+    net = bench.DigitsNet(hidden=(512, 512, 512))
+    trainer, _ = bench.digits_trainer(net, seed=0)
+    n = net.batch_size
+    by_hand = (3 * 2 * n * 65 * 512        # input layer [x, t]: x W, dW, dx
+               + 2 * 3 * 2 * n * 512 * 512  # two hidden layers
+               + 3 * 2 * n * 512 * 64)      # output layer; the label table is a lookup
+    assert bench.train_step_flops(trainer.model, n) == by_hand
+
+
+def test_jvp_flops_of_the_digits_network_with_its_64_tangents():
+    trainer, _ = bench.digits_trainer(bench.DigitsNet(hidden=(512, 512, 512)), seed=0)
+    n, k = 360, 64
+    forward = 2 * n * (65 * 512 + 2 * 512 * 512 + 512 * 64)
+    tangents = 2 * k * n * (64 * 512 + 2 * 512 * 512 + 512 * 64)  # t's row of W_in does not move
+    assert bench.jvp_flops(trainer.model, n, k) == forward + tangents
+
+
+def test_jvp_flops_give_the_time_projection_no_tangent():
+    model = MLP(2, (8, 4), "relu", "sinusoidal", 6, rng=np.random.default_rng(0))
+    n, k = 5, 3
+    by_hand = (2 * n * (2 * 8 + 6 * 8 + 8 * 4 + 4 * 2)  # in, time, hidden1, out
+               + 2 * k * n * (2 * 8 + 8 * 4 + 4 * 2))  # no tangent through e(t)
+    assert bench.jvp_flops(model, n, k) == by_hand
+
+
+def test_options_reject_a_digits_net_of_the_wrong_type():
+    with pytest.raises(TypeError, match="options.digits"):
+        bench.run(options=dataclasses.replace(bench.Options.quick(), digits={"hidden": (8,)}))

@@ -3,6 +3,11 @@ import importlib.util
 import json
 import os
 
+import numpy as np
+import pytest
+
+from npflow import likelihood
+
 DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
                     "bench_divergence.py")
 
@@ -25,8 +30,15 @@ def test_main_writes_one_row_per_dimension(tmp_path, capsys):
     for row in rows:
         assert set(row) == {"d", "exact_ms", "hutchinson_1_ms", "hutchinson_16_ms",
                             "one_probe_std", "default_probes_stderr"}
-        assert all(row[key] >= 0 for key in row)
-    assert "EXACT_MAX_DIM" in capsys.readouterr().out
+        assert all(row[key] > 0 for key in row)  # times, and Hutchinson's noise for d >= 2
+        # the stderr of the default probe count is one probe's std over sqrt(count)
+        assert row["default_probes_stderr"] == pytest.approx(
+            row["one_probe_std"] / np.sqrt(likelihood.DEFAULT_PROBES), rel=1e-12)
+    out = capsys.readouterr().out
+    assert "EXACT_MAX_DIM" in out
+    for row in rows:  # what is printed is what is written
+        assert f"{row['d']:>3} {row['exact_ms']:>10.2f}" in out
+        assert f"{row['one_probe_std']:>11.4f}   {row['default_probes_stderr']:>10.4f}" in out
 
 
 def test_crossover_is_the_first_dimension_where_exact_costs_more():

@@ -1,6 +1,7 @@
-"""Tests for npflow.couplings: the exact assignment against brute force and SciPy, OT pairings
-against every other pairing, within-class pairing, the Sinkhorn plan against the plain
-(non-log) iteration and its closed-form structure, sampling frequencies, and input checks."""
+"""Tests for npflow.couplings: the exact assignment against brute force and SciPy, the fast
+assignment against the plain reference algorithm, OT pairings against every other pairing,
+within-class pairing, the Sinkhorn plan against the plain (non-log) iteration and its closed-form
+structure, sampling frequencies, and input checks."""
 import itertools
 
 import numpy as np
@@ -145,9 +146,51 @@ def test_assignment_extreme_scales(scale):
     (np.ones((2, 2), dtype=complex), TypeError),
     (np.ones((2, 2), dtype=bool), TypeError),
 ])
-def test_assignment_rejects_bad_input(bad, error):
+@pytest.mark.parametrize("solve", [couplings.solve_assignment,
+                                   couplings.solve_assignment_reference])
+def test_assignment_rejects_bad_input(bad, error, solve):
     with pytest.raises(error, match="cost"):
-        couplings.solve_assignment(bad)
+        solve(bad)
+
+
+# --- solve_assignment_reference: the plain algorithm, and the fast one against it -------------
+
+@given(data=st.data(), n=st.integers(1, 7))
+def test_reference_assignment_matches_brute_force(data, n):
+    cost = data.draw(hnp.arrays(np.float64, (n, n), elements=small_elements))
+    perm = couplings.solve_assignment_reference(cost)
+    assert_permutation(perm, n)
+    tol = 1e-9 * max(1.0, np.abs(cost).max())
+    assert total(cost, perm) == pytest.approx(brute_force_min(cost), rel=1e-12, abs=tol)
+
+
+def test_reference_assignment_known_answers():
+    np.testing.assert_array_equal(couplings.solve_assignment_reference([[4, 1], [2, 5]]), [1, 0])
+    np.testing.assert_array_equal(couplings.solve_assignment_reference([[7.5]]), [0])
+    cost = 1.0 - np.eye(5)[::-1]  # zeros on the anti-diagonal only
+    np.testing.assert_array_equal(couplings.solve_assignment_reference(cost), [4, 3, 2, 1, 0])
+    # Row 1 is cheapest everywhere: the row-by-row method must move row 0 off column 0.
+    np.testing.assert_array_equal(
+        couplings.solve_assignment_reference([[1.0, 10.0, 10.0], [0.0, 1.0, 10.0],
+                                              [0.0, 0.0, 1.0]]), [0, 1, 2])
+
+
+@given(seed=seeds, n=st.integers(1, 40), kind=st.sampled_from(KINDS))
+def test_fast_assignment_matches_the_reference(seed, n, kind):
+    cost = random_cost(np.random.default_rng(seed), n, kind)
+    fast, reference = couplings.solve_assignment(cost), couplings.solve_assignment_reference(cost)
+    assert_permutation(reference, n)
+    tol = 1e-12 * max(1.0, np.abs(cost).max()) * n
+    assert total(cost, fast) == pytest.approx(total(cost, reference), rel=1e-12, abs=tol)
+
+
+@given(data=st.data(), n=st.integers(1, 40), high=st.integers(0, 5))
+def test_fast_assignment_matches_the_reference_on_integer_costs_with_ties(data, n, high):
+    cost = data.draw(hnp.arrays(np.int64, (n, n), elements=st.integers(0, high)))
+    fast, reference = couplings.solve_assignment(cost), couplings.solve_assignment_reference(cost)
+    assert_permutation(fast, n)
+    assert_permutation(reference, n)
+    assert total(cost, fast) == total(cost, reference)  # integer totals: exact
 
 
 # --- squared_distances -----------------------------------------------------------------------

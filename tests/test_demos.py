@@ -5,6 +5,7 @@ The demos are scripts, not a package, so each one is loaded from its path with i
 ``demos/`` on ``sys.path`` for their shared ``_common`` module.
 """
 import importlib.util
+import json
 import math
 import os
 
@@ -17,6 +18,7 @@ Image = pytest.importorskip("PIL.Image")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from npflow import checkpoint, datasets, sampling, solvers  # noqa: E402
 from npflow.train import TrainConfig, Trainer  # noqa: E402
 
 DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
@@ -66,11 +68,19 @@ def test_checkerboard(tmp_path, capsys):
     for name in ("noise", "samples", "trajectories", "field", "density", "loss"):
         assert_png(tmp_path / f"{name}.png")
     assert_gif(tmp_path / "flow.gif", min_frames=3)
-    assert (tmp_path / "model.npz").is_file()
-    assert 0.0 <= result["precision"] <= 1.0
-    assert math.isfinite(result["nll"]) and result["w2"] > 0
+    ckpt = checkpoint.load(str(tmp_path / "model.npz"))
+    assert ckpt.step == 3 and len(ckpt.losses) == 3
+    # The precision is that of the saved EMA model's RK4 samples of the demo's noise draw.
+    model = ckpt.model(ema=True)
+    x0 = datasets.sample("gaussian", 300, np.random.default_rng(TrainConfig().seed + 1))
+    samples = solvers.solve(model, x0.astype(model.dtype), "rk4", 2).x.astype(np.float64)
+    assert result["precision"] == datasets.checkerboard_precision(samples)
+    # Three training steps leave the model near its start: far from the data's entropy log 32.
+    assert result["nll"] > math.log(32) and result["w2"] > result["w2_floor"] > 0
     out = capsys.readouterr().out
-    assert str(tmp_path) in out and "precision" in out and "NLL" in out
+    assert str(tmp_path) in out
+    for name, fmt in (("precision", ".4f"), ("w2", ".4f"), ("w2_floor", ".4f"), ("nll", ".4f")):
+        assert format(result[name], fmt) in out, name  # what is printed is what is returned
 
 
 def test_checkerboard_uses_the_default_training_config():
@@ -83,9 +93,10 @@ def test_paths_and_couplings(tmp_path):
     result = demo.main(["--out", str(tmp_path), "--steps", "3", "--n", "40", "--paths", "10"])
     assert_png(tmp_path / "couplings_paths.png")
     assert_png(tmp_path / "couplings_w2.png")
-    assert len(result) == len(demo.TARGETS) * len(demo.METHODS)
+    assert set(result) == {f"{t}/{m}" for t in demo.TARGETS for m in demo.METHODS}
     for scores in result.values():
         assert set(scores["w2"]) == set(demo.EULER_STEPS)
+        assert scores["S"] >= 0 and all(w > 0 for w in scores["w2"].values())
 
 
 def test_straightness_closed_forms():
@@ -103,13 +114,19 @@ def test_straightness_closed_forms():
 def test_solvers_trains_a_model(tmp_path):
     demo = load_demo("solvers")
     rows = demo.main(["--out", str(tmp_path), "--steps", "3", "--n", "40",
-                      "--reference-steps", "8", "--max-steps", "2"])
+                      "--reference-steps", "2", "--max-steps", "2"])
     assert_png(tmp_path / "solvers.png")
     assert {r["method"] for r in rows} == {"euler", "midpoint", "heun", "rk4", "dopri5"}
     stages = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4}
     for r in rows:
         if r["method"] in stages:
             assert r["nfe"] == stages[r["method"]] * r["steps"]
+    # The reference is RK4 with 2 steps, so the RK4 row with 2 steps is the reference itself.
+    rk4 = {r["steps"]: r["error"] for r in rows if r["method"] == "rk4"}
+    assert set(rk4) == {1, 2} and rk4[2] == 0.0 < rk4[1]
+    dopri5 = [r for r in rows if r["method"] == "dopri5"]
+    assert [r["tol"] for r in dopri5] == list(demo.TOLERANCES)
+    assert all(r["nfe"] >= 6 for r in dopri5)  # at least one step of six new evaluations
 
 
 def test_likelihood_loads_a_model(tmp_path, tiny_model, capsys):
@@ -118,15 +135,100 @@ def test_likelihood_loads_a_model(tmp_path, tiny_model, capsys):
                         "--grid", "6", "--ode-steps", "2", "--nll-steps", "1", "2"])
     assert_png(tmp_path / "density.png")
     assert_png(tmp_path / "slice.png")
-    assert len(result) == 3 and all(math.isfinite(v) for v in result.values())
-    assert "log 32" in capsys.readouterr().out
+    assert len(result) == 3
+    # Cross-entropy is at least the entropy log 32; a 5-step model is far above it.
+    assert all(v > math.log(32) for v in result.values())
+    out = capsys.readouterr().out
+    assert "log 32" in out and all(f"{v:8.4f}" in out for v in result.values())
 
 
 def test_data_to_data(tmp_path):
     demo = load_demo("data_to_data")
-    result = demo.main(["--out", str(tmp_path), "--steps", "3", "--n", "40", "--ode-steps", "4",
-                        "--frames", "3", "--paths", "10"])
+    result = demo.main(["--out", str(tmp_path), "--steps", "3", "--n", "40", "--ode-steps", "1",
+                        "--frames", "2", "--paths", "10"])
     assert_png(tmp_path / "data_to_data.png")
     assert_png(tmp_path / "data_to_data_samples.png")
-    assert_gif(tmp_path / "data_to_data.gif", min_frames=3)
-    assert set(result) >= {"I-CFM", "OT-CFM"}
+    assert_gif(tmp_path / "data_to_data.gif", min_frames=2)
+    assert set(result) == {"floor", "ot_cost", "I-CFM", "OT-CFM"}
+    for method in ("I-CFM", "OT-CFM"):  # with one Euler step the sampler is the one-step map
+        assert result[method]["w2"] == result[method]["w2_one_step"] > 0
+    # ot_cost is W2^2 between the demo's source and target draws: no pairing costs less.
+    rng = np.random.default_rng(1)  # the demo's evaluation generator, seed + 1
+    x0, x1 = datasets.sample("moons", 40, rng), datasets.sample("8gaussians", 40, rng)
+    pairings = [np.arange(40)] + [rng.permutation(40) for _ in range(20)]
+    costs = [np.mean(np.sum((x0 - x1[p]) ** 2, axis=1)) for p in pairings]
+    assert result["ot_cost"] == pytest.approx(min(costs + [result["ot_cost"]]), rel=1e-12)
+    assert result["ot_cost"] < min(costs)
+
+
+def test_ablation_quick_writes_the_figure_the_json_it_prints_and_reuses_its_cache(tmp_path,
+                                                                                  capsys):
+    demo = load_demo("ablation")
+    args = ["--quick", "--out", str(tmp_path / "ablation.png"), "--cache", str(tmp_path / "c")]
+    result = demo.main(args)
+    assert_png(tmp_path / "ablation.png")
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert saved == result
+    out = capsys.readouterr().out
+    assert json.dumps(result["precision"], indent=1) in out  # the JSON written is what is printed
+    names = {panel.name for panel in demo.PANELS}
+    assert set(result["precision"]) == names and len(names) == 7  # the base panel is shared
+    base = TrainConfig(**{**result["base"], "hidden": tuple(result["base"]["hidden"])})
+    assert (base.steps, base.batch_size, result["n"], result["sample_steps"]) == (3, 32, 200, 2)
+    for panel in demo.PANELS:
+        record = json.loads((tmp_path / "c" / f"{panel.name}.json").read_text())
+        samples = np.load(tmp_path / "c" / f"{panel.name}.npy")
+        assert samples.shape == (200, 2)
+        assert record["precision"] == result["precision"][panel.name]
+        assert record["precision"] == datasets.checkerboard_precision(samples)
+        changed = {k: v for k, v in record["config"].items() if v != result["base"][k]}
+        assert changed == {k: list(v) if isinstance(v, tuple) else v
+                           for k, v in panel.changes.items()}
+    # EMA off samples the raw weights of the base run itself: same model file, other weights.
+    ckpt = checkpoint.load(str(tmp_path / "c" / "base.npz"))
+    x0 = datasets.sample("gaussian", 200, np.random.default_rng(1))
+    raw = sampling.sample_flow(ckpt.model(ema=False), x0.astype(np.float32), "rk4", 2).x
+    np.testing.assert_array_equal(np.load(tmp_path / "c" / "base-raw.npy"), raw)
+    assert not np.array_equal(np.load(tmp_path / "c" / "base.npy"), raw)
+    # A second call trains nothing: every panel is read back from the cache.
+    again = demo.main(args)
+    assert again["precision"] == result["precision"]
+    assert capsys.readouterr().out.count("cached") == len(demo.PANELS)
+
+
+def test_ablation_trains_again_when_the_configuration_changes(tmp_path, capsys):
+    demo = load_demo("ablation")
+    args = ["--quick", "--out", str(tmp_path / "a.png"), "--cache", str(tmp_path / "c")]
+    repeats = len(demo.PANELS) - len({panel.name for panel in demo.PANELS})  # the base panel
+    model = tmp_path / "c" / "base.npz"
+    demo.main(args + ["--n", "50"])
+    trained = os.stat(model).st_mtime_ns
+    capsys.readouterr()
+    demo.main(args + ["--n", "60"])  # same models, other samples: sampled again, not trained
+    assert capsys.readouterr().out.count("cached") == repeats
+    assert json.loads((tmp_path / "c" / "base.json").read_text())["n"] == 60
+    assert os.stat(model).st_mtime_ns == trained
+    demo.main(args + ["--n", "60", "--seed", "1"])  # another seed: every model trained again
+    assert capsys.readouterr().out.count("cached") == repeats
+    assert checkpoint.load(str(model)).train_config["seed"] == 1
+
+
+def test_digits_quick_runs_every_stage_and_writes_what_it_reports(tmp_path, capsys):
+    results = load_demo("digits").main(["--quick", "--out", str(tmp_path)])
+    for name in ("digits_grid.png", "digits_guidance.png", "digits_interpolation.png",
+                 "digits_nearest.png"):
+        assert_png(tmp_path / name)
+    assert_gif(tmp_path / "digits_flow.gif", min_frames=10)
+    with open(tmp_path / "digits.json") as f:
+        saved = json.load(f)
+    assert saved["flow_bits_per_dim"] == results["flow_bits_per_dim"]
+    assert saved["n_train"] == 1437 and saved["n_held_out"] == 360
+    assert saved["flow_options"]["divergence"] == "exact"
+    labels = np.load(tmp_path / "conditional_labels.npy")
+    samples = np.load(tmp_path / "conditional_samples.npy")
+    assert samples.shape == (labels.size, 64) and samples.min() >= 0 and samples.max() <= 16
+    # the baselines' bits/dim are those of the same fitted densities: a Gaussian is worse than
+    # the uniform bound log2(17) = 4.09 only if something is broken
+    assert 0 < saved["gaussian_bits_per_dim"] < math.log2(17)
+    out = capsys.readouterr().out
+    assert f"flow {results['flow_bits_per_dim']:.3f}" in out
