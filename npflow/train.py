@@ -2,7 +2,7 @@
 
 One step::
 
-    x0 ~ p0 (source), x1 ~ p1 (target)           fresh samples every batch
+    x0 ~ p0 (source), x1 ~ p1 (target)           fresh samples, or the next minibatch of rows
     (x0, x1) <- coupling(x0, x1)                  independent, or minibatch OT
     t ~ U[0, 1]                                   (or a documented non-uniform density)
     xt, ut = path(x0, x1, t)                      probability path and its target velocity
@@ -10,7 +10,9 @@ One step::
     theta <- Adam(theta, dL/dtheta)               hand-written backprop and optimizer
 
 :class:`Trainer` owns the network, the optimizer, the EMA and the random generator, so that a run
-can be checkpointed at any step and resumed bit for bit.
+can be checkpointed at any step and resumed bit for bit. On a user's rows (target ``"data"``),
+:class:`RowBatches` adds the split, the standardization, the epochs and the validation loss;
+a signal (Ctrl-C, SIGTERM) is held until the step in progress ends (:meth:`Trainer.run`).
 """
 import dataclasses
 import hashlib
