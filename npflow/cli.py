@@ -484,6 +484,34 @@ class _Space:
     def to_data(self, z):
         return self.transform.inverse(np.asarray(z, dtype=np.float64)) if self.rows else z
 
+    def has_density(self):
+        """Whether the source has a density, so that the model's rows have one."""
+        if self.rows:
+            return not self.source_is_data
+        return datasets.has_density(self.config["source"])
+
+    def log_prob(self, model, x, rng, divergence="auto", n_probes=None, **solver_kwargs):
+        """``log p(x)`` (n,) in data units (``x + u`` when dequantized), and the LogLikelihood.
+
+        ``log p_x(x) = log p_z(z) + log|det dz/dx|`` with ``log p_z`` from
+        :func:`npflow.likelihood.log_likelihood` (the source density of a built-in target).
+        ``rng`` draws ``u`` and Hutchinson's probes ("auto" ignores them up to
+        ``likelihood.EXACT_MAX_DIM`` dimensions; "exact" takes none).
+        """
+        kwargs = {**solver_kwargs, "divergence": divergence}
+        if divergence != "exact":
+            kwargs.update(rng=rng, n_probes=n_probes)
+        log_p0, shift = None, 0.0
+        if self.rows:
+            x = self.transform.dequantized(x, rng) if self.transform.dequantize else x
+            shift = self.transform.log_abs_det()
+        else:
+            log_p0 = _source_log_density(self.config["source"])
+        with _stage("integrating the likelihood failed"):
+            ll = likelihood.log_likelihood(model, self.to_network(x).astype(model.dtype),
+                                           log_p0=log_p0, **kwargs)
+        return ll.log_prob.astype(np.float64) + shift, ll
+
     def check_rows(self, x, option):
         if x.shape[1] != self.dim:
             raise UsageError(f"{option} has {x.shape[1]} columns, but the model was trained in "
@@ -636,14 +664,11 @@ def _add_divergence_options(p):
                    help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})")
 
 
-def _likelihood_kwargs(divergence, n_probes, dim, rng):
-    """The divergence options of log_likelihood for a model in ``dim`` dimensions."""
-    exact = divergence == "exact" or (divergence == "auto" and dim <= likelihood.EXACT_MAX_DIM)
-    if exact:
-        if n_probes is not None and divergence == "exact":
-            raise UsageError("--probes goes with a Hutchinson divergence, not --divergence exact")
-        return {"divergence": divergence}
-    return {"divergence": divergence, "rng": rng, "n_probes": n_probes}
+def _likelihood_kwargs(divergence, n_probes):
+    """The divergence options of :meth:`_Space.log_prob`, checked."""
+    if divergence == "exact" and n_probes is not None:
+        raise UsageError("--probes goes with a Hutchinson divergence, not --divergence exact")
+    return {"divergence": divergence, "n_probes": n_probes}
 
 
 def _source_log_density(name):
@@ -660,6 +685,7 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True,
     of a built-in target. Every sample metric comes with its floor: the same metric between two
     reference sets (``*_floor``). MMD uses one bandwidth, the median heuristic of the reference.
     """
+    likelihood_kwargs = _likelihood_kwargs(divergence, n_probes)  # checked before any work
     space = _Space(ckpt)
     model = ckpt.model(ema=ema, best=best)
     rng = np.random.default_rng(seed)
@@ -685,9 +711,7 @@ def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True,
         shuffled = held_out[rng.permutation(len(held_out))]
         reference, floor_set, nll_rows = shuffled[:n], shuffled[n:2 * n], held_out
     result = {"n": n, "nfe": sol.nfe, **_sample_metrics(generated, reference, floor_set)}
-    solver_kwargs = {**solver_kwargs,
-                     **_likelihood_kwargs(divergence, n_probes, space.dim, rng)}
-    result.update(_nll(ckpt, space, model, nll_rows, rng, solver_kwargs))
+    result.update(_nll(space, model, nll_rows, rng, {**solver_kwargs, **likelihood_kwargs}))
     target = ckpt.train_config["target"]
     result["precision"] = datasets.checkerboard_precision(generated) \
         if target == "checkerboard" else None
@@ -706,29 +730,19 @@ def _sample_metrics(generated, reference, floor_set):
     return out
 
 
-def _nll(ckpt, space, model, rows, rng, solver_kwargs):
+def _nll(space, model, rows, rng, solver_kwargs):
     """Mean negative log-likelihood of ``rows`` in nats (and bits/dim when dequantized)."""
+    if not space.has_density():
+        return {"nll": None}
+    log_prob, ll = space.log_prob(model, rows, rng, **solver_kwargs)
+    result = {"nll": metrics.negative_log_likelihood(log_prob)}
     if not space.rows:
-        log_p0 = _source_log_density(ckpt.train_config["source"])
-        if log_p0 is None:
-            return {"nll": None}
-        with _stage("integrating the likelihood failed"):
-            ll = likelihood.log_likelihood(model, rows.astype(model.dtype), log_p0=log_p0,
-                                           **solver_kwargs)
-        return {"nll": metrics.negative_log_likelihood(ll.log_prob.astype(np.float64))}
-    if space.source_is_data:
-        return {"nll": None}  # the source rows have no density to start from
-    x = space.transform.dequantized(rows, rng) if space.transform.dequantize else rows
-    with _stage("integrating the likelihood failed"):
-        ll = likelihood.log_likelihood(model, space.to_network(x).astype(model.dtype),
-                                       **solver_kwargs)
-    nll = metrics.negative_log_likelihood(
-        ll.log_prob.astype(np.float64) + space.transform.log_abs_det())
-    result = {"nll": nll, "nll_rows": len(rows)}
+        return result
+    result["nll_rows"] = len(rows)
     if ll.stderr is not None:  # Hutchinson: the probes' noise in the mean
         result["nll_probe_stderr"] = float(np.sqrt(np.sum(ll.stderr ** 2)) / len(rows))
     if space.transform.dequantize:
-        result["bits_per_dim"] = bits_per_dim(nll, space.dim)
+        result["bits_per_dim"] = bits_per_dim(result["nll"], space.dim)
     return result
 
 
@@ -803,21 +817,12 @@ def _cmd_log_prob(args):
     out = _check_out(args.out, (".npy", ".csv"))
     ckpt = checkpoint.load(args.model)
     space = _Space(ckpt)
-    if space.source_is_data or (not space.rows and
-                                _source_log_density(ckpt.train_config["source"]) is None):
+    if not space.has_density():
         raise UsageError("this model's source has no density, so its rows have none either")
     model = ckpt.model(ema=not args.raw, best=not args.last)
-    rows = _rows_for(args, space)
-    log_p0 = None if space.rows else _source_log_density(ckpt.train_config["source"])
     rng = np.random.default_rng(args.seed)
-    if space.rows and space.transform.dequantize:
-        rows = space.transform.dequantized(rows, rng)
-    kwargs = {**_solver_kwargs(args),
-              **_likelihood_kwargs(args.divergence, args.probes, space.dim, rng)}
-    with _stage("integrating the likelihood failed"):
-        ll = likelihood.log_likelihood(model, space.to_network(rows).astype(model.dtype),
-                                       log_p0=log_p0, **kwargs)
-    scores = ll.log_prob.astype(np.float64) + (space.transform.log_abs_det() if space.rows else 0)
+    kwargs = {**_solver_kwargs(args), **_likelihood_kwargs(args.divergence, args.probes)}
+    scores, _ = space.log_prob(model, _rows_for(args, space), rng, **kwargs)
     _save_rows(out, scores[:, None])
     print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
     return 0

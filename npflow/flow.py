@@ -81,6 +81,8 @@ class Flow:
         self.options = dict(options)
         self.divergence = _checks.choice(divergence, "divergence", likelihood.DIVERGENCES)
         self.n_probes = None if n_probes is None else _checks.positive_int(n_probes, "n_probes")
+        if divergence == "exact" and n_probes is not None:
+            raise ValueError("n_probes goes with a Hutchinson divergence, not divergence='exact'")
         self.solver = _checks.choice(solver, "solver", SOLVERS)
         if solver_steps is not None:
             solver_steps = _checks.positive_int(solver_steps, "solver_steps")
@@ -184,9 +186,8 @@ class Flow:
         if self.transform_.dequantize:
             X = self.transform_.dequantized(X, rng)
         z = self.transform_.forward(X).astype(self.model_.dtype)
-        exact = self.divergence == "exact" or (self.divergence == "auto" and
-                                               self.n_features_in_ <= likelihood.EXACT_MAX_DIM)
-        probes = {} if exact else {"rng": rng, "n_probes": self.n_probes}
+        # "auto" ignores rng and n_probes up to EXACT_MAX_DIM; "exact" takes neither
+        probes = {} if self.divergence == "exact" else {"rng": rng, "n_probes": self.n_probes}
         ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self.solver_steps,
                                        divergence=self.divergence, **probes)
         return ll.log_prob.astype(np.float64) + self.transform_.log_abs_det()

@@ -378,18 +378,16 @@ class Trainer:
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
         self.rng = np.random.default_rng(config.seed)
-        if config.reflow:  # fixed pairs of a parent flow, in any dimension
-            self.rows, self.n_classes = None, 0
-            self.pairs = _check_pairs(pairs, config.reflow, None)
-            dim = self.pairs[0].shape[1]
+        self.pairs = _check_pairs(pairs, config.reflow)
+        self.rows = None if config.reflow else _row_batches(config, data, labels, source_data,
+                                                            data_files)
+        if self.pairs is not None:  # fixed pairs of a parent flow, in any dimension
+            dim, self.n_classes = self.pairs[0].shape[1], 0
+        elif self.rows is not None:
+            dim, self.n_classes = self.rows.dim, self.rows.n_classes
         else:
-            self.rows = _row_batches(config, data, labels, source_data, data_files)
-            self.pairs = _check_pairs(pairs, config.reflow, None)
-            if self.rows is None:
-                dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
-                self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
-            else:
-                dim, self.n_classes = self.rows.dim, self.rows.n_classes
+            dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
+            self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
         _checks.affordable(training_memory(config, dim, self.n_classes),
                            f"training with batch_size {config.batch_size} and hidden "
                            f"{','.join(map(str, config.hidden))} in d = {dim}")
@@ -408,6 +406,7 @@ class Trainer:
         self.losses = []
         self.val_losses = []  # (step, validation loss) of each evaluation (finite datasets)
         self.best_params, self.best_step = self.ema.shadow.copy(), 0
+        self.replanned = None  # set by from_checkpoint when steps changes the plan
 
     # --- one step ---------------------------------------------------------------------------
     def draw_batch(self):
@@ -439,7 +438,8 @@ class Trainer:
             x0 = datasets.sample(cfg.source, n, rng)
             x1, y1 = datasets.sample_labelled(cfg.target, n, rng)
         else:
-            x0, x1, y1 = datasets.sample(cfg.source, n, rng), datasets.sample(cfg.target, n, rng), None
+            x0, x1, y1 = (datasets.sample(cfg.source, n, rng), datasets.sample(cfg.target, n, rng),
+                          None)
         x0, x1, y1 = self.coupling(x0, x1, rng, y1)  # with labels: OT pairs within each class
         if not cfg.conditional:
             return x0, x1, None
@@ -611,14 +611,13 @@ class Trainer:
             trainer.val_losses = [(int(s), float(v)) for s, v in ckpt.data.val_losses]
             trainer.best_params[...] = ckpt.data.best_params
             trainer.best_step = ckpt.data.best_step
-        trainer.replanned = None if planned == trainer.config.steps else Replanned(
-            planned, trainer.config.steps, trainer.config.schedule,
-            float(make_schedule(trainer.config.schedule, trainer.config.lr, planned,
-                                min(trainer.config.warmup_steps, planned))(ckpt.step)),
-            float(trainer.schedule(ckpt.step)))
+        if planned != trainer.config.steps:
+            trainer.replanned = Replanned(
+                planned, trainer.config.steps, trainer.config.schedule,
+                float(make_schedule(trainer.config.schedule, trainer.config.lr, planned,
+                                    min(trainer.config.warmup_steps, planned))(ckpt.step)),
+                float(trainer.schedule(ckpt.step)))
         return trainer
-
-    replanned = None
 
 
 @dataclass(frozen=True)
@@ -709,7 +708,7 @@ def training_memory(config, dim, n_classes=0):
     return 7 * params * itemsize + config.batch_size * per_row + coupling
 
 
-def _check_pairs(pairs, reflow, dim):
+def _check_pairs(pairs, reflow):
     """Validate the fixed pairs of a reflow run: None exactly when ``reflow == 0``."""
     if pairs is None:
         if reflow:
@@ -723,7 +722,7 @@ def _check_pairs(pairs, reflow, dim):
         x0, x1 = pairs
     except (TypeError, ValueError):
         raise TypeError("pairs must be a pair (x0, x1) of (N, d) arrays") from None
-    x0 = _checks.points(x0, "pairs[0]", dim=dim)
+    x0 = _checks.points(x0, "pairs[0]")
     x1 = _checks.points(x1, "pairs[1]", dim=x0.shape[1])
     if x1.shape != x0.shape:
         raise ValueError(f"pairs[1] must have shape {x0.shape} like pairs[0], got {x1.shape}")

@@ -64,7 +64,7 @@ def test_every_gradient_matches_central_differences(n, dim, k, hidden, activatio
     clf.mean_, clf.scale_ = rng.standard_normal(dim), rng.uniform(0.5, 2.0, dim)
     X = rng.standard_normal((n, dim))
     y = rng.integers(0, k, size=n)
-    a = clf.forward(X)[1][0]
+    a = clf.forward(X)[1].a[0]
     for layer in clf.layers[:-1]:  # ReLU's kink at 0 would break central differences
         z = layer.forward(a)
         assume(np.min(np.abs(z)) > 1e-4)
@@ -73,12 +73,12 @@ def test_every_gradient_matches_central_differences(n, dim, k, hidden, activatio
     def loss():
         return softmax_cross_entropy(clf.forward(X)[0], y)[0]
 
-    logits, acts = clf.forward(X)
+    logits, cache = clf.forward(X)
     _, dlogits = softmax_cross_entropy(logits, y)
-    dinput = clf.backward(acts, dlogits)
+    dinput = clf.backward(cache, dlogits)
     analytic = clf.grads.copy()
     assert_close(analytic, numeric_gradient(loss, clf.params))  # every W and b
-    standardized = acts[0].copy()
+    standardized = cache.a[0].copy()
 
     def loss_of_input():
         return softmax_cross_entropy(_logits_from(clf, standardized), y)[0]
