@@ -106,6 +106,7 @@ if torch is not None:
             self.load_state_dict({k: torch.from_numpy(v) for k, v in model.torch_state().items()})
             self.act = self.ACTIVATIONS[model.activation.name]
             self.hidden_names = [name for name in model.layers if name.startswith("hidden")]
+            self.residual = model.residual
             self.time_scale = model.time_scale
             self.n_classes = model.n_classes
             self.freqs = None if model.embed is None else torch.tensor(
@@ -125,7 +126,8 @@ if torch is not None:
                 z = z + self["label"](y)  # (n, h0)
             a = self.act(z)
             for name in self.hidden_names:
-                a = self.act(self[name](a))
+                f = self.act(self[name](a))
+                a = a + f if self.residual else f
             return self["out"](a)
 
     def _torch_layer(layer):

@@ -166,6 +166,10 @@ def _add_train(sub):
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             p.add_argument(option, type=kind, default=argparse.SUPPRESS,
                            help=f"{text} (default: {shown})")
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                   help=f"shortcuts a_i = a_(i-1) + act(z_i) around the hidden layers (equal "
+                        f"widths; default: {defaults.residual}, with --data: "
+                        f"{DATA_DEFAULTS.get('residual', defaults.residual)})")
     p.add_argument("--conditional", action="store_true", default=argparse.SUPPRESS,
                    help="learn v(x, t, y) for the target's class labels y (for npflow sample "
                         "--label and --guidance); implied by --labels and --label-column")
@@ -207,6 +211,8 @@ def _given_options(args):
     options = {**_TRAIN_OPTIONS, **_DATA_TRAIN_OPTIONS}
     given = {field: getattr(args, field) for field, *_ in options.values()
              if hasattr(args, field)}
+    if hasattr(args, "residual"):
+        given["residual"] = args.residual
     for flag, field, value in (("conditional", "conditional", True),
                                ("dequantize", "dequantize", True),
                                ("no_standardize", "standardize", False)):

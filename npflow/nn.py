@@ -311,8 +311,10 @@ class Cache:
     inp : (n, d_in) network input: ``x`` or ``[x, t]`` (concat time embedding).
     emb : (n, E) time embedding, or None.
     z : list of (n, h_i) pre-activations of the hidden layers.
-    a : list of (n, h_i) activations of the hidden layers.
+    a : list of (n, h_i) outputs of the hidden layers.
     labels : (n,) int class labels (``n_classes`` = null), or None for an unconditional net.
+    f : list of (n, h_i) ``act(z_i)``, the residual branches, for a residual net (``a_i`` is
+        then ``a_{i-1} + act(z_i)``); None for a plain one, whose ``a_i`` is ``act(z_i)`` itself.
     """
 
     inp: np.ndarray
@@ -320,6 +322,7 @@ class Cache:
     z: list
     a: list
     labels: np.ndarray = None
+    f: list = None
 
 
 class MLP:
@@ -329,10 +332,14 @@ class MLP:
 
         z_0 = Linear_in(x or [x, t])  (+ Linear_time(e(t)) with the sinusoidal embedding)
                                       (+ Embedding_label(y) for a class-conditional net)
+        a_0 = act(z_0)
         a_i = act(z_i),      z_i = Linear_i(a_{i-1})   for i = 1 .. L-1
         v   = Linear_out(a_{L-1})
 
     Conditioning terms (the time projection, the class-label embedding) are *added* to ``z_0``.
+    A residual net (He et al. 2016, eq. 1, with the identity as shortcut) adds each hidden
+    layer's input to its output, ``a_i = a_{i-1} + act(z_i)`` for i >= 1, so that gradients reach
+    the first layers of a deep net through the shortcuts.
 
     Parameters
     ----------
@@ -350,6 +357,10 @@ class MLP:
         Size E of the sinusoidal embedding (even); ignored for ``"concat"``.
     time_scale : float
         Scale ``s`` of t inside the sinusoidal embedding (see :class:`SinusoidalEmbedding`).
+    residual : bool
+        Shortcuts around hidden layers 1 .. L-1 (all hidden widths must then be equal). Plain
+        nets stop improving beyond about 10 layers; residual ones go deeper (see
+        ``train.DATA_DEFAULTS``).
     n_classes : int
         0 (default) for an unconditional field ``v(x, t)``; ``K >= 1`` for a class-conditional
         ``v(x, t, y)`` with labels ``y`` in ``0 .. K``, where ``y = K`` is the learned null label
@@ -361,7 +372,8 @@ class MLP:
     """
 
     def __init__(self, dim, hidden=(256, 256, 256), activation="silu", time_embedding="concat",
-                 embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng, n_classes=0):
+                 embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng, n_classes=0,
+                 residual=False):
         self.dim = _checks.positive_int(dim, "dim")
         self.hidden = _check_hidden(hidden)
         self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
@@ -370,6 +382,7 @@ class MLP:
         self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
         self.dtype = _check_dtype(dtype)
         self.n_classes = _check_n_classes(n_classes)
+        self.residual = check_residual(residual, self.hidden)
         _checks.generator(rng)
 
         h = self.hidden
@@ -413,7 +426,7 @@ class MLP:
         return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation.name,
                 "time_embedding": self.time_embedding, "embed_dim": self.embed_dim,
                 "time_scale": self.time_scale, "dtype": np.dtype(self.dtype).name,
-                "n_classes": self.n_classes}
+                "n_classes": self.n_classes, "residual": self.residual}
 
     # --- forward, backward, tangent ---------------------------------------------------------
     def _inputs(self, x, t):
@@ -475,7 +488,8 @@ class MLP:
         a = self.activation.forward(z, out=z)
         for i, name in enumerate(self._hidden_names(), start=1):
             z = self.layers[name].forward(a, out=work.get(f"z{i}", (n, self.hidden[i])))
-            a = self.activation.forward(z, out=z)
+            f = self.activation.forward(z, out=z)
+            a = np.add(a, f, out=f) if self.residual else f
         return self.layers["out"].forward(a, out=work.get("v", (n, self.dim)))
 
     __call__ = forward
@@ -497,18 +511,24 @@ class MLP:
         labels = self._labels(y, n)
         zs = [self._first_layer(inp, emb, labels, work)]
         acts = [self.activation.forward(zs[0], out=work.get("a0", zs[0].shape))]
+        branches = [acts[0]] if self.residual else None
         for i, name in enumerate(self._hidden_names(), start=1):
             z = self.layers[name].forward(acts[-1], out=work.get(f"z{i}", (n, self.hidden[i])))
             zs.append(z)
-            acts.append(self.activation.forward(z, out=work.get(f"a{i}", z.shape)))
+            if not self.residual:
+                acts.append(self.activation.forward(z, out=work.get(f"a{i}", z.shape)))
+                continue
+            branches.append(self.activation.forward(z, out=work.get(f"f{i}", z.shape)))
+            acts.append(np.add(acts[-1], branches[-1], out=work.get(f"a{i}", z.shape)))
         v = self.layers["out"].forward(acts[-1], out=work.get("v", (n, self.dim)))
-        return v, Cache(inp, emb, zs, acts, labels)
+        return v, Cache(inp, emb, zs, acts, labels, branches)
 
     def backward(self, cache, dv, work=None):
         """Backpropagate ``dv = dL/dv`` (n, d); write ``self.grads``; return ``dL/dx`` (n, d).
 
         Chain rule layer by layer: ``da_{L-1} = dv W_out^T``, ``dz_i = f'(z_i) * da_i``,
-        ``da_{i-1} = dz_i W_i^T``; ``dW_i = a_{i-1}^T dz_i``, ``db_i = sum_n dz_i``.
+        ``da_{i-1} = dz_i W_i^T`` (``+ da_i`` through a residual shortcut);
+        ``dW_i = a_{i-1}^T dz_i``, ``db_i = sum_n dz_i``.
         ``work``: a :class:`Workspace` for ``da_i`` (see :meth:`forward_train`), or None.
         """
         work = self._workspace(work)
@@ -520,9 +540,15 @@ class MLP:
         da = self.layers["out"].backward(cache.a[last], dv,
                                          out=work.get(f"da{last}", cache.a[last].shape))
         for i in range(last, 0, -1):
-            dz = self._activation_backward(cache, i, da)  # (n, h_i)
+            shortcut = None
+            if self.residual:  # da_i flows on unchanged through the shortcut to a_{i-1}
+                shortcut = work.get("shortcut", da.shape)
+                shortcut[...] = da
+            dz = self._activation_backward(cache, i, da)  # (n, h_i), written over da_i
             da = self.layers[f"hidden{i}"].backward(
                 cache.a[i - 1], dz, out=work.get(f"da{i - 1}", cache.a[i - 1].shape))
+            if shortcut is not None:
+                da += shortcut
         dz0 = self._activation_backward(cache, 0, da)  # (n, h0)
         if cache.emb is not None:
             self.layers["time"].backward(cache.emb, dz0, need_dx=False)
@@ -533,7 +559,8 @@ class MLP:
 
     def _activation_backward(self, cache, i, da):
         """``dz_i = f'(z_i) * da_i``, written over ``da_i`` (n, h_i), which nothing reads again."""
-        da *= self.activation.derivative(cache.z[i], cache.a[i])
+        f = cache.a[i] if cache.f is None else cache.f[i]  # act(z_i)
+        da *= self.activation.derivative(cache.z[i], f)
         return da
 
     def jvp(self, x, t, y=None, *, dx):
@@ -559,11 +586,14 @@ class MLP:
         dz = dx @ self.layers["in"].W[:self.dim]  # (k, n, h0): t and e(t) do not move with x
         if labels is not None:
             dz += self.layers["label"].tangent()  # 0: nor does y
-        for name in self._hidden_names() + ["out"]:
-            a = self.activation.forward(z)
-            da = self.activation.derivative(z, a) * dz  # (k, n, h)
+        a = self.activation.forward(z)
+        da = self.activation.derivative(z, a) * dz  # (k, n, h0)
+        for name in self._hidden_names():
             z, dz = self.layers[name].forward(a), self.layers[name].tangent(da)
-        return z, dz
+            f = self.activation.forward(z)
+            df = self.activation.derivative(z, f) * dz  # (k, n, h_i)
+            a, da = (a + f, da + df) if self.residual else (f, df)
+        return self.layers["out"].forward(a), self.layers["out"].tangent(da)
 
     def torch_state(self):
         """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""
@@ -593,6 +623,15 @@ def _check_n_classes(n_classes):
     if n_classes < 0:
         raise ValueError(f"n_classes must be an integer >= 0, got {n_classes}")
     return int(n_classes)
+
+
+def check_residual(residual, hidden):
+    """``residual`` as a bool; shortcuts need every hidden width equal."""
+    residual = _checks.boolean(residual, "residual")
+    if residual and len(set(hidden)) > 1:
+        raise ValueError(f"residual needs equal hidden widths (a shortcut adds a layer's input "
+                         f"to its output), got hidden {','.join(map(str, hidden))}")
+    return residual
 
 
 def _check_dtype(dtype):

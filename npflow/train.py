@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _checks, checkpoint, couplings, data, datasets, paths, transforms
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, param_count
+from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, check_residual, param_count
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -62,6 +62,7 @@ class TrainConfig:
     ema_decay: float = 0.995          # averages the last ~200 steps: 0.999 lags on a short run
     hidden: tuple = (128, 128, 128)   # 1/4 the flops of 3 x 256 (6000 steps, batch 1536: 0.949)
     activation: str = "relu"          # sharp edges: ReLU beat SiLU (0.93 vs 0.88, logit-normal t)
+    residual: bool = False            # shortcuts a_i = a_{i-1} + act(z_i): for deep nets (nn.MLP)
     time_embedding: str = "concat"    # t as an input: as good as the sinusoidal embedding here
     embed_dim: int = 64               # size of the sinusoidal embedding, when used
     time_scale: float = 1000.0        # t scale inside the sinusoidal embedding (see nn)
@@ -95,7 +96,7 @@ class TrainConfig:
         for name in ("warmup_steps", "seed", "reflow", "patience"):
             _checks.nonnegative_int(getattr(self, name), name)
         _checks.positive_int(self.eval_every, "eval_every")
-        for name in ("conditional", "dequantize", "standardize"):
+        for name in ("conditional", "dequantize", "standardize", "residual"):
             _checks.boolean(getattr(self, name), name)
         _checks.finite_float(self.val_fraction, "val_fraction", low=0, high=1, high_open=True)
         _checks.finite_float(self.label_dropout, "label_dropout", low=0, high=1)
@@ -111,6 +112,7 @@ class TrainConfig:
             raise ValueError(f"hidden must be a non-empty list of widths >= 1, got {self.hidden!r}")
         object.__setattr__(self, "hidden", tuple(_checks.positive_int(w, "hidden")
                                                  for w in self.hidden))
+        check_residual(self.residual, self.hidden)
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
@@ -393,7 +395,7 @@ class Trainer:
                            f"{','.join(map(str, config.hidden))} in d = {dim}")
         self.model = MLP(dim, config.hidden, config.activation, config.time_embedding,
                          config.embed_dim, config.time_scale, np.dtype(config.dtype).type,
-                         rng=self.rng, n_classes=self.n_classes)
+                         rng=self.rng, n_classes=self.n_classes, residual=config.residual)
         opt_cls = AdamW if config.weight_decay > 0 else Adam
         self.optimizer = opt_cls(self.model.params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
@@ -697,13 +699,13 @@ def training_memory(config, dim, n_classes=0):
 
     Seven arrays of P parameters (weights, gradients, two Adam moments, the EMA, two scratch
     buffers); per batch row, four arrays per hidden unit (pre-activation, activation, their
-    gradients) and a dozen float64 values per coordinate (draws, path, coupling); an OT or
+    gradients; five with residual shortcuts, which keep the branch ``act(z_i)`` apart) and a dozen float64 values per coordinate (draws, path, coupling); an OT or
     Sinkhorn coupling adds three (B, B) float64 matrices. An estimate for a clear error before
     allocating, not an exact count.
     """
     itemsize = np.dtype(config.dtype).itemsize
     params = param_count(dim, config.hidden, config.time_embedding, config.embed_dim, n_classes)
-    per_row = 4 * sum(config.hidden) * itemsize + 12 * (dim + 1) * 8
+    per_row = (5 if config.residual else 4) * sum(config.hidden) * itemsize + 12 * (dim + 1) * 8
     coupling = 0 if config.coupling == "independent" else 3 * 8 * config.batch_size ** 2
     return 7 * params * itemsize + config.batch_size * per_row + coupling
 

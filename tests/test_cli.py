@@ -114,6 +114,17 @@ def test_resume_refuses_to_change_other_options(tmp_path, capsys, change):
     assert open(path, "rb").read() == before
 
 
+def test_train_residual_flag_reaches_the_model(tmp_path, capsys):
+    path = str(tmp_path / "m.npz")
+    argv = ["train", *TINY, "--hidden", "16,16", "--out", path, "--quiet"]
+    assert run(capsys, *argv, "--residual")[0] == 0
+    assert checkpoint.load(path).model().residual
+    assert run(capsys, *argv, "--no-residual")[0] == 0
+    assert not checkpoint.load(path).model().residual
+    code, out, err = run(capsys, "train", *TINY, "--hidden", "16,8", "--residual", "--out", path)
+    assert_usage_error(code, out, err, "residual", "16,8")
+
+
 def test_resume_refuses_fewer_steps_than_done(tmp_path, capsys):
     path = str(tmp_path / "m.npz")
     assert run(capsys, "train", *TINY, "--out", path, "--quiet")[0] == 0

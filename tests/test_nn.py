@@ -189,22 +189,25 @@ def weighted_sum(w):
     time_embedding=st.sampled_from(EMBEDDINGS),
     embed_dim=st.sampled_from([2, 4, 6, 8]),
     n_classes=st.sampled_from([0, 0, 1, 3, 5]),
+    residual=st.booleans(),
     seed=st.integers(0, 2 ** 32 - 1),
 )
 def test_gradients_match_finite_differences(hidden, n, dim, activation, time_embedding,
-                                            embed_dim, n_classes, seed):
+                                            embed_dim, n_classes, residual, seed):
     """Every block, the label embedding E included (n_classes > 0: labels 0 .. n_classes, null
-    included, so some rows of E are used by several points and some by none)."""
+    included, so some rows of E are used by several points and some by none), with and without
+    residual shortcuts (which need equal widths: the first one is repeated)."""
     rng = np.random.default_rng(seed)
+    hidden = [hidden[0]] * len(hidden) if residual else hidden
     net = nn.MLP(dim, hidden, activation, time_embedding, embed_dim, dtype=np.float64, rng=rng,
-                 n_classes=n_classes)
+                 n_classes=n_classes, residual=residual)
     if n_classes:
         net = Labelled(net, rng.integers(0, n_classes + 1, size=n))
     x, t = make_batch(rng, n, dim)
     x *= 2.0  # reach the saturated parts of tanh / SELU as well
     loss, dloss = weighted_sum(rng.standard_normal((n, dim)))
     label = (f"[{activation}, {time_embedding}, hidden={tuple(hidden)}, n={n}, d={dim}, "
-             f"classes={n_classes}]")
+             f"classes={n_classes}, residual={residual}]")
     skipped, total = check_gradients(net, x, t, loss, dloss, rng, label)
     note(f"skipped {skipped} of {total} checks at ReLU/SELU kinks")
     assert skipped <= total // 2  # the kink guard must not hollow the test out
@@ -246,12 +249,14 @@ def test_mse_loss_gradient():
 
 # --- jvp -------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("time_embedding", EMBEDDINGS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_jvp_matches_finite_differences(activation, time_embedding):
+def test_jvp_matches_finite_differences(activation, time_embedding, residual):
     rng = np.random.default_rng(11)
-    net = make_net(dim=3, hidden=(20, 16, 12), activation=activation,
-                   time_embedding=time_embedding, seed=5)
+    hidden = (16, 16, 16) if residual else (20, 16, 12)
+    net = make_net(dim=3, hidden=hidden, activation=activation,
+                   time_embedding=time_embedding, seed=5, residual=residual)
     n, k = 9, 4
     x, t = make_batch(rng, n, 3)
     dx = rng.standard_normal((k, n, 3))
@@ -268,13 +273,15 @@ def test_jvp_matches_finite_differences(activation, time_embedding):
         np.testing.assert_allclose(dv[j], fd, rtol=0, atol=1e-7 * np.abs(fd).max() + 1e-9)
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("time_embedding", EMBEDDINGS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_jvp_jacobian_equals_backward_jacobian(activation, time_embedding):
+def test_jvp_jacobian_equals_backward_jacobian(activation, time_embedding, residual):
     """Columns of J from forward mode (identity tangents) = rows of J from reverse mode."""
     rng = np.random.default_rng(12)
     d, n = 3, 6
-    net = make_net(dim=d, hidden=(10, 7), activation=activation, time_embedding=time_embedding)
+    net = make_net(dim=d, hidden=(10, 10, 10) if residual else (10, 7), activation=activation,
+                   time_embedding=time_embedding, residual=residual)
     x, t = make_batch(rng, n, d)
     eye = np.broadcast_to(np.eye(d)[:, None, :], (d, n, d))  # tangent k = e_k at every point
     _, dv = net.jvp(x, t, dx=eye)
@@ -348,11 +355,13 @@ def test_backward_uses_the_cache_it_is_given():
     np.testing.assert_array_equal(net.grads, grads1)
 
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("time_embedding", EMBEDDINGS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_workspace_reuse_gives_the_fresh_results(activation, time_embedding):
+def test_workspace_reuse_gives_the_fresh_results(activation, time_embedding, residual):
     rng = np.random.default_rng(6)
-    net = make_net(hidden=(12, 10, 12), activation=activation, time_embedding=time_embedding)
+    net = make_net(hidden=(12, 12, 12) if residual else (12, 10, 12), activation=activation,
+                   time_embedding=time_embedding, residual=residual)
     work = nn.Workspace(net.dtype)
     previous_v = None
     for n in (7, 7, 5):  # same batch size twice (arrays reused), then a new size
@@ -547,16 +556,17 @@ def test_sinusoidal_embedding_varies_over_unit_time():
 
 # --- optional comparison with PyTorch --------------------------------------------------------
 
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("time_embedding", EMBEDDINGS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_matches_torch(activation, time_embedding):
+def test_matches_torch(activation, time_embedding, residual):
     torch = pytest.importorskip("torch")
     tnn = torch.nn
     act = {"relu": torch.relu, "silu": tnn.functional.silu, "tanh": torch.tanh,
            "selu": tnn.functional.selu}[activation]
-    d, hidden, E = 3, (16, 12, 8), 8
+    d, hidden, E = 3, (12, 12, 12) if residual else (16, 12, 8), 8
     net = make_net(dim=d, hidden=hidden, activation=activation, time_embedding=time_embedding,
-                   embed_dim=E, seed=9)
+                   embed_dim=E, seed=9, residual=residual)
 
     class TorchMLP(tnn.Module):
         def __init__(self):
@@ -580,7 +590,8 @@ def test_matches_torch(activation, time_embedding):
                 z = getattr(self, "in")(torch.cat([x, t], 1))
             a = act(z)
             for name in self.hidden_layers:
-                a = act(getattr(self, name)(a))
+                f = act(getattr(self, name)(a))
+                a = a + f if residual else f
             return self.out(a)
 
     model = TorchMLP().double()
@@ -654,9 +665,12 @@ def test_bad_inputs(entry, x, t, error, match):
     ({"dim": 0}, ValueError, r"dim must be an integer >= 1"),
     ({"time_scale": 0.0}, ValueError, r"time_scale must be in"),
     ({"time_scale": np.inf}, ValueError, r"time_scale must be a finite number"),
+    ({"residual": True}, ValueError, r"residual needs equal hidden widths.*got hidden 8,6"),
+    ({"residual": 1}, TypeError, r"residual must be True or False"),
 ])
 def test_bad_constructor_arguments(kwargs, error, match):
-    args = {"dim": 2, "hidden": (8, 8), "rng": np.random.default_rng(0)} | kwargs
+    hidden = (8, 6) if "residual" in kwargs else (8, 8)
+    args = {"dim": 2, "hidden": hidden, "rng": np.random.default_rng(0)} | kwargs
     with pytest.raises(error, match=match):
         nn.MLP(**args)
 
@@ -762,6 +776,37 @@ def test_forward_forward_train_and_jvp_take_x_t_y_in_one_order():
     np.testing.assert_array_equal(v, net.forward(x, t, y))
     with pytest.raises(TypeError):
         net.jvp(x, t, y, np.ones((1, 4, 2)))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_residual_net_with_silent_hidden_layers_is_the_one_layer_net(activation):
+    """With W_i = 0, b_i = 0 every branch is act(0) = 0, so a_i = a_0 and v = out(act(z_0)); a
+    plain net of the same weights gives out(act(0)) = out.b instead."""
+    rng = np.random.default_rng(4)
+    residual = make_net(dim=3, hidden=(9, 9, 9), activation=activation, residual=True, seed=2)
+    for i in (1, 2):
+        residual.layers[f"hidden{i}"].W[...] = 0.0
+        residual.layers[f"hidden{i}"].b[...] = 0.0
+    one_layer = make_net(dim=3, hidden=(9,), activation=activation, seed=0)
+    for name in ("in", "out"):
+        one_layer.layers[name].W[...] = residual.layers[name].W
+        one_layer.layers[name].b[...] = residual.layers[name].b
+    x, t = make_batch(rng, 11, 3)
+    np.testing.assert_allclose(residual.forward(x, t), one_layer.forward(x, t), rtol=1e-14,
+                               atol=1e-14)
+    plain = make_net(dim=3, hidden=(9, 9, 9), activation=activation, seed=0)
+    plain.params[...] = residual.params
+    np.testing.assert_allclose(plain.forward(x, t), np.broadcast_to(plain.layers["out"].b, (11, 3)),
+                               rtol=1e-14, atol=1e-14)
+
+
+def test_residual_config_round_trip_and_old_configs_load():
+    net = make_net(hidden=(8, 8, 8), residual=True)
+    assert net.config()["residual"] is True
+    assert nn.MLP(**{**net.config(), "dtype": np.float64}, rng=np.random.default_rng(0)).residual
+    old = {k: v for k, v in make_net().config().items() if k != "residual"}
+    assert not nn.MLP(**{**old, "dtype": np.float64}, rng=np.random.default_rng(0)).residual
+    assert net.num_params == make_net(hidden=(8, 8, 8)).num_params  # shortcuts add no weights
 
 
 def test_conditional_config_round_trip_and_old_configs_load():
