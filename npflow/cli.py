@@ -167,8 +167,8 @@ def _add_train(sub):
             p.add_argument(option, type=kind, default=argparse.SUPPRESS,
                            help=f"{text} (default: {shown})")
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                   help=f"shortcuts a_i = a_(i-1) + act(z_i) around the hidden layers (equal "
-                        f"widths; default: {defaults.residual}, with --data: "
+                   help=f"shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as wide "
+                        f"as the one before (default: {defaults.residual}, with --data: "
                         f"{DATA_DEFAULTS.get('residual', defaults.residual)})")
     p.add_argument("--conditional", action="store_true", default=argparse.SUPPRESS,
                    help="learn v(x, t, y) for the target's class labels y (for npflow sample "

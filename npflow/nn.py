@@ -314,7 +314,8 @@ class Cache:
     a : list of (n, h_i) outputs of the hidden layers.
     labels : (n,) int class labels (``n_classes`` = null), or None for an unconditional net.
     f : list of (n, h_i) ``act(z_i)``, the residual branches, for a residual net (``a_i`` is
-        then ``a_{i-1} + act(z_i)``); None for a plain one, whose ``a_i`` is ``act(z_i)`` itself.
+        ``a_{i-1} + act(z_i)`` where there is a shortcut); None for a plain net, whose ``a_i`` is
+        ``act(z_i)`` itself.
     """
 
     inp: np.ndarray
@@ -337,9 +338,10 @@ class MLP:
         v   = Linear_out(a_{L-1})
 
     Conditioning terms (the time projection, the class-label embedding) are *added* to ``z_0``.
-    A residual net (He et al. 2016, eq. 1, with the identity as shortcut) adds each hidden
-    layer's input to its output, ``a_i = a_{i-1} + act(z_i)`` for i >= 1, so that gradients reach
-    the first layers of a deep net through the shortcuts.
+    A residual net (He et al. 2016, eq. 1, with the identity as shortcut) adds a hidden layer's
+    input to its output, ``a_i = a_{i-1} + act(z_i)``, wherever the two have the same width
+    (``h_i = h_{i-1}``, i >= 1), so that gradients reach the first layers of a deep net through
+    the shortcuts.
 
     Parameters
     ----------
@@ -358,7 +360,7 @@ class MLP:
     time_scale : float
         Scale ``s`` of t inside the sinusoidal embedding (see :class:`SinusoidalEmbedding`).
     residual : bool
-        Shortcuts around hidden layers 1 .. L-1 (all hidden widths must then be equal). Plain
+        Shortcuts around the hidden layers i >= 1 whose width equals the previous one's. Plain
         nets stop improving beyond about 10 layers; residual ones go deeper (see
         ``train.DATA_DEFAULTS``).
     n_classes : int
@@ -382,7 +384,9 @@ class MLP:
         self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
         self.dtype = _check_dtype(dtype)
         self.n_classes = _check_n_classes(n_classes)
-        self.residual = check_residual(residual, self.hidden)
+        self.residual = _checks.boolean(residual, "residual")
+        h = self.hidden
+        self.shortcuts = tuple(self.residual and i > 0 and h[i] == h[i - 1] for i in range(len(h)))
         _checks.generator(rng)
 
         h = self.hidden
@@ -489,7 +493,7 @@ class MLP:
         for i, name in enumerate(self._hidden_names(), start=1):
             z = self.layers[name].forward(a, out=work.get(f"z{i}", (n, self.hidden[i])))
             f = self.activation.forward(z, out=z)
-            a = np.add(a, f, out=f) if self.residual else f
+            a = np.add(a, f, out=f) if self.shortcuts[i] else f
         return self.layers["out"].forward(a, out=work.get("v", (n, self.dim)))
 
     __call__ = forward
@@ -515,11 +519,13 @@ class MLP:
         for i, name in enumerate(self._hidden_names(), start=1):
             z = self.layers[name].forward(acts[-1], out=work.get(f"z{i}", (n, self.hidden[i])))
             zs.append(z)
-            if not self.residual:
-                acts.append(self.activation.forward(z, out=work.get(f"a{i}", z.shape)))
+            if self.shortcuts[i]:
+                branches.append(self.activation.forward(z, out=work.get(f"f{i}", z.shape)))
+                acts.append(np.add(acts[-1], branches[-1], out=work.get(f"a{i}", z.shape)))
                 continue
-            branches.append(self.activation.forward(z, out=work.get(f"f{i}", z.shape)))
-            acts.append(np.add(acts[-1], branches[-1], out=work.get(f"a{i}", z.shape)))
+            acts.append(self.activation.forward(z, out=work.get(f"a{i}", z.shape)))
+            if branches is not None:
+                branches.append(acts[-1])  # no shortcut here: the branch is the output
         v = self.layers["out"].forward(acts[-1], out=work.get("v", (n, self.dim)))
         return v, Cache(inp, emb, zs, acts, labels, branches)
 
@@ -541,7 +547,7 @@ class MLP:
                                          out=work.get(f"da{last}", cache.a[last].shape))
         for i in range(last, 0, -1):
             shortcut = None
-            if self.residual:  # da_i flows on unchanged through the shortcut to a_{i-1}
+            if self.shortcuts[i]:  # da_i flows on unchanged through the shortcut to a_{i-1}
                 shortcut = work.get("shortcut", da.shape)
                 shortcut[...] = da
             dz = self._activation_backward(cache, i, da)  # (n, h_i), written over da_i
@@ -588,11 +594,11 @@ class MLP:
             dz += self.layers["label"].tangent()  # 0: nor does y
         a = self.activation.forward(z)
         da = self.activation.derivative(z, a) * dz  # (k, n, h0)
-        for name in self._hidden_names():
+        for i, name in enumerate(self._hidden_names(), start=1):
             z, dz = self.layers[name].forward(a), self.layers[name].tangent(da)
             f = self.activation.forward(z)
             df = self.activation.derivative(z, f) * dz  # (k, n, h_i)
-            a, da = (a + f, da + df) if self.residual else (f, df)
+            a, da = (a + f, da + df) if self.shortcuts[i] else (f, df)
         return self.layers["out"].forward(a), self.layers["out"].tangent(da)
 
     def torch_state(self):
@@ -623,15 +629,6 @@ def _check_n_classes(n_classes):
     if n_classes < 0:
         raise ValueError(f"n_classes must be an integer >= 0, got {n_classes}")
     return int(n_classes)
-
-
-def check_residual(residual, hidden):
-    """``residual`` as a bool; shortcuts need every hidden width equal."""
-    residual = _checks.boolean(residual, "residual")
-    if residual and len(set(hidden)) > 1:
-        raise ValueError(f"residual needs equal hidden widths (a shortcut adds a layer's input "
-                         f"to its output), got hidden {','.join(map(str, hidden))}")
-    return residual
 
 
 def _check_dtype(dtype):

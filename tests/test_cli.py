@@ -121,8 +121,6 @@ def test_train_residual_flag_reaches_the_model(tmp_path, capsys):
     assert checkpoint.load(path).model().residual
     assert run(capsys, *argv, "--no-residual")[0] == 0
     assert not checkpoint.load(path).model().residual
-    code, out, err = run(capsys, "train", *TINY, "--hidden", "16,8", "--residual", "--out", path)
-    assert_usage_error(code, out, err, "residual", "16,8")
 
 
 def test_resume_refuses_fewer_steps_than_done(tmp_path, capsys):

@@ -196,9 +196,10 @@ def test_gradients_match_finite_differences(hidden, n, dim, activation, time_emb
                                             embed_dim, n_classes, residual, seed):
     """Every block, the label embedding E included (n_classes > 0: labels 0 .. n_classes, null
     included, so some rows of E are used by several points and some by none), with and without
-    residual shortcuts (which need equal widths: the first one is repeated)."""
+    residual shortcuts (where consecutive widths match)."""
     rng = np.random.default_rng(seed)
-    hidden = [hidden[0]] * len(hidden) if residual else hidden
+    if residual and len(hidden) > 2:  # at least one shortcut (where widths match)
+        hidden = hidden[:2] + [hidden[1]] + hidden[3:]
     net = nn.MLP(dim, hidden, activation, time_embedding, embed_dim, dtype=np.float64, rng=rng,
                  n_classes=n_classes, residual=residual)
     if n_classes:
@@ -665,12 +666,10 @@ def test_bad_inputs(entry, x, t, error, match):
     ({"dim": 0}, ValueError, r"dim must be an integer >= 1"),
     ({"time_scale": 0.0}, ValueError, r"time_scale must be in"),
     ({"time_scale": np.inf}, ValueError, r"time_scale must be a finite number"),
-    ({"residual": True}, ValueError, r"residual needs equal hidden widths.*got hidden 8,6"),
     ({"residual": 1}, TypeError, r"residual must be True or False"),
 ])
 def test_bad_constructor_arguments(kwargs, error, match):
-    hidden = (8, 6) if "residual" in kwargs else (8, 8)
-    args = {"dim": 2, "hidden": hidden, "rng": np.random.default_rng(0)} | kwargs
+    args = {"dim": 2, "hidden": (8, 8), "rng": np.random.default_rng(0)} | kwargs
     with pytest.raises(error, match=match):
         nn.MLP(**args)
 
@@ -807,6 +806,25 @@ def test_residual_config_round_trip_and_old_configs_load():
     old = {k: v for k, v in make_net().config().items() if k != "residual"}
     assert not nn.MLP(**{**old, "dtype": np.float64}, rng=np.random.default_rng(0)).residual
     assert net.num_params == make_net(hidden=(8, 8, 8)).num_params  # shortcuts add no weights
+
+
+def test_shortcuts_only_where_consecutive_widths_match():
+    """hidden (6, 6, 4, 4): shortcuts around layers 1 and 3; layer 2 (6 -> 4) has none. Zeroing
+    layer 3 then leaves v = out(a_2) with a_2 the plain output of layer 2."""
+    net = make_net(dim=2, hidden=(6, 6, 4, 4), activation="silu", residual=True)
+    assert net.shortcuts == (False, True, False, True)
+    assert make_net(hidden=(6, 6, 4, 4)).shortcuts == (False,) * 4
+    rng = np.random.default_rng(1)
+    x, t = make_batch(rng, 5, 2)
+    net.layers["hidden3"].W[...] = 0.0
+    net.layers["hidden3"].b[...] = 0.0
+    _, cache = net.forward_train(x, t)
+    silu = nn.ACTIVATIONS["silu"].forward
+    a1 = cache.a[0] + silu(cache.a[0] @ net.layers["hidden1"].W + net.layers["hidden1"].b)
+    a2 = silu(a1 @ net.layers["hidden2"].W + net.layers["hidden2"].b)
+    np.testing.assert_allclose(cache.a[1], a1, rtol=1e-13)
+    np.testing.assert_allclose(cache.a[3], a2, rtol=1e-13)
+    np.testing.assert_allclose(net.forward(x, t), net.layers["out"].forward(a2), rtol=1e-13)
 
 
 def test_conditional_config_round_trip_and_old_configs_load():

@@ -61,12 +61,10 @@ def test_config_rejects_wrong_types_naming_the_field(field, value):
         TrainConfig(**{field: value})
 
 
-def test_config_residual_needs_equal_widths_and_a_bool():
-    with pytest.raises(ValueError, match="residual needs equal hidden widths.*16,8"):
-        tiny(hidden=(16, 8), residual=True)
+def test_config_residual_is_a_bool_and_reaches_the_model():
     with pytest.raises(TypeError, match="residual must be True or False"):
         tiny(hidden=(16, 16), residual=1)
-    assert Trainer(tiny(hidden=(16, 16), residual=True)).model.residual
+    assert Trainer(tiny(hidden=(16, 16, 8), residual=True)).model.shortcuts == (False, True, False)
 
 
 def test_config_defaults_are_valid_and_json_round_trip():
