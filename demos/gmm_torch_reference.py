@@ -2,7 +2,7 @@
 
 Issue 13 quotes "a plain PyTorch flow-matching MLP (3 x 256 SiLU, 20,000 steps of 512) reaches a
 KL of about 0.11 nats at d = 10". This script trains exactly that recipe on the rows of
-``demos/gmm_benchmark.py`` (the same mixture ``make_gmm(d, default_rng([GMM_SEED, d]))``, the same
+``demos/gmm_benchmark.py`` (the same mixture ``make_gmm(d, default_rng([GMM_SEED, d]), mixture)``, the same
 20,000 training and 10,000 held-out rows drawn from ``default_rng([seed, d])``), so its KL and the
 benchmark's are measured on the same data:
 
@@ -50,6 +50,8 @@ QUICK = {"steps": 200, "batch_size": 64, "hidden": (32, 32, 32), "n_eval": 200}
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--d", type=int, default=10, help="dimension of the mixture (default: 10)")
+    p.add_argument("--mixture", choices=list(gmm_benchmark.MIXTURES), default="near",
+                   help="which of gmm_benchmark's mixtures (default: near)")
     p.add_argument("--steps", type=int, default=20000, help="Adam steps (default: 20000)")
     p.add_argument("--batch-size", type=int, default=512, help="rows per step (default: 512)")
     p.add_argument("--lr", type=float, default=1e-3, help="constant learning rate (default: 1e-3)")
@@ -61,8 +63,9 @@ def parse_args(argv=None):
     p.add_argument("--n-eval", type=int, default=2000,
                    help=f"held-out rows scored, at most {N_HELDOUT} (default: 2000)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
-    p.add_argument("--out", default=os.path.join(HERE, "figures", "gmm_torch_reference.json"),
-                   help="JSON file of the result (default: demos/figures/gmm_torch_reference.json)")
+    p.add_argument("--out", default=None,
+                   help="JSON file of the result (default: "
+                        "demos/figures/gmm_torch_reference_<mixture>.json)")
     args = p.parse_args(argv)
     try:
         args.hidden = tuple(int(h) for h in args.hidden.split(","))
@@ -82,12 +85,14 @@ def parse_args(argv=None):
         p.error(f"--batch-size must be at most the {N_TRAIN} training rows")
     if not 2 <= args.n_eval <= N_HELDOUT:
         p.error(f"--n-eval must be between 2 and {N_HELDOUT}")
+    if args.out is None:
+        args.out = os.path.join(HERE, "figures", f"gmm_torch_reference_{args.mixture}.json")
     return args
 
 
-def benchmark_rows(d, seed):
+def benchmark_rows(d, seed, mixture="near"):
     """``(gmm, train_rows (20000, d), heldout_rows (10000, d))`` exactly as in run_dim."""
-    gmm = gmm_benchmark.make_gmm(d, np.random.default_rng([gmm_benchmark.GMM_SEED, d]))
+    gmm = gmm_benchmark.make_gmm(d, np.random.default_rng([gmm_benchmark.GMM_SEED, d]), mixture)
     rng = np.random.default_rng([seed, d])
     train_rows = gmm_benchmark.sample_gmm(gmm, N_TRAIN, rng)  # (20000, d)
     heldout_rows = gmm_benchmark.sample_gmm(gmm, N_HELDOUT, rng)  # (10000, d)
@@ -172,7 +177,7 @@ def main(argv=None):
         print("gmm_torch_reference.py needs PyTorch, which is not installed", file=sys.stderr)
         raise SystemExit(2)
     torch.set_num_threads(args.threads)
-    gmm, train_rows, heldout_rows = benchmark_rows(args.d, args.seed)
+    gmm, train_rows, heldout_rows = benchmark_rows(args.d, args.seed, args.mixture)
     mean, scale = train_rows.mean(axis=0), train_rows.std(axis=0)  # (d,), (d,)
     z = ((train_rows - mean) / scale).astype(np.float32)  # (20000, d)
     net = torch_net(args.d, args.hidden, args.seed)
@@ -187,9 +192,10 @@ def main(argv=None):
         "eval": f"rk4, {EVAL_STEPS} steps", "train_wall_seconds": wall,
         "train_cpu_seconds": cpu, "losses": losses, "agreement": deviation,
         "torch_version": torch.__version__,
-        "options": {**vars(args), "hidden": list(args.hidden)},
+        "options": {**vars(args), "hidden": list(args.hidden),
+                    "out": os.path.basename(args.out)},
     }
-    print(f"d = {args.d}: torch reference KL {kl:.4f} +- {stderr:.4f} nats (paired, "
+    print(f"{args.mixture} d = {args.d}: torch reference KL {kl:.4f} +- {stderr:.4f} nats (paired, "
           f"{args.n_eval} rows), trained in {wall:.0f} s wall, {cpu:.0f} s CPU")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:

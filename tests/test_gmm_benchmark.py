@@ -113,20 +113,34 @@ def test_make_gmm_validates_its_arguments():
         gb.make_gmm(0, np.random.default_rng(0))
     with pytest.raises(TypeError, match="rng"):
         gb.make_gmm(2, 0)
+    with pytest.raises(ValueError, match="mixture must be one of far, near, got 'wide'"):
+        gb.make_gmm(2, np.random.default_rng(0), "wide")
     with pytest.raises(ValueError, match=r"x must have shape \(n, 2\)"):
         gb.gmm_log_density(gb.make_gmm(2, np.random.default_rng(0)), np.zeros((3, 5)))
 
 
+def test_the_two_mixtures_differ_only_in_the_scale_of_their_means():
+    """far: s_d = 2.6 in every d; near: 3 / sqrt(d); the same covariances and mean directions."""
+    dim = 10
+    far, near = (gb.make_gmm(dim, np.random.default_rng([gb.GMM_SEED, dim]), m)
+                 for m in ("far", "near"))
+    np.testing.assert_array_equal(far.covs, near.covs)
+    np.testing.assert_allclose(far.means, near.means * 2.6 / (3.0 / np.sqrt(dim)), rtol=1e-12)
+    gaps = np.linalg.norm(far.means[:, None] - far.means[None], axis=-1)[np.triu_indices(8, 1)]
+    assert 7.0 < np.median(gaps) < 16.0  # ~ 2.6 sqrt(2 d) = 11.6
+
+
 def test_quick_run_writes_the_tables(tmp_path):
     rows = gb.main(["--quick", "--dims", "2", "3", "--out", str(tmp_path)])
-    assert [r["d"] for r in rows] == [2, 3]
+    assert [(r["mixture"], r["d"]) for r in rows] == [("far", 2), ("far", 3), ("near", 2),
+                                                      ("near", 3)]
     with open(tmp_path / gb.JSON_NAME) as f:
         stored = json.load(f)
-    assert stored["quick"] and len(stored["rows"]) == 2
+    assert stored["quick"] and len(stored["rows"]) == 4
     for row in stored["rows"]:
         assert np.isfinite([row["flow_kl"], row["gaussian_kl"], row["entropy"]]).all()
         # KL = NLL - H on the held-out rows, however the Monte Carlo errors fall
         assert row["flow_kl"] == pytest.approx(row["flow_nll"] - row["entropy"])
         assert row["gaussian_kl_paired"] > 0  # the fitted Gaussian is worse than the truth
     table = (tmp_path / gb.MD_NAME).read_text()
-    assert table.count("\n") == 4 and "Gaussian KL" in table
+    assert table.count("\n") == 6 and "Gaussian KL" in table
