@@ -130,6 +130,12 @@ def test_the_two_mixtures_differ_only_in_the_scale_of_their_means():
     assert 7.0 < np.median(gaps) < 16.0  # ~ 2.6 sqrt(2 d) = 11.6
 
 
+def test_definition_stderr_adds_the_two_variances():
+    """std([0, 2]) = sqrt(2): over 4 rows the NLL's error is sqrt(2) / 2; H's is 0.5."""
+    se = gb.definition_stderr(np.array([0.0, 2.0]), 4, gb.Estimate(1.0, 0.5))
+    assert se == pytest.approx(np.sqrt(0.5 + 0.25))
+
+
 def test_quick_run_writes_the_tables(tmp_path):
     rows = gb.main(["--quick", "--dims", "2", "3", "--out", str(tmp_path)])
     assert [(r["mixture"], r["d"]) for r in rows] == [("far", 2), ("far", 3), ("near", 2),
@@ -141,6 +147,7 @@ def test_quick_run_writes_the_tables(tmp_path):
         assert np.isfinite([row["flow_kl"], row["gaussian_kl"], row["entropy"]]).all()
         # KL = NLL - H on the held-out rows, however the Monte Carlo errors fall
         assert row["flow_kl"] == pytest.approx(row["flow_nll"] - row["entropy"])
+        assert row["flow_kl_stderr"] > row["entropy_stderr"]  # the NLL's error comes on top
         assert row["gaussian_kl_paired"] > 0  # the fitted Gaussian is worse than the truth
     table = (tmp_path / gb.MD_NAME).read_text()
     assert table.count("\n") == 6 and "Gaussian KL" in table
