@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo demos minimal digits gmm ablation bench paper clean
+.PHONY: test demo demos minimal digits gmm gmm-torch ablation bench paper clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("npflow needs Python 3.10 or newer") if sys.version_info < (3, 10) else None'
@@ -35,9 +35,15 @@ minimal: $(STAMP)
 digits: $(STAMP)
 	$(BIN)/python demos/digits.py --out demos/output/digits
 
-# Your own data in d = 2, 5, 10, 20: KL to a known Gaussian-mixture density, through the CLI.
+# Your own data in d = 2, 5, 10, 20, two mixtures: KL to a known density, through the CLI (19 min).
 gmm: $(STAMP)
 	$(BIN)/python demos/gmm_benchmark.py --out demos/output/gmm_benchmark
+
+# The issue's plain PyTorch recipe on gmm's rows (needs torch: TORCH_PYTHON=/path/to/python).
+TORCH_PYTHON ?= $(BIN)/python
+gmm-torch: $(STAMP)
+	PYTHONPATH=. $(TORCH_PYTHON) demos/gmm_torch_reference.py --mixture near --out demos/output/gmm_torch_reference_near.json
+	PYTHONPATH=. $(TORCH_PYTHON) demos/gmm_torch_reference.py --mixture far --out demos/output/gmm_torch_reference_far.json
 
 # One change at a time from a base configuration, one picture (runs are cached).
 ablation: $(STAMP)
