@@ -385,11 +385,10 @@ class MLP:
         self.dtype = _check_dtype(dtype)
         self.n_classes = _check_n_classes(n_classes)
         self.residual = _checks.boolean(residual, "residual")
-        h = self.hidden
-        self.shortcuts = tuple(self.residual and i > 0 and h[i] == h[i - 1] for i in range(len(h)))
         _checks.generator(rng)
 
         h = self.hidden
+        self.shortcuts = tuple(self.residual and i > 0 and h[i] == h[i - 1] for i in range(len(h)))
         sinusoidal = self.time_embedding == "sinusoidal"
         self.embed = SinusoidalEmbedding(self.embed_dim, self.time_scale) if sinusoidal else None
         self.layers = {"in": Linear(self.dim + (0 if sinusoidal else 1), h[0])}

@@ -700,9 +700,10 @@ def training_memory(config, dim, n_classes=0):
 
     Seven arrays of P parameters (weights, gradients, two Adam moments, the EMA, two scratch
     buffers); per batch row, four arrays per hidden unit (pre-activation, activation, their
-    gradients; five with residual shortcuts, which keep the branch ``act(z_i)`` apart) and a dozen float64 values per coordinate (draws, path, coupling); an OT or
-    Sinkhorn coupling adds three (B, B) float64 matrices. An estimate for a clear error before
-    allocating, not an exact count.
+    gradients; five with residual shortcuts, which keep the branch ``act(z_i)`` apart) and a
+    dozen float64 values per coordinate (draws, path, coupling); an OT or Sinkhorn coupling adds
+    three (B, B) float64 matrices. An estimate for a clear error before allocating, not an exact
+    count.
     """
     itemsize = np.dtype(config.dtype).itemsize
     params = param_count(dim, config.hidden, config.time_embedding, config.embed_dim, n_classes)
