@@ -504,19 +504,12 @@ class _Space:
         ``rng`` draws ``u`` and Hutchinson's probes ("auto" ignores them up to
         ``likelihood.EXACT_MAX_DIM`` dimensions; "exact" takes none).
         """
-        kwargs = {**solver_kwargs, "divergence": divergence}
-        if divergence != "exact":
-            kwargs.update(rng=rng, n_probes=n_probes)
-        log_p0, shift = None, 0.0
-        if self.rows:
-            x = self.transform.dequantized(x, rng) if self.transform.dequantize else x
-            shift = self.transform.log_abs_det()
-        else:
+        transform, log_p0 = self.transform if self.rows else None, None
+        if not self.rows:
             log_p0 = _source_log_density(self.config["source"])
         with _stage("integrating the likelihood failed"):
-            ll = likelihood.log_likelihood(model, self.to_network(x).astype(model.dtype),
-                                           log_p0=log_p0, **kwargs)
-        return ll.log_prob.astype(np.float64) + shift, ll
+            return likelihood.log_likelihood_of_rows(model, x, rng, transform, divergence,
+                                                     n_probes, log_p0=log_p0, **solver_kwargs)
 
     def check_rows(self, x, option):
         if x.shape[1] != self.dim:

@@ -181,16 +181,10 @@ class Flow:
         -------
         (n,) float64 ndarray
         """
-        X = np.asarray(self._rows(X), dtype=np.float64)
-        rng = self._rng(rng)
-        if self.transform_.dequantize:
-            X = self.transform_.dequantized(X, rng)
-        z = self.transform_.forward(X).astype(self.model_.dtype)
-        # "auto" ignores rng and n_probes up to EXACT_MAX_DIM; "exact" takes neither
-        probes = {} if self.divergence == "exact" else {"rng": rng, "n_probes": self.n_probes}
-        ll = likelihood.log_likelihood(self.model_, z, method=self.solver, steps=self.solver_steps,
-                                       divergence=self.divergence, **probes)
-        return ll.log_prob.astype(np.float64) + self.transform_.log_abs_det()
+        log_p, _ = likelihood.log_likelihood_of_rows(
+            self.model_, self._rows(X), self._rng(rng), self.transform_, self.divergence,
+            self.n_probes, method=self.solver, steps=self.solver_steps)
+        return log_p
 
     def score(self, X, y=None, rng=None):
         """Mean log-density of the rows of ``X`` (higher is better); ``y`` is ignored."""

@@ -186,6 +186,30 @@ def log_likelihood(model, x1, method="rk4", steps=None, rtol=1e-5, atol=1e-5, lo
     return LogLikelihood(log_p0(x0) + delta, x0, delta, nfe, stderr)
 
 
+def log_likelihood_of_rows(model, x, rng=None, transform=None, divergence="auto", n_probes=None,
+                           **kwargs):
+    """``log p_x(x) = log p_z(z) + log|det dz/dx|`` of rows ``x`` (n, d) in data units.
+
+    ``z = transform.forward(x)`` (a :class:`~npflow.transforms.Standardize`; None: the network
+    works in data units) and ``log p_z`` is :func:`log_likelihood`'s. A dequantizing transform
+    first adds fresh ``u ~ U[0, 1)`` to each row (Theis et al. 2016), drawn from ``rng``, which
+    also draws Hutchinson's probes when the divergence is estimated (``"exact"`` takes none).
+    ``kwargs`` go to :func:`log_likelihood` (the solver, ``log_p0``, ``chunk_size``).
+
+    Returns
+    -------
+    (n,) float64 ndarray of ``log p_x(x)``, and the :class:`LogLikelihood` in the network's space
+    """
+    x = np.asarray(x, dtype=np.float64)
+    shift = 0.0
+    if transform is not None:
+        x = transform.dequantized(x, rng) if transform.dequantize else x
+        x, shift = transform.forward(x), transform.log_abs_det()
+    probes = {} if divergence == "exact" else {"rng": rng, "n_probes": n_probes}
+    ll = log_likelihood(model, x.astype(model.dtype), divergence=divergence, **probes, **kwargs)
+    return ll.log_prob.astype(np.float64) + shift, ll
+
+
 def _probes_per_point(divergence, d, rng, n_probes):
     """Hutchinson's k for this call, or None for the exact divergence (checks the arguments)."""
     _checks.choice(divergence, "divergence", DIVERGENCES)

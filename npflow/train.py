@@ -174,6 +174,15 @@ def sample_t(rng, n, kind, dtype=np.float64):
     return (1.0 / (1.0 + np.exp(-z))).astype(dtype)
 
 
+def path_batch(path, x0, x1, rng, time_sampling, dtype):
+    """Draw ``t`` (and the path's noise ``eps``) for the pairs (x0, x1), each (n, d), and
+    evaluate the path there: its :class:`~npflow.paths.PathSample` (xt, t, ut) in ``dtype``."""
+    t = sample_t(rng, x0.shape[0], time_sampling)
+    eps = rng.standard_normal(x0.shape) if path.needs_noise else None
+    return path.sample(x0.astype(dtype), x1.astype(dtype), t.astype(dtype),
+                       eps=None if eps is None else eps.astype(dtype))
+
+
 class RowBatches:
     """A finite dataset as a stream of CFM training batches (the Trainer's ``data``).
 
@@ -234,7 +243,11 @@ class RowBatches:
         """x0: standard normal noise in d dimensions, or the next rows of the source data."""
         if self.source is None:
             return rng.standard_normal((n, self.dim))
-        rows = np.sort(self.source_sampler.next_batch())
+        return self._source_rows(self.source_sampler.next_batch())
+
+    def _source_rows(self, rows):
+        """Source rows (sorted first: faster on a memmap) in the network's space."""
+        rows = np.sort(rows)
         return self.source_transform.forward(np.asarray(self.source[rows], dtype=np.float64))
 
     def validation_loss(self, model, path, coupling):
@@ -260,17 +273,13 @@ class RowBatches:
         if self.source is None:
             x0 = rng.standard_normal(x1.shape)
         else:
-            pick = np.sort(rng.choice(len(self.source), size=len(rows)))
-            x0 = self.source_transform.forward(np.asarray(self.source[pick], dtype=np.float64))
+            x0 = self._source_rows(rng.choice(len(self.source), size=len(rows)))
         pairs = [coupling(x0[s:s + self.config.batch_size], x1[s:s + self.config.batch_size],
                           rng, None if y1 is None else y1[s:s + self.config.batch_size])
                  for s in range(0, len(rows), self.config.batch_size)]
         x0, x1 = np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
         y1 = None if y1 is None else np.concatenate([p[2] for p in pairs])
-        t = sample_t(rng, len(rows), self.config.time_sampling)
-        eps = rng.standard_normal(x0.shape) if path.needs_noise else None
-        ps = path.sample(x0.astype(dtype), x1.astype(dtype), t.astype(dtype),
-                         eps=None if eps is None else eps.astype(dtype))
+        ps = path_batch(path, x0, x1, rng, self.config.time_sampling, dtype)
         return ps.xt, ps.t, ps.ut, y1
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -420,13 +429,8 @@ class Trainer:
         runs draw a minibatch of the fixed pairs instead; runs on a finite dataset the next
         minibatch of its rows (:class:`RowBatches`).
         """
-        cfg, rng, n = self.config, self.rng, self.config.batch_size
-        x0, x1, y = self._draw_pairs(n)
-        t = sample_t(rng, n, cfg.time_sampling)
-        eps = rng.standard_normal(x0.shape) if self.path.needs_noise else None
-        dtype = self.model.dtype
-        ps = self.path.sample(x0.astype(dtype), x1.astype(dtype), t.astype(dtype),
-                              eps=None if eps is None else eps.astype(dtype))
+        x0, x1, y = self._draw_pairs(self.config.batch_size)
+        ps = path_batch(self.path, x0, x1, self.rng, self.config.time_sampling, self.model.dtype)
         return Batch(ps.xt, ps.t, ps.ut, y)
 
     def _draw_pairs(self, n):

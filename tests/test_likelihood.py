@@ -458,3 +458,22 @@ def test_divergence_helpers_reject_bad_arguments():
         draw_probes(np.random.default_rng(0), (2, 3, 2), "uniform")
     with pytest.raises(TypeError, match="rng"):
         draw_probes(np.random.RandomState(0), (2, 3, 2))
+
+
+# --- rows in data units --------------------------------------------------------------------
+
+def test_log_likelihood_of_rows_adds_the_transforms_log_jacobian():
+    """z = (x - m) / s: log p_x(x) = log p_z(z) - sum log s; dequantized rows get x + u first."""
+    from npflow.likelihood import log_likelihood_of_rows
+    from npflow.transforms import Standardize
+    rng = np.random.default_rng(3)
+    net, x = make_mlp(2), rng.integers(0, 5, size=(7, 2)).astype(np.float64)
+    mean, scale = np.array([1.0, -2.0]), np.array([0.5, 4.0])
+    log_px, _ = log_likelihood_of_rows(net, x, None, Standardize(mean, scale), steps=8)
+    direct = log_likelihood(net, (x - mean) / scale, steps=8).log_prob
+    np.testing.assert_allclose(log_px, direct - np.log(scale).sum(), rtol=1e-12)
+    u = np.random.default_rng(4).random(x.shape)  # what the dequantizing transform draws
+    log_pu, _ = log_likelihood_of_rows(net, x, np.random.default_rng(4),
+                                       Standardize(mean, scale, dequantize=True), steps=8)
+    shifted = log_likelihood(net, (x + u - mean) / scale, steps=8).log_prob
+    np.testing.assert_allclose(log_pu, shifted - np.log(scale).sum(), rtol=1e-10)
