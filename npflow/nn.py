@@ -545,16 +545,15 @@ class MLP:
         da = self.layers["out"].backward(cache.a[last], dv,
                                          out=work.get(f"da{last}", cache.a[last].shape))
         for i in range(last, 0, -1):
-            shortcut = None
-            if self.shortcuts[i]:  # da_i flows on unchanged through the shortcut to a_{i-1}
-                shortcut = work.get("shortcut", da.shape)
-                shortcut[...] = da
-            dz = self._activation_backward(cache, i, da)  # (n, h_i), written over da_i
-            da = self.layers[f"hidden{i}"].backward(
+            # a shortcut still needs da_i (it flows on unchanged to a_{i-1}): dz_i goes elsewhere
+            dz = self._activation_backward(
+                cache, i, da, out=work.get("dz", da.shape) if self.shortcuts[i] else da)
+            da_prev = self.layers[f"hidden{i}"].backward(
                 cache.a[i - 1], dz, out=work.get(f"da{i - 1}", cache.a[i - 1].shape))
-            if shortcut is not None:
-                da += shortcut
-        dz0 = self._activation_backward(cache, 0, da)  # (n, h0)
+            if self.shortcuts[i]:
+                da_prev += da
+            da = da_prev
+        dz0 = self._activation_backward(cache, 0, da, out=da)  # (n, h0)
         if cache.emb is not None:
             self.layers["time"].backward(cache.emb, dz0, need_dx=False)
         if cache.labels is not None:
@@ -562,11 +561,11 @@ class MLP:
         dinp = self.layers["in"].backward(cache.inp, dz0, out=work.get("dinp", cache.inp.shape))
         return dinp[:, :self.dim]
 
-    def _activation_backward(self, cache, i, da):
-        """``dz_i = f'(z_i) * da_i``, written over ``da_i`` (n, h_i), which nothing reads again."""
+    def _activation_backward(self, cache, i, da, out):
+        """``dz_i = f'(z_i) * da_i`` (n, h_i), written into ``out`` (``da_i`` itself when nothing
+        reads it again)."""
         f = cache.a[i] if cache.f is None else cache.f[i]  # act(z_i)
-        da *= self.activation.derivative(cache.z[i], f)
-        return da
+        return np.multiply(da, self.activation.derivative(cache.z[i], f), out=out)
 
     def jvp(self, x, t, y=None, *, dx):
         """Jacobian-vector products ``(dv/dx) dx_k`` for k tangents at once (forward mode).
