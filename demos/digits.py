@@ -74,7 +74,7 @@ def parse_args(argv=None):
     return args
 
 
-def split(X, y, seed):
+def split(X, seed):
     """Seeded 80/20 split: (train rows, held-out rows) as index arrays."""
     perm = np.random.default_rng(seed).permutation(X.shape[0])
     return perm[N_HELD_OUT:], perm[:N_HELD_OUT]
@@ -131,7 +131,7 @@ def main(argv=None):
 
     X, y = datasets.load_digits()
     X = X.astype(np.float64)
-    train, test = split(X, y, args.seed)
+    train, test = split(X, args.seed)
     Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
     u_test_seed = args.seed + 1  # one fixed dequantization of the held-out images for every model
     x_test_u = Xte + np.random.default_rng(u_test_seed).random(Xte.shape)
@@ -200,7 +200,7 @@ def main(argv=None):
     fig = viz.image_grid(sweep, ncols=20, row_labels=[f"w={w:g}" for w in GUIDANCE], vmin=0,
                          vmax=16, title="guidance sweep: two samples of every class per row")
     _common.save(fig, folder, "digits_guidance.png")
-    _gif(flow, folder, rng, args)
+    _gif(flow, folder, rng)
     _interpolation(flow, Xte, yte, folder)
     nearest = np.argmin(couplings.squared_distances(samples[:10], Xtr), axis=1)  # (10,)
     shown = np.concatenate([samples[:10], Xtr[nearest]])
@@ -217,7 +217,7 @@ def main(argv=None):
     return results
 
 
-def _gif(flow, folder, rng, args):
+def _gif(flow, folder, rng):
     """Frames of 30 digits forming from noise: the flow's rk4 states mapped to data units."""
     z0 = rng.standard_normal((30, D)).astype(flow.model_.dtype)
     sol = solvers.solve(flow.model_, z0, "rk4", 20, return_trajectory=True)  # 21 states

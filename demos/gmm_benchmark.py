@@ -181,6 +181,7 @@ def entropy(gmm, n, rng):
 # The benchmark: write the rows to CSV, train and score a flow on them, tabulate KL per d
 # ----------------------------------------------------------------------------------------------
 DIMS = (2, 5, 10, 20)
+N_TRAIN, N_HELDOUT = 20000, 10000  # rows per mixture and d (the target was set on 20,000)
 GMM_SEED = 7  # the mixture of dimension d is make_gmm(d, default_rng([GMM_SEED, d]), mixture)
 JSON_NAME = "gmm_benchmark.json"
 MD_NAME = "gmm_benchmark.md"
@@ -204,7 +205,7 @@ def write_csv(path, x):
     np.savetxt(path, x, delimiter=",", fmt="%.17g")
 
 
-def train_and_score(train_csv, heldout_csv, workdir, args):
+def train_and_score(train_csv, heldout_csv, heldout_rows, workdir, args):
     """Train with ``npflow train --data`` (its defaults for data) and score the held-out rows.
 
     The held-out NLL is ``npflow evaluate --data --json`` (rk4 with ``args.eval_steps`` steps,
@@ -222,7 +223,7 @@ def train_and_score(train_csv, heldout_csv, workdir, args):
     solver = ["--model", model, "--solver", "rk4", "--steps", str(args.eval_steps)]
     result = json.loads(_npflow("evaluate", *solver, "--data", heldout_csv, "--json"))
     subset = os.path.join(workdir, "subset.csv")
-    write_csv(subset, np.loadtxt(heldout_csv, delimiter=",", ndmin=2)[:STDERR_ROWS])
+    write_csv(subset, heldout_rows[:STDERR_ROWS])
     scores = os.path.join(workdir, "log_prob.npy")
     _npflow("log-prob", *solver, "--data", subset, "--out", scores)
     return FlowScore(float(result["nll"]), wall, cpu), np.load(scores).ravel()  # (m,)
@@ -238,12 +239,18 @@ def _npflow(*argv):
     return out.getvalue()
 
 
+def benchmark_rows(dim, mixture, rng, n_train=N_TRAIN, n_heldout=N_HELDOUT):
+    """``(gmm, train_rows (n_train, d), heldout_rows (n_heldout, d))``: the mixture of dimension
+    ``dim`` (its own fixed generator) and rows drawn from ``rng``, training rows first."""
+    gmm = make_gmm(dim, np.random.default_rng([GMM_SEED, dim]), mixture)
+    return gmm, sample_gmm(gmm, n_train, rng), sample_gmm(gmm, n_heldout, rng)
+
+
 def run_dim(dim, mixture, args, workdir):
     """Benchmark one dimension of one mixture: the row of the table (a dict)."""
-    gmm = make_gmm(dim, np.random.default_rng([GMM_SEED, dim]), mixture)
     rng = np.random.default_rng([args.seed, dim])
-    train_rows = sample_gmm(gmm, args.n_train, rng)  # (n_train, d)
-    heldout_rows = sample_gmm(gmm, args.n_heldout, rng)  # (n_heldout, d)
+    gmm, train_rows, heldout_rows = benchmark_rows(dim, mixture, rng, args.n_train,
+                                                   args.n_heldout)
     h = entropy(gmm, args.n_entropy, rng)
     train_csv = os.path.join(workdir, f"train_{mixture}_d{dim}.csv")
     heldout_csv = os.path.join(workdir, f"heldout_{mixture}_d{dim}.csv")
@@ -251,7 +258,7 @@ def run_dim(dim, mixture, args, workdir):
     write_csv(heldout_csv, heldout_rows)
     folder = os.path.join(workdir, f"{mixture}_d{dim}")
     os.makedirs(folder, exist_ok=True)
-    flow, log_q = train_and_score(train_csv, heldout_csv, folder, args)
+    flow, log_q = train_and_score(train_csv, heldout_csv, heldout_rows, folder, args)
     log_p = gmm_log_density(gmm, heldout_rows)  # (n_heldout,) the truth on the same rows
     nll_true = float(-log_p.mean())
     gaps = log_p[:len(log_q)] - log_q  # (m,) log p - log q row by row
@@ -287,9 +294,9 @@ def markdown_table(rows):
              "flow KL (paired) | train wall s | train CPU s | NLL rk4 steps |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.get('mixture', 'near')} | {r['d']} | "
+        lines.append(f"| {r['mixture']} | {r['d']} | "
                      f"{r['entropy']:.3f} +- {r['entropy_stderr']:.3f} | "
-                     f"{r['flow_kl']:.3f} +- {r.get('flow_kl_stderr', float('nan')):.3f} | "
+                     f"{r['flow_kl']:.3f} +- {r['flow_kl_stderr']:.3f} | "
                      f"{r['gaussian_kl']:.3f} | {r['flow_kl_paired']:.3f} +- "
                      f"{r['flow_kl_paired_stderr']:.3f} "
                      f"| {r['train_wall_seconds']:.0f} | {r['train_cpu_seconds']:.0f} "
@@ -304,8 +311,8 @@ def parse_args(argv=None):
     p.add_argument("--dims", type=int, nargs="+", default=list(DIMS), help="dimensions d")
     p.add_argument("--mixtures", nargs="+", choices=list(MIXTURES), default=list(MIXTURES),
                    help="which mixtures (default: all; see MIXTURES)")
-    p.add_argument("--n-train", type=int, default=20000, help="training rows per d")
-    p.add_argument("--n-heldout", type=int, default=10000, help="held-out rows of the NLL")
+    p.add_argument("--n-train", type=int, default=N_TRAIN, help="training rows per d")
+    p.add_argument("--n-heldout", type=int, default=N_HELDOUT, help="held-out rows of the NLL")
     p.add_argument("--n-entropy", type=int, default=200000, help="rows of the entropy estimate")
     p.add_argument("--eval-steps", type=int, default=EVAL_STEPS,
                    help=f"rk4 steps of the held-out NLL (default: {EVAL_STEPS})")
@@ -335,15 +342,17 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as scratch:
         workdir = scratch if args.workdir is None else args.workdir
         os.makedirs(workdir, exist_ok=True)
-        for mixture, dim in ((m, d) for m in args.mixtures for d in args.dims):
-            rows.append(run_dim(dim, mixture, args, workdir))
-            r = rows[-1]
-            print(f"{mixture} d = {dim:2d}: flow KL {r['flow_kl']:.3f} "
-                  f"(paired {r['flow_kl_paired']:.3f}), Gaussian KL {r['gaussian_kl']:.3f}, trained in {r['train_wall_seconds']:.0f} s")
-            with open(os.path.join(args.out, JSON_NAME), "w") as f:
-                json.dump({"rows": rows, "quick": args.quick}, f, indent=1)
-            with open(os.path.join(args.out, MD_NAME), "w") as f:
-                f.write(markdown_table(rows))
+        for mixture in args.mixtures:
+            for dim in args.dims:
+                r = run_dim(dim, mixture, args, workdir)
+                rows.append(r)
+                print(f"{mixture} d = {dim:2d}: flow KL {r['flow_kl']:.3f} (paired "
+                      f"{r['flow_kl_paired']:.3f}), Gaussian KL {r['gaussian_kl']:.3f}, "
+                      f"trained in {r['train_wall_seconds']:.0f} s")
+                with open(os.path.join(args.out, JSON_NAME), "w") as f:
+                    json.dump({"rows": rows, "quick": args.quick}, f, indent=1)
+                with open(os.path.join(args.out, MD_NAME), "w") as f:
+                    f.write(markdown_table(rows))
     print(markdown_table(rows))
     return rows
 

@@ -42,7 +42,7 @@ except ImportError:
     torch = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-N_TRAIN, N_HELDOUT = 20000, 10000  # the rows of gmm_benchmark.run_dim
+N_TRAIN, N_HELDOUT = gmm_benchmark.N_TRAIN, gmm_benchmark.N_HELDOUT  # its default rows
 EVAL_STEPS = 10  # rk4 steps of the held-out likelihood
 QUICK = {"steps": 200, "batch_size": 64, "hidden": (32, 32, 32), "n_eval": 200}
 
@@ -92,11 +92,7 @@ def parse_args(argv=None):
 
 def benchmark_rows(d, seed, mixture="near"):
     """``(gmm, train_rows (20000, d), heldout_rows (10000, d))`` exactly as in run_dim."""
-    gmm = gmm_benchmark.make_gmm(d, np.random.default_rng([gmm_benchmark.GMM_SEED, d]), mixture)
-    rng = np.random.default_rng([seed, d])
-    train_rows = gmm_benchmark.sample_gmm(gmm, N_TRAIN, rng)  # (20000, d)
-    heldout_rows = gmm_benchmark.sample_gmm(gmm, N_HELDOUT, rng)  # (10000, d)
-    return gmm, train_rows, heldout_rows
+    return gmm_benchmark.benchmark_rows(d, mixture, np.random.default_rng([seed, d]))
 
 
 def npflow_layout(d, hidden):

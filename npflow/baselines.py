@@ -19,6 +19,7 @@ D. Arthur, S. Vassilvitskii. k-means++: the advantages of careful seeding. SODA 
 import numpy as np
 
 from . import _checks
+from .couplings import squared_distances
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -151,7 +152,7 @@ class GaussianMixture:
             raise ValueError(f"X must hold at least n_components = {self.n_components} points, "
                              f"got {X.shape[0]}")
         seeds = _kmeans_plus_plus(X, self.n_components, rng)  # (K, d)
-        nearest = np.argmin(_squared_distances(X, seeds), axis=1)  # (n,)
+        nearest = np.argmin(squared_distances(X, seeds), axis=1)  # (n,)
         self._m_step(X, np.eye(self.n_components)[nearest])  # hard assignments to start
         self.history_, self.converged_ = [], False
         for self.n_iter_ in range(1, self.max_iter + 1):
@@ -212,21 +213,15 @@ class GaussianMixture:
         return self.means_.shape[1]
 
 
-def _squared_distances(X, centres):
-    """``|x_n - c_k|^2`` (n, K), clipped at 0 against rounding."""
-    sq = np.sum(X * X, axis=1)[:, None] - 2 * X @ centres.T + np.sum(centres * centres, axis=1)
-    return np.maximum(sq, 0.0)
-
-
 def _kmeans_plus_plus(X, k, rng):
     """k seeds (k, d) among the rows of X: the first uniform, each next with P ~ D(x)^2."""
     seeds = [X[rng.integers(X.shape[0])]]
-    d2 = _squared_distances(X, seeds[0][None])[:, 0]  # (n,) to the nearest seed so far
+    d2 = squared_distances(X, seeds[0][None])[:, 0]  # (n,) to the nearest seed so far
     for _ in range(1, k):
         total = d2.sum()
         i = rng.choice(X.shape[0], p=d2 / total) if total > 0 else rng.integers(X.shape[0])
         seeds.append(X[i])
-        d2 = np.minimum(d2, _squared_distances(X, X[i][None])[:, 0])
+        d2 = np.minimum(d2, squared_distances(X, X[i][None])[:, 0])
     return np.stack(seeds)
 
 

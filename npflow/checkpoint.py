@@ -71,7 +71,7 @@ class DataState:
     Attributes
     ----------
     info : dict
-        ``{"n": rows, "dim": d, "fingerprint": text, "source": path or "array"}`` of the data.
+        ``{"n": rows, "dim": d, "fingerprint": text, "files": where the rows came from or None}``.
     transform : dict
         The target's :class:`~npflow.transforms.Standardize`, as ``to_dict()``.
     source_transform : dict or None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from .nn import ACTIVATIONS, Linear
+from .nn import ACTIVATIONS, Linear, check_dtype, check_hidden
 from .optim import AdamW, make_schedule
 from .transforms import Standardize
 
@@ -90,11 +90,9 @@ class Classifier:
         self.n_classes = _checks.positive_int(n_classes, "n_classes")
         if self.n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
-        self.hidden = tuple(_checks.positive_int(h, "hidden width") for h in hidden)
-        if not self.hidden:
-            raise ValueError("hidden must name at least one hidden width, got an empty sequence")
+        self.hidden = check_hidden(hidden)
         self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
-        self.dtype = np.dtype(dtype).type
+        self.dtype = check_dtype(dtype)
         _checks.generator(rng)
         widths = (self.dim,) + self.hidden + (self.n_classes,)
         self.layers = [Linear(a, b) for a, b in zip(widths[:-1], widths[1:])]

@@ -66,15 +66,19 @@ class Dataset:
         Header names of the ``d`` feature columns of a text file with a header line.
     source : str
         The file's path, or ``"array"``.
-    integer_valued : bool
-        Every value is an integer (pixel intensities, counts): such data can be dequantized.
     """
 
     x: np.ndarray
     y: np.ndarray | None
     columns: tuple | None
     source: str
-    integer_valued: bool
+
+    @property
+    def integer_valued(self):
+        """Every value is an integer (pixel intensities, counts): such data can be dequantized.
+
+        A pass over the rows, made only when asked (a memory-mapped file is read once more)."""
+        return _integer_valued(self.x)
 
     @classmethod
     def from_arrays(cls, x, y=None, *, drop_nonfinite=False, name="X"):
@@ -87,7 +91,7 @@ class Dataset:
         if y is not None:
             y = np.delete(check_labels(y, len(x), "y"), bad)
         x = np.delete(x, bad, axis=0) if bad.size else x
-        return cls(x, y, None, "array", _integer_valued(x))
+        return cls(x, y, None, "array")
 
     @property
     def n(self):
@@ -287,7 +291,7 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
     y = None
     if label_column is not None:
         x, y, columns = _split_labels(x, columns, label_column, where)
-    return Dataset(x, y, columns, path, _integer_valued(x))
+    return Dataset(x, y, columns, path)
 
 
 def load_labels(path, n, name="--labels"):

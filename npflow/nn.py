@@ -377,12 +377,12 @@ class MLP:
                  embed_dim=64, time_scale=1000.0, dtype=np.float32, *, rng, n_classes=0,
                  residual=False):
         self.dim = _checks.positive_int(dim, "dim")
-        self.hidden = _check_hidden(hidden)
+        self.hidden = check_hidden(hidden)
         self.activation = ACTIVATIONS[_checks.choice(activation, "activation", ACTIVATIONS)]
         self.time_embedding = _checks.choice(time_embedding, "time_embedding", TIME_EMBEDDINGS)
         self.embed_dim = _checks.positive_int(embed_dim, "embed_dim")
         self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = check_dtype(dtype)
         self.n_classes = _check_n_classes(n_classes)
         self.residual = _checks.boolean(residual, "residual")
         _checks.generator(rng)
@@ -615,7 +615,8 @@ class MLP:
         return state
 
 
-def _check_hidden(hidden):
+def check_hidden(hidden):
+    """Hidden widths as a non-empty tuple of positive ints (the MLP's and the classifier's)."""
     try:
         widths = tuple(hidden)
     except TypeError:
@@ -633,7 +634,8 @@ def _check_n_classes(n_classes):
     return int(n_classes)
 
 
-def _check_dtype(dtype):
+def check_dtype(dtype):
+    """The NumPy scalar type of ``dtype``: float32 or float64 only."""
     if dtype is None:
         raise TypeError("dtype must be float32 or float64, got None")
     dt = np.dtype(dtype)

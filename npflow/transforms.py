@@ -50,8 +50,7 @@ class Standardize:
                              f"{mean.shape} and {scale.shape}")
         if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
             raise ValueError("mean must be finite and scale finite and > 0 in every feature")
-        if not isinstance(self.dequantize, (bool, np.bool_)):
-            raise TypeError(f"dequantize must be True or False, got {self.dequantize!r}")
+        object.__setattr__(self, "dequantize", _checks.boolean(self.dequantize, "dequantize"))
         mean.setflags(write=False)
         scale.setflags(write=False)
         object.__setattr__(self, "mean", mean)
@@ -110,12 +109,12 @@ class Standardize:
     def forward(self, x):
         """Data to network space: ``z = (x - mean) / scale``; (n, d) -> (n, d), same float dtype."""
         x = _checks.points(x, "x", dim=self.dim)
-        return (x - self.mean.astype(x.dtype)) / self.scale.astype(x.dtype)
+        return (x - self.mean.astype(x.dtype, copy=False)) / self.scale.astype(x.dtype, copy=False)
 
     def inverse(self, z):
         """Network space to data: ``x = z * scale + mean``; (n, d) -> (n, d), same float dtype."""
         z = _checks.points(z, "z", dim=self.dim)
-        return z * self.scale.astype(z.dtype) + self.mean.astype(z.dtype)
+        return z * self.scale.astype(z.dtype, copy=False) + self.mean.astype(z.dtype, copy=False)
 
     def log_abs_det(self):
         """``log |det dz/dx| = -sum_j log scale_j``: ``log p_x(x) = log p_z(z) + log_abs_det()``."""

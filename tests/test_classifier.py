@@ -140,3 +140,14 @@ def test_bad_arguments_raise():
         clf.fit(np.zeros((4, 3)), np.zeros(4), rng)
     with pytest.raises(ValueError, match=r"\(n, 3\)"):
         clf.predict(np.zeros((2, 4)))
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"dtype": np.int64}, TypeError, "dtype must be float32 or float64, got int64"),
+    ({"dtype": np.float16}, TypeError, "dtype must be float32 or float64"),
+    ({"hidden": 5}, TypeError, "hidden must be a sequence of positive integers"),
+    ({"hidden": ()}, ValueError, "hidden must name at least one hidden width"),
+])
+def test_bad_dtype_and_hidden_are_refused_as_by_the_mlp(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        Classifier(4, 3, rng=np.random.default_rng(0), **kwargs)
