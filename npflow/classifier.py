@@ -117,7 +117,11 @@ class Classifier:
 
     def forward(self, X):
         """Logits (n, K) and the :class:`Cache` (activations, pre-activations) backward needs."""
-        acts, zs = [self._input(X)], []  # (n, dim) standardized
+        return self._forward(self._input(X))
+
+    def _forward(self, Z):
+        """:meth:`forward` of rows already checked and standardized, Z (n, dim) in ``dtype``."""
+        acts, zs = [Z], []
         for layer in self.layers[:-1]:
             zs.append(layer.forward(acts[-1]))  # (n, h_i)
             acts.append(self.activation.forward(zs[-1]))  # (n, h_i)
@@ -156,6 +160,7 @@ class Classifier:
         batch_size = _checks.positive_int(batch_size, "batch_size")
         standardize = Standardize.fit(X)  # constant features get scale 1
         self.mean_, self.scale_ = standardize.mean, standardize.scale
+        Z = self._input(X)  # (n, dim): checked and standardized once, not every step
         n = X.shape[0]
         per_epoch = -(-n // batch_size)
         schedule = make_schedule("cosine", lr, epochs * per_epoch)
@@ -165,7 +170,7 @@ class Classifier:
             if step % per_epoch == 0:
                 order = rng.permutation(n)
             idx = order[(step % per_epoch) * batch_size:][:batch_size]
-            logits, cache = self.forward(X[idx])
+            logits, cache = self._forward(Z[idx])
             loss, dlogits = softmax_cross_entropy(logits, y[idx])
             self.backward(cache, dlogits)
             optimizer.step(self.grads, lr=schedule(step))

@@ -381,15 +381,11 @@ def animate(traj, path, times=None, fps=20, limits=None, hold_seconds=1.0, size=
     matplotlib.figure.Figure
         The figure, showing the last frame.
     """
-    from matplotlib.animation import FuncAnimation, PillowWriter
     from matplotlib.colors import hsv_to_rgb
 
     traj = _trajectory(traj)
     times = _times(times, traj.shape[0])
-    fps = _checks.positive_int(fps, "fps")
-    hold_seconds = _checks.finite_float(hold_seconds, "hold_seconds", low=0)
-    if not os.fspath(path).lower().endswith(".gif"):
-        raise ValueError(f"path must end with .gif, got {os.fspath(path)!r}")
+    fps, hold_seconds = _gif_options(path, fps, hold_seconds)
     limits = limits_of(traj[0], traj[-1]) if limits is None else _limits(limits)
     fig, ax = pyplot().subplots(figsize=(size, size))
     hue = (np.arctan2(traj[0, :, 1], traj[0, :, 0]) + np.pi) / (2 * np.pi)  # (n,) in [0, 1]
@@ -406,9 +402,7 @@ def animate(traj, path, times=None, fps=20, limits=None, hold_seconds=1.0, size=
         title.set_text(f"t = {times[i]:.2f}")
         return points, title
 
-    frames = list(range(traj.shape[0])) + [traj.shape[0] - 1] * round(hold_seconds * fps)
-    animation = FuncAnimation(fig, draw, frames=frames, blit=False, repeat=False)
-    animation.save(os.fspath(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    _save_gif(fig, draw, traj.shape[0], path, fps, hold_seconds, dpi)
     return fig
 
 
@@ -549,8 +543,6 @@ def animate_images(frames, path, shape=(8, 8), ncols=10, fps=12, times=None, hol
     matplotlib.figure.Figure
         The figure, showing the last frame.
     """
-    from matplotlib.animation import FuncAnimation, PillowWriter
-
     h, w = _image_shape(shape)
     frames = np.asarray(frames)
     if frames.ndim != 3 or frames.shape[0] < 2 or frames.shape[2] != h * w:
@@ -558,10 +550,7 @@ def animate_images(frames, path, shape=(8, 8), ncols=10, fps=12, times=None, hol
                          f"{frames.shape}")
     frames = np.stack([_images(f, h * w) for f in frames])  # (m, n, h w) float64
     times = _times(times, frames.shape[0])
-    fps = _checks.positive_int(fps, "fps")
-    hold_seconds = _checks.finite_float(hold_seconds, "hold_seconds", low=0)
-    if not os.fspath(path).lower().endswith(".gif"):
-        raise ValueError(f"path must end with .gif, got {os.fspath(path)!r}")
+    fps, hold_seconds = _gif_options(path, fps, hold_seconds)
     vmin = float(frames[-1].min()) if vmin is None else _checks.finite_float(vmin, "vmin")
     vmax = float(frames[-1].max()) if vmax is None else _checks.finite_float(vmax, "vmax")
     fig = image_grid(frames[0], shape, ncols, vmin=vmin, vmax=vmax, cell=cell)
@@ -574,13 +563,29 @@ def animate_images(frames, path, shape=(8, 8), ncols=10, fps=12, times=None, hol
         title.set_text(f"t = {times[i]:.2f}")
         return shown
 
-    order = list(range(frames.shape[0])) + [frames.shape[0] - 1] * round(hold_seconds * fps)
-    animation = FuncAnimation(fig, draw, frames=order, blit=False, repeat=False)
-    animation.save(os.fspath(path), writer=PillowWriter(fps=fps), dpi=dpi)
+    _save_gif(fig, draw, frames.shape[0], path, fps, hold_seconds, dpi)
     return fig
 
 
 # --- small helpers ------------------------------------------------------------------------------
+def _gif_options(path, fps, hold_seconds):
+    """``(fps, hold_seconds)`` checked, and ``path`` checked to end with ``.gif``."""
+    fps = _checks.positive_int(fps, "fps")
+    hold_seconds = _checks.finite_float(hold_seconds, "hold_seconds", low=0)
+    if not os.fspath(path).lower().endswith(".gif"):
+        raise ValueError(f"path must end with .gif, got {os.fspath(path)!r}")
+    return fps, hold_seconds
+
+
+def _save_gif(fig, draw, m, path, fps, hold_seconds, dpi):
+    """Write the GIF of ``draw(i)`` for the ``m`` frames, the last held ``hold_seconds``."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    order = list(range(m)) + [m - 1] * round(hold_seconds * fps)
+    animation = FuncAnimation(fig, draw, frames=order, blit=False, repeat=False)
+    animation.save(os.fspath(path), writer=PillowWriter(fps=fps), dpi=dpi)
+
+
 def _limits(limits):
     """``(low, high)`` as two finite floats with low < high."""
     try:
