@@ -182,11 +182,17 @@ def _check_rows(n, name, min_rows, after=""):
         raise DataError(f"{name} needs at least {min_rows} rows, got {n}{after}")
 
 
-def row_chunks(x):
-    """Yield consecutive row blocks of ``x`` (n, d) of about :data:`CHUNK_ELEMENTS` entries each."""
-    rows = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
-    for start in range(0, x.shape[0], rows):
-        yield x[start:start + rows]
+def row_chunks(x, rows=None):
+    """Yield consecutive row blocks of ``x`` (n, d) of about :data:`CHUNK_ELEMENTS` entries each.
+
+    ``rows`` (m,): the blocks are ``x[rows[...]]``, these rows only, in their order."""
+    step = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
+    if rows is None:
+        for start in range(0, x.shape[0], step):
+            yield x[start:start + step]
+        return
+    for start in range(0, len(rows), step):
+        yield x[rows[start:start + step]]
 
 
 def _nonfinite_rows(x):

@@ -218,8 +218,7 @@ class RowBatches:
             if self.source.shape[1] != self.dim:
                 raise ValueError(f"source_data must have {self.dim} columns like data, got "
                                  f"{self.source.shape[1]}")
-            every = np.arange(len(self.source))
-            self.source_transform = _fit_transform(self.source, every, config, dequantize=False)
+            self.source_transform = _fit_transform(self.source, None, config, dequantize=False)
             self.source_sampler = data.EpochSampler(len(self.source), config.batch_size,
                                                     np.random.default_rng(source_ss))
         self._val_ss = val_ss
@@ -328,7 +327,7 @@ def _check_run_labels(config, labels, n):
 
 
 def _fit_transform(x, rows, config, dequantize=None):
-    """The Standardize of ``x[rows]`` (identity when ``config.standardize`` is False)."""
+    """The Standardize of ``x[rows]`` (every row when None; identity when not standardizing)."""
     dequantize = config.dequantize if dequantize is None else dequantize
     if not config.standardize:
         return transforms.Standardize.identity(x.shape[1], dequantize)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from .data import CHUNK_ELEMENTS, check_array, row_chunks
+from .data import check_array, row_chunks
 
 DEQUANTIZE_MEAN = 0.5  # E[u] for u ~ U[0, 1)
 DEQUANTIZE_VAR = 1.0 / 12.0  # Var[u] for u ~ U[0, 1)
@@ -84,7 +84,7 @@ class Standardize:
         """
         x = check_array(x, "x", min_rows=1)
         d = x.shape[1]
-        chunks = row_chunks(x) if rows is None else _chunks_of_rows(x, rows)
+        chunks = row_chunks(x, None if rows is None else _check_rows(rows))
         count, mean, m2 = 0, np.zeros(d), np.zeros(d)  # running n, mean (d,), sum of squares (d,)
         low, high = np.full(d, np.inf), np.full(d, -np.inf)  # (d,) running min and max
         for chunk in chunks:
@@ -179,12 +179,10 @@ def bits_per_dim(nll_nats, d):
     return nll_nats / (d * math.log(2.0))
 
 
-def _chunks_of_rows(x, rows):
-    """Yield ``x[rows]`` (m, d) in consecutive blocks of about CHUNK_ELEMENTS entries."""
+def _check_rows(rows):
+    """Row indices as a non-empty 1-D int64 array."""
     rows = np.asarray(rows, dtype=np.int64)
     if rows.ndim != 1 or rows.size == 0:
         raise ValueError(f"rows must be a non-empty 1-D array of row indices, got shape "
                          f"{rows.shape}")
-    step = max(1, CHUNK_ELEMENTS // max(1, x.shape[1]))
-    for start in range(0, rows.size, step):
-        yield x[rows[start:start + step]]
+    return rows

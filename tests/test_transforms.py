@@ -170,8 +170,8 @@ def test_bits_per_dim():
 
 
 def test_fit_on_some_rows_equals_fit_on_those_rows_taken_out(monkeypatch):
-    import npflow.transforms as transforms_module
-    monkeypatch.setattr(transforms_module, "CHUNK_ELEMENTS", 7)  # several blocks of rows
+    import npflow.data as data_module  # row_chunks, which fit reads the rows with
+    monkeypatch.setattr(data_module, "CHUNK_ELEMENTS", 7)  # several blocks of rows
     x = np.random.default_rng(2).standard_normal((50, 3)) * [1.0, 5.0, 0.1] + [0.0, 3.0, -1.0]
     rows = np.array([0, 4, 9, 10, 11, 30, 49])
     a, b = Standardize.fit(x, rows=rows), Standardize.fit(x[rows])
