@@ -16,6 +16,7 @@ import sys
 import numpy as np
 import pytest
 
+from _helpers import load_demo
 from npflow import bench, couplings, datasets, likelihood, sampling
 from npflow.cli import main
 from npflow.nn import MLP
@@ -258,16 +259,7 @@ def test_options_quick_is_smaller_than_the_default():
 
 
 def test_digits_net_defaults_are_the_demos_network():
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
-                        "digits.py")
-    spec = importlib.util.spec_from_file_location("digits_demo", path)
-    demo = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(path))  # for the demos' _common
-    try:
-        spec.loader.exec_module(demo)
-    finally:
-        sys.path.remove(os.path.dirname(path))
+    demo = load_demo("digits", "digits_demo")
     net, flow = bench.DigitsNet(), demo.CONDITIONAL_OPTIONS
     for field in ("hidden", "activation", "batch_size", "lr", "warmup_steps", "ema_decay",
                   "label_dropout"):

@@ -1,22 +1,14 @@
 """Smoke test of demos/bench_divergence.py: tiny sizes, every row and key, the crossover rule."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
+from _helpers import load_demo
 from npflow import likelihood
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
-                    "bench_divergence.py")
-
-
 def load():
-    spec = importlib.util.spec_from_file_location("bench_divergence", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("bench_divergence")
 
 
 def test_main_writes_one_row_per_dimension(tmp_path, capsys):

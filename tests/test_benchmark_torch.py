@@ -6,27 +6,19 @@ from the same weights (with the class-label table), and batches made of the same
 dequantized and standardized as npflow's ``RowBatches`` makes them.
 """
 import dataclasses
-import importlib.util
-import os
 
 import numpy as np
 import pytest
 
+from _helpers import load_demo
 from npflow import bench
 from npflow.train import Trainer
 
 torch = pytest.importorskip("torch")
 
-DEMO = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
-                    "benchmark.py")
-
-
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("benchmark", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("benchmark")
 
 
 @pytest.fixture(scope="module")

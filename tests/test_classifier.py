@@ -4,25 +4,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from _helpers import central_difference
 from npflow.classifier import Classifier, softmax_cross_entropy
 
-EPS = 1e-6
 RTOL = 1e-6  # relative to the largest gradient entry; float64 central differences reach ~1e-9
 
-
-def numeric_gradient(f, x):
-    """Central differences ``(f(x + e_i h) - f(x - e_i h)) / 2h`` over every entry of x (in place)."""
-    grad = np.zeros_like(x)
-    flat, out = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + EPS
-        up = f()
-        flat[i] = old - EPS
-        down = f()
-        flat[i] = old
-        out[i] = (up - down) / (2 * EPS)
-    return grad
 
 
 def assert_close(analytic, numeric):
@@ -38,7 +24,7 @@ def test_softmax_cross_entropy_gradient_matches_central_differences(n, k, seed, 
     logits = spread * rng.standard_normal((n, k))
     y = rng.integers(0, k, size=n)
     _, dlogits = softmax_cross_entropy(logits, y)
-    assert_close(dlogits, numeric_gradient(lambda: softmax_cross_entropy(logits, y)[0], logits))
+    assert_close(dlogits, central_difference(lambda: softmax_cross_entropy(logits, y)[0], logits))
 
 
 def test_softmax_cross_entropy_matches_the_direct_formula_and_is_stable():
@@ -77,13 +63,13 @@ def test_every_gradient_matches_central_differences(n, dim, k, hidden, activatio
     _, dlogits = softmax_cross_entropy(logits, y)
     dinput = clf.backward(cache, dlogits)
     analytic = clf.grads.copy()
-    assert_close(analytic, numeric_gradient(loss, clf.params))  # every W and b
+    assert_close(analytic, central_difference(loss, clf.params))  # every W and b
     standardized = cache.a[0].copy()
 
     def loss_of_input():
         return softmax_cross_entropy(_logits_from(clf, standardized), y)[0]
 
-    assert_close(dinput, numeric_gradient(loss_of_input, standardized))
+    assert_close(dinput, central_difference(loss_of_input, standardized))
 
 
 def _logits_from(clf, a):

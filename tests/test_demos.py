@@ -1,10 +1,9 @@
 """Smoke tests of the demo scripts: each ``main([...])`` runs with tiny step counts into a
 temporary folder and must write valid pictures (PNG magic bytes; a GIF with several frames).
 
-The demos are scripts, not a package, so each one is loaded from its path with importlib, with
-``demos/`` on ``sys.path`` for their shared ``_common`` module.
+The demos are scripts, not a package, so each one is loaded from its path
+(``_helpers.load_demo``), with ``demos/`` on ``sys.path`` for their shared ``_common`` module.
 """
-import importlib.util
 import json
 import math
 import os
@@ -18,10 +17,10 @@ Image = pytest.importorskip("PIL.Image")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from _helpers import DEMOS, load_demo  # noqa: E402
 from npflow import checkpoint, datasets, sampling, solvers  # noqa: E402
 from npflow.train import TrainConfig, Trainer  # noqa: E402
 
-DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -30,14 +29,6 @@ def _demos_on_path(monkeypatch):
     monkeypatch.syspath_prepend(DEMOS)
     yield
     plt.close("all")
-
-
-def load_demo(name):
-    """Import ``demos/<name>.py`` as a fresh module."""
-    spec = importlib.util.spec_from_file_location(f"demo_{name}", os.path.join(DEMOS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_png(path):

@@ -1,18 +1,15 @@
 """Smoke tests of demos/conditional.py (class-conditional flow with guidance) and demos/reflow.py
 (rectified flows) with tiny step counts: they run end to end, print what they return, and their
 metrics obey what holds for any model (fractions of the samples drawn, positive distances)."""
-import os
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
-sys.path.insert(0, DEMOS)
+from _helpers import load_demo  # noqa: E402
 
-import conditional  # noqa: E402
-import reflow  # noqa: E402
+conditional = load_demo("conditional")
+reflow = load_demo("reflow")
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

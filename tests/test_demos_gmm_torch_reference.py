@@ -1,27 +1,18 @@
 """Smoke test of demos/gmm_torch_reference.py (skipped without torch): the copied npflow model
 gives the torch net's velocity, the batches are epochs without replacement, the rows are
 gmm_benchmark's, and ``--quick`` writes a JSON with a finite KL."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
+from _helpers import load_demo
+
 torch = pytest.importorskip("torch")
-
-DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
-
 
 @pytest.fixture(scope="module")
 def ref():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.syspath_prepend(DEMOS)  # the demo imports benchmark and gmm_benchmark
-        spec = importlib.util.spec_from_file_location(
-            "gmm_torch_reference", os.path.join(DEMOS, "gmm_torch_reference.py"))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
+    return load_demo("gmm_torch_reference")  # it imports benchmark and gmm_benchmark
 
 
 def test_npflow_copy_gives_the_torch_velocity(ref):

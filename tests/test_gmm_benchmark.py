@@ -1,23 +1,15 @@
 """Tests of the Gaussian-mixture ground truth of demos/gmm_benchmark.py, against closed forms,
 and a smoke run of its ``main`` at tiny sizes."""
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
 
+from _helpers import load_demo
 from npflow import baselines
 
-DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
-
-
 def load_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "gmm_benchmark", os.path.join(DEMOS, "gmm_benchmark.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("gmm_benchmark")
 
 
 gb = load_benchmark()

@@ -14,13 +14,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from _helpers import central_difference, load_demo
 from npflow import datasets
 
 PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos",
                     "minimal.py")
-spec = importlib.util.spec_from_file_location("minimal", PATH)
-minimal = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(minimal)
+minimal = load_demo("minimal")
 
 RTOL = 1e-6  # float64 central differences with step 1e-6 agree to ~1e-9 away from ReLU kinks
 
@@ -36,20 +35,6 @@ def test_the_file_is_short_and_imports_only_the_standard_library_and_numpy():
         elif isinstance(node, ast.ImportFrom):
             imported.add(node.module.split(".")[0])
     assert imported == {"argparse", "os", "numpy", "matplotlib"}
-
-
-def central_difference(f, array, step=1e-6):
-    """d f / d array by central differences, perturbing ``array`` in place entry by entry."""
-    grad = np.zeros_like(array)
-    for idx in np.ndindex(array.shape):
-        old = array[idx]
-        array[idx] = old + step
-        up = f()
-        array[idx] = old - step
-        down = f()
-        array[idx] = old
-        grad[idx] = (up - down) / (2 * step)
-    return grad
 
 
 @given(widths=st.lists(st.integers(1, 8), min_size=1, max_size=3), n=st.integers(1, 8),

@@ -1,22 +1,15 @@
 """Smoke test of demos/paper_2d_table.py: a tiny run writes the markdown table and the JSON with
 every key, runs FM only from a Gaussian source, and a second call resumes instead of retraining."""
-import importlib.util
 import json
 import math
-import os
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, os.pardir, "demos", "paper_2d_table.py")
-
+from _helpers import load_demo
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("paper_2d_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_demo("paper_2d_table")
 
 
 ARGS = ["--quick", "--steps", "40", "--n-eval", "64", "--tasks", "N-8gaussians",
