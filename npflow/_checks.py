@@ -10,6 +10,24 @@ import os
 import numpy as np
 
 
+class OptionError(ValueError):
+    """A combination of options that cannot go together, in one line naming each of them.
+
+    ``template`` holds ``{0}``, ``{1}``, ... where the options ``names`` go: ``str(err)`` spells
+    them as Python arguments (``label_dropout``); :meth:`spell` lets a front end spell them its
+    own way (the command line: ``--label-dropout``). One rule, one message, every face.
+    """
+
+    def __init__(self, template, *names):
+        self.template, self.names = template, names
+        super().__init__(template.format(*names, caller="this call"))
+
+    def spell(self, name_of, caller):
+        """The message with each option named by ``name_of(name)``, and ``{caller}`` (where the
+        template says who gave the options) by ``caller`` (``"this command"``)."""
+        return self.template.format(*(name_of(name) for name in self.names), caller=caller)
+
+
 def points(x, name="x", dim=None, dtype=None):
     """Return ``x`` as a finite floating array of shape ``(n, d)``.
 

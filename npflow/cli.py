@@ -1,30 +1,31 @@
 """The ``npflow`` command line: ``npflow train | datasets | sample | evaluate | log-prob |
-encode | reflow | plot | animate | bench`` (also ``python -m npflow``).
+encode | reflow | plot | animate`` (also ``python -m npflow``).
 
-Every error a user can cause (a bad option value, a missing or invalid model or data file, a
-request too large for the machine) ends with a one-line message on standard error and exit code
-2; a failure at run time (a diverging loss, a solver that blew up) with one line and exit code 1;
-never a traceback. ``npflow COMMAND --help`` shows examples.
+A face over the library: each command parses its options and calls
+:class:`~npflow.train.Trainer` (training) or :class:`~npflow.trained.TrainedFlow` (everything
+a trained model does), whose checks are the only rules; this module adds none but parsing.
+
+Every error a user can cause (a bad option value, options that do not go together, a missing or
+invalid model or data file, a request too large for the machine) ends with a one-line message
+on standard error and exit code 2; a failure at run time (a diverging loss, a solver that blew
+up) with one line and exit code 1; never a traceback. ``npflow COMMAND --help`` shows examples.
 """
 import argparse
-import contextlib
-import dataclasses
 import json
 import os
-import shutil
+import shlex
 import sys
 import time
 
 import numpy as np
 
-from . import (_checks, checkpoint, couplings, data, datasets, flow, likelihood, metrics, paths,
-               reflow, sampling, solvers)
-from .guidance import GuidedField
-from .nn import ACTIVATIONS, TIME_EMBEDDINGS
+from . import _checks, checkpoint, couplings, data, datasets, likelihood, paths, solvers
 from ._progress import Progress
+from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
 from .optim import SCHEDULES
-from .transforms import Standardize, bits_per_dim
-from .train import DATA, DATA_DEFAULTS, TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged
+from .train import (DATA_DEFAULTS, TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged,
+                    data_config)
+from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
 
 class UsageError(Exception):
@@ -73,13 +74,10 @@ def _float_in(low=None, high=None, low_open=False, high_open=False):
 
 def _widths(text):
     try:
-        widths = tuple(int(w) for w in text.split(","))
+        return check_hidden(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated positive widths such as 256,256,256, got {text!r}") from None
-    if any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"widths must be >= 1, got {text!r}")
-    return widths
+        raise ValueError(f"expected comma-separated widths >= 1 such as 256,256,256, got "
+                         f"{text!r}") from None
 
 
 POSITIVE_INT = _int_ge(1)
@@ -87,6 +85,15 @@ NONNEG_INT = _int_ge(0)
 POSITIVE_FLOAT = _float_in(low=0, low_open=True)
 NONNEG_FLOAT = _float_in(low=0)
 UNIT_FLOAT = _float_in(low=0, high=1)
+
+# How the library's argument names are spelled here, where they are not "--" + the name.
+_FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
+          "held_out": "--data", "source_rows": "--source-data", "n_pairs": "--pairs",
+          "x": "--data", "n": "--n"}
+
+
+def _flag(name):
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
 # --- npflow train -------------------------------------------------------------------------------
@@ -105,7 +112,7 @@ _TRAIN_OPTIONS = {
     "--weight-decay": ("weight_decay", NONNEG_FLOAT, "AdamW decoupled weight decay"),
     "--grad-clip": ("grad_clip", NONNEG_FLOAT, "clip the gradient's global norm (0: off)"),
     "--ema-decay": ("ema_decay", UNIT_FLOAT, "decay of the weights' moving average"),
-    "--hidden": ("hidden", _widths, "hidden widths, comma-separated"),
+    "--hidden": ("hidden", _typed(_widths), "hidden widths, comma-separated"),
     "--activation": ("activation", sorted(ACTIVATIONS), "hidden activation"),
     "--time-embedding": ("time_embedding", list(TIME_EMBEDDINGS), "how t enters the network"),
     "--embed-dim": ("embed_dim", POSITIVE_INT, "size of the sinusoidal time embedding"),
@@ -113,20 +120,39 @@ _TRAIN_OPTIONS = {
     "--seed": ("seed", NONNEG_INT, "random seed of the whole run"),
     "--label-dropout": ("label_dropout", UNIT_FLOAT, "with --conditional: P(label -> null label)"),
     "--dtype": ("dtype", ["float32", "float64"], "floating-point precision"),
+    "--val-fraction": ("val_fraction", _float_in(low=0, high=1, high_open=True),
+                       "with --data: fraction of rows held out for the validation loss"),
+    "--patience": ("patience", NONNEG_INT, "with --data: stop after this many evaluations "
+                                           "without a better validation loss (0: never)"),
+    "--eval-every": ("eval_every", POSITIVE_INT, "with --data: steps between validation losses"),
 }
-
+_TRAIN_FLAGS = {  # store_true / BooleanOptionalAction options: (field, value when given, help)
+    "--residual": ("residual", None, "shortcuts a_i = a_(i-1) + act(z_i) around each hidden "
+                                     "layer as wide as the one before"),
+    "--conditional": ("conditional", True, "learn v(x, t, y) for the target's class labels y "
+                                           "(for npflow sample --label and --guidance); implied "
+                                           "by --labels and --label-column"),
+    "--dequantize": ("dequantize", True, "with --data: integer data (counts, pixels); train on "
+                                         "x + u, u ~ U[0, 1), and report bits per dimension"),
+    "--no-standardize": ("standardize", False, "with --data: train on the raw values instead "
+                                               "of (x - mean) / std"),
+}
 
 _TRAIN_EXAMPLES = """examples:
   npflow train --out model.npz                          # noise -> checkerboard, ~1 minute
   npflow train --target moons --coupling ot --out moons.npz
   npflow train --data my.csv --out my.npz               # your own rows, any number of columns
   npflow train --data digits.csv --label-column label --dequantize --out digits.npz
-  npflow train --out model.npz --resume                 # continue a stopped run exactly
+  npflow train --steps 3000 --out m.npz --resume        # the same command again continues it
+  npflow train --steps 3000 --out m.npz --resume auto   # a job script: continue, or start
 """
 
-# Options for reading rows from a file (npflow train / evaluate / log-prob / encode --data).
 _DATA_HELP = ("rows to train on: .npy (memory-mapped), .npz, .csv, .tsv, .txt (or .gz), or an "
               "IDX file (MNIST's format); one row per point, any number of columns")
+
+
+def _shown(value):
+    return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
 def _add_data_reading(p, data_help, label_help=False):
@@ -152,96 +178,77 @@ def _add_train(sub):
                                    "built-in 2-D dataset (--target) or on your own rows "
                                    "(--data; then the defaults for data apply).",
                        epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for option, (field, kind, text) in _TRAIN_OPTIONS.items():
-        default = getattr(defaults, field)
+    for option, (field, kind, text) in {**_TRAIN_OPTIONS, **_TRAIN_FLAGS}.items():
+        text += f" (default: {_shown(getattr(defaults, field))}"
         if field in DATA_DEFAULTS:
-            data_default = DATA_DEFAULTS[field]
-            shown = ",".join(map(str, data_default)) if isinstance(data_default, tuple) \
-                else data_default
-            text = f"{text} (with --data: {shown})"
-        if isinstance(kind, list):
-            p.add_argument(option, choices=kind, default=argparse.SUPPRESS,
-                           help=f"{text} (default: {default})")
+            text += f"; with --data: {_shown(DATA_DEFAULTS[field])}"
+        text += ")"
+        if option in _TRAIN_FLAGS:
+            action = argparse.BooleanOptionalAction if kind is None else "store_true"
+            p.add_argument(option, action=action, default=argparse.SUPPRESS, help=text)
+        elif isinstance(kind, list):
+            p.add_argument(option, choices=kind, default=argparse.SUPPRESS, help=text)
         else:
-            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-            p.add_argument(option, type=kind, default=argparse.SUPPRESS,
-                           help=f"{text} (default: {shown})")
-    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                   help=f"shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as wide "
-                        f"as the one before (default: {defaults.residual}, with --data: "
-                        f"{DATA_DEFAULTS['residual']})")
-    p.add_argument("--conditional", action="store_true", default=argparse.SUPPRESS,
-                   help="learn v(x, t, y) for the target's class labels y (for npflow sample "
-                        "--label and --guidance); implied by --labels and --label-column")
+            p.add_argument(option, type=kind, default=argparse.SUPPRESS, help=text)
     _add_data_reading(p, _DATA_HELP, label_help=True)
     p.add_argument("--labels", default=None,
                    help="with --data: a file of class labels 0 .. K-1, one per row")
     p.add_argument("--source-data", default=None,
                    help="with --data: rows of the source distribution (a data-to-data flow); "
                         "default: a standard Gaussian of the data's dimension")
-    for option, (field, kind, text) in _DATA_TRAIN_OPTIONS.items():
-        p.add_argument(option, type=kind, default=argparse.SUPPRESS,
-                       help=f"{text} (default: {getattr(defaults, field)})")
-    p.add_argument("--dequantize", action="store_true", default=argparse.SUPPRESS,
-                   help="with --data: integer data (counts, pixels); train on x + u, u ~ U[0, 1), "
-                        "and report bits per dimension")
-    p.add_argument("--no-standardize", action="store_true", default=argparse.SUPPRESS,
-                   help="with --data: train on the raw values instead of (x - mean) / std")
     p.add_argument("--out", default="model.npz", help="checkpoint file (default: model.npz)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run saved in --out (only --steps may change)")
+    p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"], default=None,
+                   help="continue the run saved in --out; the command line that started it may "
+                        "be repeated as it is (a changed option is refused, but --steps "
+                        "re-plans). 'auto': continue if --out exists, else start it (one "
+                        "command for a job's first launch and its requeues)")
     p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=1000,
                    help="save every N steps (default: 1000)")
     p.add_argument("--quiet", action="store_true", help="no progress line or summary")
     p.set_defaults(run=_cmd_train)
 
 
-_DATA_TRAIN_OPTIONS = {
-    "--val-fraction": ("val_fraction", _float_in(low=0, high=1, high_open=True),
-                       "with --data: fraction of rows held out for the validation loss"),
-    "--patience": ("patience", NONNEG_INT,
-                   "with --data: stop after this many evaluations without a better validation "
-                   "loss (0: never)"),
-    "--eval-every": ("eval_every", POSITIVE_INT, "with --data: steps between validation losses"),
-}
-
-
 def _given_options(args):
     """The TrainConfig fields set on the command line."""
-    options = {**_TRAIN_OPTIONS, **_DATA_TRAIN_OPTIONS}
-    given = {field: getattr(args, field) for field, *_ in options.values()
+    given = {field: getattr(args, field) for field, *_ in _TRAIN_OPTIONS.values()
              if hasattr(args, field)}
-    if hasattr(args, "residual"):
-        given["residual"] = args.residual
-    for flag, field, value in (("conditional", "conditional", True),
-                               ("dequantize", "dequantize", True),
-                               ("no_standardize", "standardize", False)):
-        if hasattr(args, flag):
-            given[field] = value
+    for option, (field, value, _) in _TRAIN_FLAGS.items():
+        if hasattr(args, option[2:].replace("-", "_")):
+            given[field] = getattr(args, field) if value is None else value
     if args.labels is not None or args.label_column is not None:
         given["conditional"] = True
     return given
 
 
+def _training_files(args):
+    """The TrainingFiles of --data and its options (None when no file is named)."""
+    column = args.label_column
+    if column is not None and column.lstrip("-").isdigit():
+        column = int(column)
+    files = data.TrainingFiles(args.data, getattr(args, "labels", None),
+                               getattr(args, "source_data", None), args.key,
+                               args.delimiter, {"auto": None, "yes": True, "no": False}[
+                                   args.header], column, args.drop_nonfinite)
+    return None if files.data is None else files
+
+
 def _cmd_train(args):
     out = _check_out(args.out, (".npz",))
-    given = _given_options(args)
-    _check_data_options(args, given)
-    if args.resume:
-        trainer = _resume(args, out, given)
+    given, files = _given_options(args), _training_files(args)
+    if args.resume == "yes" or (args.resume == "auto" and os.path.exists(out)):
+        trainer = _resume(out, given, files)
     else:
-        rows = _read_training_rows(args) if args.data is not None else None
-        trainer = _new_trainer(given, rows)
+        trainer = _new_trainer(given, files)
     start_step, t_start = trainer.step, time.perf_counter()
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
     seconds = time.perf_counter() - t_start
-    done = trainer.step - start_step
     if result.interrupted:
+        again = args.argv + ([] if args.resume else ["--resume"])
         print(f"stopped by {result.signal} at step {trainer.step}; saved {out} (continue with: "
-              f"npflow train --out {out} --resume)", file=sys.stderr)
+              f"npflow {shlex.join(again)})", file=sys.stderr)
         return _SIGNAL_EXIT[result.signal]
     if not args.quiet:
-        print(_summary(trainer, result, done, seconds, out))
+        print(_summary(trainer, result, trainer.step - start_step, seconds, out))
     return 0
 
 
@@ -262,97 +269,36 @@ def _summary(trainer, result, done, seconds, out):
     return f"{line}; saved {out}"
 
 
-def _check_data_options(args, given):
-    """Options that only make sense with --data, and --data against --target."""
-    if args.data is None and not args.resume:
-        needs = [o for o, used in (("--labels", args.labels), ("--label-column", args.label_column),
-                                   ("--source-data", args.source_data), ("--key", args.key),
-                                   ("--delimiter", args.delimiter),
-                                   ("--header", args.header != "auto"),
-                                   ("--drop-nonfinite", args.drop_nonfinite)) if used]
-        needs += ["--" + f.replace("_", "-") for f in ("val_fraction", "patience", "eval_every",
-                                                       "dequantize") if f in given]
-        needs += ["--no-standardize"] if "standardize" in given else []
-        if needs:
-            raise UsageError(f"{', '.join(needs)} need --data (rows of your own)")
-    if args.data is not None and ("target" in given or "source" in given):
-        raise UsageError("--data replaces --target and --source (use --source-data for rows of a "
-                         "source distribution)")
-    if args.labels is not None and args.label_column is not None:
-        raise UsageError("give class labels either with --labels or with --label-column, not both")
-    if args.labels is not None and args.drop_nonfinite:
-        raise UsageError("--drop-nonfinite cannot keep a separate --labels file aligned with the "
-                         "rows it drops: put the labels in a column (--label-column) instead")
-    if "label_dropout" in given and not given.get("conditional") and not args.resume:
-        raise UsageError("--label-dropout needs --conditional (or labels with --data)")
-
-
-def _read_kwargs(args):
-    """The options of :func:`npflow.data.load` given on the command line."""
-    header = {"auto": None, "yes": True, "no": False}[args.header]
-    return {"key": args.key, "delimiter": args.delimiter, "header": header,
-            "drop_nonfinite": args.drop_nonfinite, "label_column": _column(args.label_column)}
-
-
-def _column(text):
-    """A label column: an index (``3``, ``-1``) or a header name."""
-    return int(text) if text is not None and text.lstrip("-").isdigit() else text
-
-
-def _read_training_rows(args, files=None):
-    """(rows, labels, source rows, files) from --data and its options (or the stored ``files``)."""
-    if files is None:
-        files = {"data": os.path.abspath(args.data), "read": _read_kwargs(args),
-                 "labels": None if args.labels is None else os.path.abspath(args.labels),
-                 "source_data": None if args.source_data is None
-                 else os.path.abspath(args.source_data)}
-    table = data.load(files["data"], name="--data", **files["read"])
-    labels = table.y
-    if files["labels"] is not None:
-        labels = data.load_labels(files["labels"], table.n, name="--labels")
-    source = None
-    if files["source_data"] is not None:
-        read = {**files["read"], "label_column": None}
-        source = data.load(files["source_data"], name="--source-data", **read).x
-    return table.x, labels, source, files
-
-
-def _new_trainer(given, rows):
+def _new_trainer(given, files):
     """A Trainer for the options given: TrainConfig's defaults, or DATA_DEFAULTS with --data."""
-    try:
-        if rows is None:
-            return Trainer(dataclasses.replace(TrainConfig(), **given))
-        x, labels, source, files = rows
-        config = flow.data_config(**given, **({"source": DATA} if source is not None else {}))
-        return Trainer(config, data=x, labels=labels, source_data=source, data_files=files)
-    except data.DataError:
-        raise
-    except (ValueError, TypeError) as err:  # an option value TrainConfig or Trainer refused
-        raise UsageError(str(err)) from None
+    if files is None:
+        return Trainer(TrainConfig(**given))
+    x, labels, source = files.load()
+    config = data_config(source is not None, **given)
+    return Trainer(config, data=x, labels=labels, source_data=source,
+                   data_files=files.to_dict())
 
 
-def _resume(args, out, given):
-    """The Trainer of the run stored in ``out``, continued (only --steps may change)."""
-    extra = sorted(set(given) - {"steps"})
-    if extra:
-        raise UsageError(f"--resume continues the run stored in {out}; it cannot change "
-                         f"{', '.join('--' + f.replace('_', '-') for f in extra)}")
+def _resume(out, given, files):
+    """The Trainer of the run stored in ``out``, continued (the same options, or more steps)."""
     if not os.path.isfile(out):
-        raise UsageError(f"--resume: there is no checkpoint {out} to continue "
-                         f"(name it with --out, or train without --resume)")
+        raise UsageError(f"--resume: there is no checkpoint {out} to continue (name it with "
+                         f"--out, use --resume auto to start it, or train without --resume)")
     ckpt = checkpoint.load(out)
     if given.get("steps", ckpt.step) < ckpt.step:
         raise UsageError(f"--steps {given['steps']} is fewer than the {ckpt.step} steps already "
                          f"done in {out}")
     rows = {}
     if ckpt.data is not None:
-        files = None if args.data is not None else ckpt.data.info.get("files")
-        if args.data is None and files is None:
+        stored = ckpt.data.info.get("files")
+        if files is None and stored is None:
             raise UsageError(f"--resume: {out} was trained on rows given as an array; name them "
                              f"with --data")
-        x, labels, source, files = _read_training_rows(args, files)
-        rows = {"data": x, "labels": labels, "source_data": source, "data_files": files}
-    trainer = Trainer.from_checkpoint(out, steps=given.get("steps"), **rows)
+        read = files or data.TrainingFiles.from_dict(stored)
+        x, labels, source = read.load()
+        rows = {"data": x, "labels": labels, "source_data": source,
+                "data_files": read.to_dict()}
+    trainer = Trainer.from_checkpoint(out, given=given, **rows)
     if trainer.replanned is not None:
         print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
     return trainer
@@ -371,20 +317,14 @@ def _cmd_datasets(args):
     return 0
 
 
-# --- npflow sample / evaluate ---------------------------------------------------------------------
-# Likelihood commands integrate d + 1 tangents per row, so they default to fewer rk4 steps: 10
-# steps give the held-out NLL within 5e-4 nats of 20 steps on the Gaussian-mixture benchmark
-# (d = 10; 13.7580 against 13.7585) and within 1e-4 bits/dim of dopri5 on the digits, and
-# npflow evaluate on 10,000 rows of 10-D data takes 28 s instead of 56 s with 20 steps.
-LIKELIHOOD_STEPS = 10
-
-
-def _add_solver_options(p, steps_default=100):
+# --- options shared by the commands that use a model ------------------------------------------
+def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS):
     p.add_argument("--model", required=True, help="checkpoint written by npflow train")
     p.add_argument("--solver", choices=solvers.METHODS, default="rk4",
                    help="ODE solver (default: rk4)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=steps_default,
-                   help=f"uniform steps of the fixed-step solvers (default: {steps_default})")
+    p.add_argument("--steps", type=POSITIVE_INT, default=argparse.SUPPRESS,
+                   help=f"uniform steps of the fixed-step solvers; dopri5 picks its own "
+                        f"(default: {steps_default})")
     p.add_argument("--rtol", type=POSITIVE_FLOAT, default=1e-5, help="dopri5 relative tolerance")
     p.add_argument("--atol", type=POSITIVE_FLOAT, default=1e-5, help="dopri5 absolute tolerance")
     p.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (default: 0)")
@@ -394,9 +334,14 @@ def _add_solver_options(p, steps_default=100):
                         "lowest validation loss")
 
 
-def _solver_kwargs(args):
-    steps = None if args.solver == "dopri5" else args.steps
+def _solver(args, default_steps):
+    """The solver keyword arguments: --steps only where it applies (dopri5 takes none)."""
+    steps = getattr(args, "steps", None if args.solver == "dopri5" else default_steps)
     return {"method": args.solver, "steps": steps, "rtol": args.rtol, "atol": args.atol}
+
+
+def _flow(args):
+    return TrainedFlow.load(args.model, ema=not args.raw, best=not getattr(args, "last", False))
 
 
 def _check_out(path, extensions, option="--out"):
@@ -408,6 +353,16 @@ def _check_out(path, extensions, option="--out"):
     return path
 
 
+def _read_rows(args, option="--data"):
+    """The rows of --data (and its reading options), float64."""
+    if args.data is None:
+        raise UsageError(f"{option} is required: the rows to use")
+    files = _training_files(args)
+    x, _, _ = files.load()
+    return np.asarray(x, dtype=np.float64)
+
+
+# --- npflow sample ------------------------------------------------------------------------------
 _SAMPLE_EXAMPLES = """examples:
   npflow sample --model model.npz --n 100000 --out samples.npy
   npflow sample --model my.npz --n 500 --out samples.csv       # a model of your rows: data units
@@ -441,191 +396,40 @@ def _add_sample(sub):
     p.set_defaults(run=_cmd_sample)
 
 
-def _guided(model, label, guidance):
-    """The field to sample: the model itself, or its guided field for class ``label``."""
-    if label is None:
-        if guidance is not None:
-            raise UsageError("--guidance needs --label")
-        return model
-    if not model.n_classes:
-        raise UsageError("--label needs a class-conditional model (npflow train --conditional, "
-                         "or --labels with --data); this model is unconditional")
-    if label >= model.n_classes:
-        raise UsageError(f"--label must be a class in 0 .. {model.n_classes - 1}, got {label}")
-    return GuidedField(model, label, 1.0 if guidance is None else guidance)
-
-
-class _Space:
-    """Where a checkpoint's network lives: the source it starts from and the map to data units.
-
-    Built-in 2-D targets: the network works in data coordinates and starts from its named
-    source. Runs on rows: the network works in standardized coordinates
-    (:mod:`npflow.transforms`) and starts from N(0, I_d) or from source rows.
-    """
-
-    def __init__(self, ckpt):
-        self.ckpt, self.config = ckpt, ckpt.train_config
-        self.dim = ckpt.model_config["dim"]
-        self.rows = ckpt.data is not None
-        if self.rows:
-            self.transform = Standardize.from_dict(ckpt.data.transform)
-            source = ckpt.data.source_transform
-            self.source_transform = None if source is None else Standardize.from_dict(source)
-
-    @property
-    def source_is_data(self):
-        return self.rows and self.source_transform is not None
-
-    def draw_source(self, n, rng):
-        """n points of the source, in the network's coordinates."""
-        if self.rows:
-            return rng.standard_normal((n, self.dim))
-        return datasets.sample(self.config["source"], n, rng)
-
-    def to_network(self, x, transform=None):
-        if not self.rows:
-            return np.asarray(x, dtype=np.float64)
-        return (transform or self.transform).forward(np.asarray(x, dtype=np.float64))
-
-    def to_data(self, z):
-        return self.transform.inverse(np.asarray(z, dtype=np.float64)) if self.rows else z
-
-    def has_density(self):
-        """Whether the source has a density, so that the model's rows have one."""
-        if self.rows:
-            return not self.source_is_data
-        return datasets.has_density(self.config["source"])
-
-    def log_prob(self, model, x, rng, divergence="auto", n_probes=None, **solver_kwargs):
-        """``log p(x)`` (n,) in data units (``x + u`` when dequantized), and the LogLikelihood.
-
-        ``log p_x(x) = log p_z(z) + log|det dz/dx|`` with ``log p_z`` from
-        :func:`npflow.likelihood.log_likelihood` (the source density of a built-in target).
-        ``rng`` draws ``u`` and Hutchinson's probes ("auto" ignores them up to
-        ``likelihood.EXACT_MAX_DIM`` dimensions; "exact" takes none).
-        """
-        transform, log_p0 = self.transform if self.rows else None, None
-        if not self.rows:
-            log_p0 = _source_log_density(self.config["source"])
-        with _stage("integrating the likelihood failed"):
-            return likelihood.log_likelihood_of_rows(model, x, rng, transform, divergence,
-                                                     n_probes, log_p0=log_p0, **solver_kwargs)
-
-    def check_rows(self, x, option):
-        if x.shape[1] != self.dim:
-            raise UsageError(f"{option} has {x.shape[1]} columns, but the model was trained in "
-                             f"d = {self.dim}")
-        return x
-
-
-class _RowWriter:
-    """Rows written chunk by chunk to a temporary ``.npy`` or ``.csv`` file, renamed over
-    ``path`` only when complete.
-
-    The ``.npy`` header is written first (its shape is known), then each chunk's bytes in turn:
-    nothing is kept in memory but the chunk, so any number of rows that fits on disk can be
-    written.
-    """
-
-    def __init__(self, path, n, d, dtype):
-        folder = os.path.dirname(os.path.abspath(path))
-        self.path, self.csv, self.dtype = path, path.endswith(".csv"), np.dtype(dtype)
-        need = n * d * (24 if self.csv else self.dtype.itemsize)
-        free = shutil.disk_usage(folder).free
-        if need > free:
-            raise UsageError(f"{n} points of dimension {d} need about {_checks.gib(need)} on disk "
-                             f"for {path}; its folder has {_checks.gib(free)} free")
-        self.tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial")
-        if self.csv:
-            self.file = open(self.tmp, "w", encoding="ascii")
-        else:
-            self.file = open(self.tmp, "wb")
-            np.lib.format.write_array_header_1_0(self.file, {
-                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                "shape": (n, d)})
-
-    def write(self, rows):
-        """Append the next rows (m, d)."""
-        if self.csv:
-            np.savetxt(self.file, rows, delimiter=",", fmt="%.9g")
-        else:
-            self.file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
-
-    def close(self, complete=True):
-        """Close, and rename over the target when ``complete`` (else delete)."""
-        self.file.close()
-        if complete:
-            os.replace(self.tmp, self.path)
-        else:
-            os.unlink(self.tmp)
-
-
-@contextlib.contextmanager
-def _stage(what):
-    """Report a ValueError raised inside the block as a failure of ``what`` (exit 1).
-
-    The inputs were checked before; a ValueError here comes from the computation itself (a
-    state that became NaN, a network that overflowed).
-    """
-    try:
-        yield
-    except ValueError as err:
-        raise RuntimeError(f"{what}: {err}") from None
-
-
 def _cmd_sample(args):
     out = _check_out(args.out, (".npy", ".csv"))
     traj_out = None if args.trajectory is None else _check_out(args.trajectory, (".npy",),
                                                                "--trajectory")
-    ckpt = checkpoint.load(args.model)
-    space = _Space(ckpt)
-    model = ckpt.model(ema=not args.raw, best=not args.last)
-    field = _guided(model, args.label, args.guidance)
-    rows = _source_rows(args, space)
-    n = args.n if rows is None else len(rows)
+    flow = _flow(args)
+    source_rows = None if args.source_data is None else \
+        data.load(args.source_data, name="--source-data").x
+    n = args.n if source_rows is None else len(source_rows)
     if traj_out is not None and n > args.chunk_size:
         raise UsageError(f"--trajectory holds every step of every point in memory: use --n <= "
                          f"--chunk-size ({args.chunk_size})")
-    rng = np.random.default_rng(args.seed)
-    writer = _RowWriter(out, n, space.dim, model.dtype)
+    chunks = flow.sample_chunks(args.n, np.random.default_rng(args.seed), label=args.label,
+                                guidance=args.guidance, source_rows=source_rows,
+                                chunk_size=args.chunk_size, return_trajectory=bool(traj_out),
+                                **_solver(args, None))
+    writer = data.RowWriter(out, n, flow.dim, flow.model.dtype)
     progress = Progress(n, enabled=False if args.quiet else None, label="point")
-    t_start, nfe, complete = time.perf_counter(), 0, False
+    t_start, done, nfe, complete = time.perf_counter(), 0, 0, False
     try:
-        for start in range(0, n, args.chunk_size):
-            m = min(args.chunk_size, n - start)
-            x0 = space.draw_source(m, rng) if rows is None else \
-                space.to_network(rows[start:start + m], space.source_transform)
-            with _stage("integrating the flow failed"):
-                sol = sampling.sample_flow(field, x0.astype(model.dtype),
-                                          return_trajectory=traj_out is not None,
-                                          **_solver_kwargs(args))
-            writer.write(space.to_data(sol.x))
-            nfe = max(nfe, sol.nfe)
-            progress.update(start + m)
+        for rows, sol in chunks:
+            writer.write(rows)
+            done, nfe = done + len(rows), max(nfe, sol.nfe)
+            progress.update(done)
         complete = True
     finally:
         progress.close()
         writer.close(complete)
-    seconds = time.perf_counter() - t_start
     if traj_out is not None:
-        np.save(traj_out, sol.trajectory if not space.rows else
-                space.to_data(sol.trajectory.reshape(-1, space.dim)).reshape(sol.trajectory.shape))
+        np.save(traj_out, flow.to_data(sol.trajectory))
     if not args.quiet:
         print(f"sampled {n} points with {args.solver}: {nfe} velocity evaluations, "
-              f"{seconds:.2f} s; saved {out}" + (f" and {traj_out}" if traj_out else ""))
+              f"{time.perf_counter() - t_start:.2f} s; saved {out}" +
+              (f" and {traj_out}" if traj_out else ""))
     return 0
-
-
-def _source_rows(args, space):
-    """The rows of --source-data for a data-to-data model, or None for a noise source."""
-    if space.source_is_data != (args.source_data is not None):
-        raise UsageError("--source-data goes with a data-to-data model (npflow train --data ... "
-                         "--source-data ...): this model " +
-                         ("maps source rows: name them with --source-data" if space.source_is_data
-                          else "starts from noise"))
-    if args.source_data is None:
-        return None
-    return space.check_rows(data.load(args.source_data, name="--source-data").x, "--source-data")
 
 
 # --- npflow evaluate -----------------------------------------------------------------------------
@@ -642,7 +446,7 @@ def _add_evaluate(sub):
                                    "target points, or held-out rows of --data) and give the "
                                    "same metric between two reference sets of the same law "
                                    "(the floor: what a perfect model would score); and the NLL "
-                                   "(exact divergence) of held-out points.",
+                                   "of held-out points.",
                        epilog=_EVALUATE_EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_solver_options(p, steps_default=LIKELIHOOD_STEPS)
@@ -663,102 +467,17 @@ def _add_divergence_options(p):
                    help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})")
 
 
-def _likelihood_kwargs(divergence, n_probes):
-    """The divergence options of :meth:`_Space.log_prob`, checked."""
-    if divergence == "exact" and n_probes is not None:
-        raise UsageError("--probes goes with a Hutchinson divergence, not --divergence exact")
-    return {"divergence": divergence, "n_probes": n_probes}
-
-
-def _source_log_density(name):
-    if not datasets.has_density(name):
-        return None
-    return lambda x: datasets.log_density(name, x)
-
-
-def evaluate(ckpt, n, seed, solver_kwargs, ema=True, held_out=None, best=True,
-             divergence="auto", n_probes=None):
-    """The metrics of ``npflow evaluate`` as a dict (see the command's help).
-
-    ``held_out`` (m, d): rows of a model trained on data (data units); None draws fresh points
-    of a built-in target. Every sample metric comes with its floor: the same metric between two
-    reference sets (``*_floor``). MMD uses one bandwidth, the median heuristic of the reference.
-    """
-    likelihood_kwargs = _likelihood_kwargs(divergence, n_probes)  # checked before any work
-    space = _Space(ckpt)
-    model = ckpt.model(ema=ema, best=best)
-    rng = np.random.default_rng(seed)
-    if held_out is not None:
-        if not space.rows:
-            raise UsageError("--data scores a model trained on rows (npflow train --data); this "
-                             "model has a built-in target, scored on fresh points without --data")
-        held_out = np.asarray(space.check_rows(held_out, "--data"), dtype=np.float64)
-        if len(held_out) < 4:
-            raise UsageError(f"--data needs at least 4 rows, got {len(held_out)}")
-        n = min(n, len(held_out) // 2)
-    elif space.rows:
-        raise UsageError("this model was trained on rows of data: score it with --data "
-                         "(held-out rows)")
-    x0 = space.draw_source(n, rng).astype(model.dtype)  # first, as npflow sample draws it
-    with _stage("integrating the flow failed"):
-        sol = sampling.sample_flow(model, x0, **solver_kwargs)
-    generated = space.to_data(sol.x.astype(np.float64))
-    if held_out is None:
-        target = ckpt.train_config["target"]
-        reference, nll_rows, floor_set = (datasets.sample(target, n, rng) for _ in range(3))
-    else:
-        shuffled = held_out[rng.permutation(len(held_out))]
-        reference, floor_set, nll_rows = shuffled[:n], shuffled[n:2 * n], held_out
-    result = {"n": n, "nfe": sol.nfe, **_sample_metrics(generated, reference, floor_set)}
-    result.update(_nll(space, model, nll_rows, rng, {**solver_kwargs, **likelihood_kwargs}))
-    target = ckpt.train_config["target"]
-    result["precision"] = datasets.checkerboard_precision(generated) \
-        if target == "checkerboard" else None
-    return result
-
-
-def _sample_metrics(generated, reference, floor_set):
-    """W2, MMD^2 and energy distance of generated vs reference, and reference-vs-floor_set."""
-    width = metrics.median_distance(reference)  # one MMD bandwidth for the model and the floor
-    out = {}
-    for name, metric in (("w2", metrics.wasserstein2),
-                         ("mmd", lambda a, b: metrics.mmd_rbf(a, b, bandwidth=width)),
-                         ("energy", metrics.energy_distance)):
-        out[name] = metric(generated, reference)
-        out[f"{name}_floor"] = metric(floor_set, reference)
-    return out
-
-
-def _nll(space, model, rows, rng, solver_kwargs):
-    """Mean negative log-likelihood of ``rows`` in nats (and bits/dim when dequantized)."""
-    if not space.has_density():
-        return {"nll": None}
-    log_prob, ll = space.log_prob(model, rows, rng, **solver_kwargs)
-    result = {"nll": metrics.negative_log_likelihood(log_prob)}
-    if not space.rows:
-        return result
-    result["nll_rows"] = len(rows)
-    if ll.stderr is not None:  # Hutchinson: the probes' noise in the mean
-        result["nll_probe_stderr"] = float(np.sqrt(np.sum(ll.stderr ** 2)) / len(rows))
-    if space.transform.dequantize:
-        result["bits_per_dim"] = bits_per_dim(result["nll"], space.dim)
-    return result
-
-
 def _cmd_evaluate(args):
-    ckpt = checkpoint.load(args.model)
-    held_out = None
-    if args.data is not None:
-        held_out = data.load(args.data, name="--data", **_read_kwargs(args)).x
-    result = evaluate(ckpt, args.n, args.seed, _solver_kwargs(args), ema=not args.raw,
-                      held_out=held_out, best=not args.last, divergence=args.divergence,
-                      n_probes=args.probes)
+    flow = _flow(args)
+    held_out = None if args.data is None else _read_rows(args)
+    result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
+                           divergence=args.divergence, n_probes=args.probes,
+                           **_solver(args, LIKELIHOOD_STEPS))
     if args.json:
         print(json.dumps(result))
         return 0
-    config = ckpt.train_config
     what = f"{args.data} ({len(held_out)} held-out rows)" if held_out is not None else \
-        f"{config['source']} -> {config['target']}"
+        flow.describe()
     print(f"{args.model}: {what}, {result['n']} points per set, {args.solver}, "
           f"{result['nfe']} evaluations")
     print(f"  {'':18}{'model':>10}{'floor':>10}   (floor: two reference sets of the same law)")
@@ -766,7 +485,8 @@ def _cmd_evaluate(args):
                             ("energy", "energy distance", ".5f")):
         print(f"  {label:<18}{result[key]:>10{fmt}}{result[key + '_floor']:>10{fmt}}")
     if result["nll"] is not None:
-        floor = f"   (true entropy {np.log(32):.3f})" if config["target"] == "checkerboard" else ""
+        floor = f"   (true entropy {np.log(32):.3f})" \
+            if flow.config["target"] == "checkerboard" else ""
         print(f"  {'NLL (nats)':<18}{result['nll']:>10.4f}{floor}")
     if result.get("bits_per_dim") is not None:
         print(f"  {'bits per dim':<18}{result['bits_per_dim']:>10.4f}   (dequantized: a bound "
@@ -790,8 +510,8 @@ def _add_rows_command(sub, name, help_text, description, example, run):
 def _add_log_prob(sub):
     p = _add_rows_command(
         sub, "log-prob", "write the model's log-density of every row (e.g. anomaly scores)",
-        "One log p(x) per row of --data, in nats and data units (exact divergence): low values "
-        "are rows the model finds unlikely. A dequantized model scores x + u, u ~ U[0, 1).",
+        "One log p(x) per row of --data, in nats and data units: low values are rows the model "
+        "finds unlikely. A dequantized model scores x + u, u ~ U[0, 1).",
         "example:\n  npflow log-prob --model my.npz --data new_rows.csv --out scores.npy\n",
         _cmd_log_prob)
     _add_divergence_options(p)
@@ -805,48 +525,22 @@ def _add_encode(sub):
         "example:\n  npflow encode --model my.npz --data rows.csv --out z.npy\n", _cmd_encode)
 
 
-def _rows_for(args, space):
-    if args.data is None:
-        raise UsageError("--data is required: the rows to map")
-    return np.asarray(space.check_rows(
-        data.load(args.data, name="--data", **_read_kwargs(args)).x, "--data"), dtype=np.float64)
-
-
 def _cmd_log_prob(args):
     out = _check_out(args.out, (".npy", ".csv"))
-    ckpt = checkpoint.load(args.model)
-    space = _Space(ckpt)
-    if not space.has_density():
-        raise UsageError("this model's source has no density, so its rows have none either")
-    model = ckpt.model(ema=not args.raw, best=not args.last)
-    rng = np.random.default_rng(args.seed)
-    kwargs = {**_solver_kwargs(args), **_likelihood_kwargs(args.divergence, args.probes)}
-    scores, _ = space.log_prob(model, _rows_for(args, space), rng, **kwargs)
-    _save_rows(out, scores[:, None])
+    flow = _flow(args)
+    scores, _ = flow.log_prob(_read_rows(args), np.random.default_rng(args.seed),
+                              args.divergence, args.probes, **_solver(args, LIKELIHOOD_STEPS))
+    data.save_rows(out, scores[:, None])
     print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
     return 0
 
 
 def _cmd_encode(args):
     out = _check_out(args.out, (".npy", ".csv"))
-    ckpt = checkpoint.load(args.model)
-    space = _Space(ckpt)
-    model = ckpt.model(ema=not args.raw, best=not args.last)
-    z1 = space.to_network(_rows_for(args, space)).astype(model.dtype)
-    kwargs = _solver_kwargs(args)
-    with _stage("integrating the flow backwards failed"):
-        z0 = solvers.solve(model, z1, kwargs.pop("method"), kwargs.pop("steps"), t0=1.0, t1=0.0,
-                           **kwargs).x
-    _save_rows(out, z0.astype(np.float64))
+    z0 = _flow(args).encode(_read_rows(args), **_solver(args, LIKELIHOOD_STEPS))
+    data.save_rows(out, z0)
     print(f"encoded {len(z0)} rows to noise; saved {out}")
     return 0
-
-
-def _save_rows(path, rows):
-    """Write (n, k) rows to ``path`` (.npy or .csv) through a temporary file and a rename."""
-    writer = _RowWriter(path, rows.shape[0], rows.shape[1], rows.dtype)
-    writer.write(rows)
-    writer.close()
 
 
 # --- npflow reflow ------------------------------------------------------------------------------
@@ -854,7 +548,8 @@ def _add_reflow(sub):
     p = sub.add_parser("reflow", help="straighten a model: retrain it on its own (x0, x1) pairs",
                        description="Rectified flow's reflow (Liu et al. 2023, Alg. 1): draw x0, "
                                    "push it through the model to x1, and fine-tune a copy of the "
-                                   "model on these fixed pairs. Not resumable.")
+                                   "model on these fixed pairs. Works for a built-in target and "
+                                   "for a model of your rows. Not resumable.")
     p.add_argument("--model", required=True, help="parent checkpoint (npflow train or reflow)")
     p.add_argument("--pairs", type=POSITIVE_INT, default=20000,
                    help="number of (x0, x1) pairs (default: 20000)")
@@ -865,6 +560,8 @@ def _add_reflow(sub):
                    default="rk4", help="solver that makes the pairs (default: rk4)")
     p.add_argument("--sample-steps", type=POSITIVE_INT, default=100,
                    help="solver steps that make the pairs (default: 100)")
+    p.add_argument("--source-data", default=None,
+                   help="a data-to-data model: the source rows to pair (--pairs is unused)")
     p.add_argument("--seed", type=NONNEG_INT, default=0,
                    help="seed of the x0 draws and of the run (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress line or summary")
@@ -873,38 +570,25 @@ def _add_reflow(sub):
 
 def _cmd_reflow(args):
     out = _check_out(args.out, (".npz",))
-    ckpt = checkpoint.load(args.model)
-    parent = TrainConfig.from_dict(ckpt.train_config)
-    if parent.conditional:
-        raise UsageError("--model: reflow of a conditional model is not supported")
-    if ckpt.data is not None:
-        raise UsageError("--model: reflow from the command line takes a model of a built-in "
-                         "target; for a model of your rows use npflow.reflow in Python")
-    model = ckpt.model(ema=True)
-    # The x0 draws get a stream of their own, spawned from the seed; the run's generator is
-    # default_rng(seed) itself (SeedSequence.spawn: independent children of one seed).
-    pairs_seed, = np.random.SeedSequence(args.seed).spawn(1)
-    x0 = datasets.sample(parent.source, args.pairs, np.random.default_rng(pairs_seed))
+    source_rows = None if args.source_data is None else \
+        data.load(args.source_data, name="--source-data").x
     t_start = time.perf_counter()
-    pairs = reflow.reflow_pairs(model, x0, method=args.solver, steps=args.sample_steps)
-    trainer = reflow.reflow_trainer(model, parent, pairs, steps=args.steps, seed=args.seed)
+    trainer = TrainedFlow.load(args.model).reflow_trainer(
+        args.pairs, args.steps, args.seed, args.solver, args.sample_steps, source_rows)
     result = trainer.run(out=out, quiet=args.quiet)
     if result.interrupted:
         print(f"stopped by {result.signal} at step {trainer.step}; saved {out} (a reflow run "
               f"cannot be resumed)", file=sys.stderr)
         return _SIGNAL_EXIT[result.signal]
     if not args.quiet:
-        print(f"reflow {trainer.config.reflow}: {args.pairs} pairs, {args.steps} steps in "
+        pairs = args.pairs if source_rows is None else len(source_rows)
+        print(f"reflow {trainer.config.reflow}: {pairs} pairs, {args.steps} steps in "
               f"{time.perf_counter() - t_start:.1f} s, final loss {trainer.losses[-1]:.4f}; "
               f"saved {out}")
     return 0
 
 
 # --- npflow plot / animate (need matplotlib) -----------------------------------------------------
-_PLOT_N = {"samples": 2000, "trajectories": 300}  # default --n: points / paths drawn
-_PLOT_STEPS = {"density": 16}  # default --steps of the kinds that do not use 100
-
-
 def _viz():
     """:mod:`npflow.viz` with the file-only Agg backend; a UsageError when matplotlib is missing."""
     from . import viz
@@ -922,30 +606,14 @@ def _add_picture_options(p, n_help):
     p.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
 
 
-def _flow(ckpt, model, n, steps, seed, trajectory=False):
-    """x0 ~ source (n, 2), x1 ~ target (n, 2) and the rk4 solution from x0."""
-    rng = np.random.default_rng(seed)
-    x0 = datasets.sample(ckpt.train_config["source"], n, rng)
-    x1 = datasets.sample(ckpt.train_config["target"], n, rng)
-    sol = solvers.solve(model, x0.astype(model.dtype), "rk4", steps,
-                        return_trajectory=trajectory)
-    return x0, x1, sol
-
-
-def _window(viz, ckpt, seed):
-    """Plot limits that hold 2000 source and 2000 target points."""
-    rng = np.random.default_rng(seed)
-    return viz.limits_of(datasets.sample(ckpt.train_config["source"], 2000, rng),
-                         datasets.sample(ckpt.train_config["target"], 2000, rng))
-
-
 def _add_plot(sub):
+    from .viz import PLOT_KINDS
     p = sub.add_parser("plot", help="draw a picture of a model (samples, paths, field, density, "
                                     "loss)",
                        description="Draw one picture of a trained model with matplotlib.")
     _add_picture_options(p, "points (default: 2000; trajectories: 300 paths)")
     p.add_argument("--out", required=True, help="image file: .png, .pdf or .svg")
-    p.add_argument("--kind", choices=list(_PLOTS), default="samples",
+    p.add_argument("--kind", choices=PLOT_KINDS, default="samples",
                    help="samples: noise | generated | target; trajectories: paths x0 -> x1; "
                         "field: v(x, t) at 5 times; density: model (and true) p1; "
                         "loss: training loss (default: samples)")
@@ -956,76 +624,13 @@ def _add_plot(sub):
     p.set_defaults(run=_cmd_plot)
 
 
-def _plot_samples(viz, ckpt, model, n, steps, seed):
-    x0, x1, sol = _flow(ckpt, model, n, steps, seed)
-    return viz.panels(x0, sol.x, x1)
-
-
-def _plot_trajectories(viz, ckpt, model, n, steps, seed):
-    x0, x1, sol = _flow(ckpt, model, n, steps, seed, trajectory=True)
-    return viz.trajectories(sol.trajectory, n_paths=n, limits=viz.limits_of(x0, x1))
-
-
-def _plot_field(viz, ckpt, model, n, steps, seed):
-    return viz.vector_field(model, limits=_window(viz, ckpt, seed))
-
-
-def _plot_density(viz, ckpt, model, n, steps, seed):
-    source, target = ckpt.train_config["source"], ckpt.train_config["target"]
-    log_p0 = _source_log_density(source)
-    if log_p0 is None:
-        raise UsageError(f"--kind density needs the density of the source, and {source!r} has "
-                         f"no closed form")
-    return viz.density(model, limits=_window(viz, ckpt, seed), log_p0=log_p0, steps=steps,
-                       true_log_density=_source_log_density(target))
-
-
-def _plot_loss(viz, ckpt, model, n, steps, seed):
-    if len(ckpt.losses) == 0:
-        raise UsageError("the model holds no training losses")
-    return viz.loss_curve(ckpt.losses)
-
-
-_PLOTS = {"samples": _plot_samples, "trajectories": _plot_trajectories, "field": _plot_field,
-          "density": _plot_density, "loss": _plot_loss}
-
-
-def _plot_rows(viz, ckpt, model, n, steps, seed, rows):
-    """A model of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
-    space = _Space(ckpt)
-    rows = space.check_rows(rows, "--data")
-    if space.source_is_data:
-        raise UsageError("--kind samples of a data-to-data model: use npflow sample "
-                         "--source-data, then plot the rows yourself")
-    rng = np.random.default_rng(seed)
-    z0 = space.draw_source(n, rng)
-    generated = space.to_data(solvers.solve(model, z0.astype(model.dtype), "rk4", steps).x)
-    if space.dim == 2:
-        return viz.panels(space.to_data(z0), generated, rows,
-                          titles=("noise (in data units)", "generated", "data"))
-    return viz.pairplot(rows, generated)
-
-
 def _cmd_plot(args):
     out = _check_out(args.out, (".png", ".pdf", ".svg"))
     viz = _viz()
-    ckpt = checkpoint.load(args.model)
-    n = _PLOT_N.get(args.kind, 2000) if args.n is None else args.n
-    steps = _PLOT_STEPS.get(args.kind, 100) if args.steps is None else args.steps
-    model = ckpt.model(ema=not args.raw)
-    if ckpt.data is not None and args.kind != "loss":
-        if args.kind != "samples":
-            raise UsageError(f"--kind {args.kind} draws a model of a built-in 2-D target; for a "
-                             f"model of your rows use --kind samples (with --data) or loss")
-        if args.data is None:
-            raise UsageError("--kind samples of a model of your rows needs --data (rows to draw "
-                             "beside the samples)")
-        rows = data.load(args.data, name="--data", **_read_kwargs(args)).x
-        fig = _plot_rows(viz, ckpt, model, n, steps, args.seed, np.asarray(rows, np.float64))
-    elif args.data is not None:
-        raise UsageError("--data goes with a model of your rows; this one has a built-in target")
-    else:
-        fig = _PLOTS[args.kind](viz, ckpt, model, n, steps, args.seed)
+    flow = _flow(args)
+    rows = None if args.data is None else _read_rows(args)
+    fig = viz.plot_flow(flow, args.kind, args.n, args.steps, np.random.default_rng(args.seed),
+                        rows=rows)
     viz.save_figure(fig, out)
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.kind})")
@@ -1035,7 +640,7 @@ def _cmd_plot(args):
 def _add_animate(sub):
     p = sub.add_parser("animate", help="write an animated GIF of the points flowing to the data",
                        description="Integrate the flow with rk4 and write one GIF frame per "
-                                   "evenly spaced time.")
+                                   "evenly spaced time (a model of a built-in 2-D target).")
     _add_picture_options(p, "points (default: 600)")
     p.add_argument("--out", required=True, help="output .gif file")
     p.add_argument("--frames", type=_int_ge(2), default=41, help="frames (default: 41)")
@@ -1051,49 +656,16 @@ def _cmd_animate(args):
         raise UsageError(f"--frames ({args.frames}) must be at most --steps + 1 "
                          f"({args.steps + 1})")
     viz = _viz()
-    ckpt = checkpoint.load(args.model)
-    n = 600 if args.n is None else args.n
-    x0, x1, sol = _flow(ckpt, ckpt.model(ema=not args.raw), n, args.steps, args.seed,
-                        trajectory=True)
+    flow = _flow(args)
+    if flow.on_rows:
+        raise UsageError("--model: animate draws a model of a built-in 2-D target")
+    x0, x1, sol = viz.flow_of_source(flow, 600 if args.n is None else args.n, args.steps,
+                                     np.random.default_rng(args.seed), trajectory=True)
     rows = np.round(np.linspace(0, args.steps, args.frames)).astype(int)  # (frames,)
     fig = viz.animate(sol.trajectory[rows], out, times=sol.times[rows], fps=args.fps,
                       limits=viz.limits_of(x0, x1))
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.frames} frames at {args.fps} fps)")
-    return 0
-
-
-# --- npflow bench -----------------------------------------------------------------------------
-def _add_bench(sub):
-    p = sub.add_parser("bench", help="measure training and sampling speed on this machine",
-                       description="Time npflow's training steps, RK4 sampling, the exact OT "
-                                   "assignment and its import, next to the machine's float32 "
-                                   "matrix-multiply GFLOP/s (demos/benchmark.py adds PyTorch "
-                                   "and SciPy).")
-    p.add_argument("--out", default=None, help="also write every number to this .json file")
-    p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test in seconds")
-    p.add_argument("--rounds", type=POSITIVE_INT, default=None,
-                   help="timed blocks per training figure (default: 7)")
-    p.add_argument("--sample-points", type=POSITIVE_INT, default=None,
-                   help="points per sampling run (default: 10000)")
-    p.add_argument("--sample-steps", type=POSITIVE_INT, default=None,
-                   help="RK4 steps per sampling run (default: 100)")
-    p.set_defaults(run=_cmd_bench)
-
-
-def _cmd_bench(args):
-    from . import bench  # imported on use: the other commands never pay for it
-    out = None if args.out is None else _check_out(args.out, (".json",))
-    options = bench.Options.quick() if args.quick else bench.Options()
-    given = {name: getattr(args, name) for name in ("rounds", "sample_points", "sample_steps")
-             if getattr(args, name) is not None}
-    result = bench.run(dataclasses.replace(options, **given),
-                       log=lambda text: print(text, file=sys.stderr, flush=True))
-    print(bench.machine_line(result))
-    print(bench.table(result))
-    if out is not None:
-        bench.save(result, out)
-        print(f"saved {out}")
     return 0
 
 
@@ -1103,42 +675,50 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_log_prob,
-                _add_encode, _add_reflow, _add_plot, _add_animate, _add_bench):
+                _add_encode, _add_reflow, _add_plot, _add_animate):
         add(sub)
     return parser
 
 
-# Errors the user caused: bad options, files that are not what they should be, requests found
-# (before any work) to need more memory than there is. Everything else that fails is a failure
-# at run time: exit 1, still one line.
-USAGE_ERRORS = (UsageError, checkpoint.CheckpointError, data.DataError,
-                _checks.InsufficientMemory)
+# Failures at run time: the computation itself went wrong (exit 1). Every other ValueError or
+# TypeError is a usage error: the library checks its arguments before it works (exit 2).
+RUN_TIME_FAILURES = (TrainingDiverged, solvers.SolverDiverged, RuntimeError, ArithmeticError,
+                     MemoryError, OSError)
+USAGE_ERRORS = (UsageError, ValueError, TypeError, _checks.InsufficientMemory)
 
 
 def main(argv=None):
     """Run the command line; returns the exit code.
 
-    0: done. 2: a usage error (a bad option, a missing or invalid file, a request too large
-    for this machine), reported in one line. 1: a failure at run time (a diverging loss, a
-    solver that blew up, the machine running out of memory or disk), in one line. 130 / 143:
-    stopped by SIGINT / SIGTERM (training saves first and says how to resume).
+    0: done. 2: a usage error (a bad option, options that do not go together, a missing or
+    invalid file, a request too large for this machine), reported in one line. 1: a failure at
+    run time (a diverging loss, a solver that blew up, the machine running out of memory or
+    disk), in one line. 130 / 143: stopped by SIGINT / SIGTERM (training saves first and says
+    how to resume).
     """
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # NaN is checked
             return args.run(args)
+    except _checks.InsufficientMemory as err:
+        return _fail(args, "error", err, 2)
+    except RUN_TIME_FAILURES as err:
+        return _fail(args, "out of memory" if isinstance(err, MemoryError) else "failed", err, 1)
     except USAGE_ERRORS as err:
-        print(f"npflow {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except (TrainingDiverged, ValueError, TypeError, RuntimeError, ArithmeticError,
-            MemoryError, OSError) as err:
-        what = "out of memory" if isinstance(err, MemoryError) else "failed"
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"npflow {args.command}: {what}: {message}", file=sys.stderr)
-        return 1
+        return _fail(args, "error", err, 2)
     except KeyboardInterrupt:
         print(f"npflow {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(args, what, err, code):
+    """Print the one line of ``err`` (options spelled as flags) and return ``code``."""
+    text = err.spell(_flag, "this command") if isinstance(err, _checks.OptionError) else str(err)
+    text = text.splitlines()[0] if text else type(err).__name__
+    print(f"npflow {args.command}: {what}: {text}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -27,11 +27,13 @@ and minibatches without replacement, reshuffled every epoch, that resume exactly
 checkpoint: :class:`EpochSampler`.
 """
 import csv
+import dataclasses
 import gzip
 import json
 import numbers
 import os
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 
@@ -298,6 +300,70 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
     if label_column is not None:
         x, y, columns = _split_labels(x, columns, label_column, where)
     return Dataset(x, y, columns, path)
+
+
+@dataclass(frozen=True)
+class TrainingFiles:
+    """Where a run's rows come from: files and reading options, stored in its checkpoint.
+
+    ``data`` is read with :func:`load` (``key``, ``delimiter``, ``header``, ``label_column``,
+    ``drop_nonfinite``); ``labels`` is a second file of class labels (:func:`load_labels`);
+    ``source_data`` holds the rows of a source distribution (a data-to-data flow), read with
+    the same options but no label column. Paths are stored absolute, so that a run resumed from
+    another folder reads the same files.
+    """
+
+    data: str = None
+    labels: str = None
+    source_data: str = None
+    key: str = None
+    delimiter: str = None
+    header: bool = None
+    label_column: object = None
+    drop_nonfinite: bool = False
+
+    def __post_init__(self):
+        given = [f for f in ("labels", "source_data", "key", "delimiter", "header",
+                             "label_column", "drop_nonfinite")
+                 if getattr(self, f) not in (None, False)]
+        if self.data is None and given:
+            raise _checks.OptionError(", ".join(f"{{{i}}}" for i in range(len(given))) +
+                                      " need {%d} (rows of your own)" % len(given),
+                                      *given, "data")
+        if self.labels is not None and self.label_column is not None:
+            raise _checks.OptionError("give class labels either with {0} or with {1}, not both",
+                                      "labels", "label_column")
+        if self.labels is not None and self.drop_nonfinite:
+            raise _checks.OptionError("{0} cannot keep a separate {1} file aligned with the rows "
+                                      "it drops: put the labels in a column ({2}) instead",
+                                      "drop_nonfinite", "labels", "label_column")
+        for name in ("data", "labels", "source_data"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
+
+    def load(self):
+        """``(x, labels, source)``: the rows (n, d), their labels (n,) or None, the source rows."""
+        read = {"key": self.key, "delimiter": self.delimiter, "header": self.header,
+                "drop_nonfinite": self.drop_nonfinite}
+        table = load(self.data, name="--data", label_column=self.label_column, **read)
+        labels = table.y
+        if self.labels is not None:
+            labels = load_labels(self.labels, table.n, name="--labels")
+        source = None
+        if self.source_data is not None:
+            source = load(self.source_data, name="--source-data", **read).x
+        return table.x, labels, source
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        """From :meth:`to_dict`, or the nested form ``{"data", "read": {...}, ...}`` of older
+        checkpoints."""
+        values = dict(values)
+        values.update(values.pop("read", None) or {})
+        return cls(**values)
 
 
 def load_labels(path, n, name="--labels"):
@@ -667,3 +733,52 @@ class EpochSampler:
         sampler = cls(n, batch_size, np.random.Generator(bit_generator))
         sampler.epoch, sampler.position = epoch, position
         return sampler
+
+
+class RowWriter:
+    """Rows written chunk by chunk to a temporary ``.npy`` or ``.csv`` file, renamed over
+    ``path`` only when complete.
+
+    The ``.npy`` header is written first (its shape is known), then each chunk's bytes in turn:
+    nothing is kept in memory but the chunk, so any number of rows that fits on disk can be
+    written. A file that would not fit in the folder's free space is refused before writing.
+    """
+
+    def __init__(self, path, n, d, dtype):
+        folder = os.path.dirname(os.path.abspath(path))
+        self.path, self.csv, self.dtype = path, path.endswith(".csv"), np.dtype(dtype)
+        need = n * d * (24 if self.csv else self.dtype.itemsize)
+        free = shutil.disk_usage(folder).free
+        if need > free:
+            raise DataError(f"{n} rows of dimension {d} need about {_checks.gib(need)} on disk "
+                            f"for {path}; its folder has {_checks.gib(free)} free")
+        self.tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.partial")
+        if self.csv:
+            self.file = open(self.tmp, "w", encoding="ascii")
+        else:
+            self.file = open(self.tmp, "wb")
+            np.lib.format.write_array_header_1_0(self.file, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": (n, d)})
+
+    def write(self, rows):
+        """Append the next rows (m, d)."""
+        if self.csv:
+            np.savetxt(self.file, rows, delimiter=",", fmt="%.9g")
+        else:
+            self.file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+
+    def close(self, complete=True):
+        """Close, and rename over the target when ``complete`` (else delete)."""
+        self.file.close()
+        if complete:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+def save_rows(path, rows):
+    """Write (n, k) rows to ``path`` (.npy or .csv) through a temporary file and a rename."""
+    writer = RowWriter(path, rows.shape[0], rows.shape[1], rows.dtype)
+    writer.write(rows)
+    writer.close()

@@ -31,7 +31,7 @@ import numpy as np
 from . import _checks, checkpoint, data, guidance, likelihood, sampling, solvers
 from . import reflow as reflow_module
 from .transforms import Standardize
-from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer
+from .train import DATA, TrainConfig, Trainer, data_config
 
 SOLVERS = solvers.METHODS
 
@@ -268,9 +268,3 @@ class Flow:
         return f"Flow({shown})"
 
 
-def data_config(**options):
-    """The :class:`TrainConfig` of a run on data: ``options``, then DATA_DEFAULTS, then the rest."""
-    if "target" in options and options["target"] != DATA:
-        raise ValueError(f"target must be 'data' for a Flow (it is fitted on your rows), got "
-                         f"{options['target']!r}")
-    return TrainConfig(**{**DATA_DEFAULTS, **options, "target": DATA})

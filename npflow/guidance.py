@@ -106,5 +106,6 @@ def _check_label(label, n_classes):
             raise ValueError(f"label must be an integer or have shape (n,), got shape {arr.shape}")
     if arr.min() < 0 or arr.max() >= n_classes:
         got = f"{arr.min()} .. {arr.max()}" if arr.ndim else f"{int(arr)}"
-        raise ValueError(f"label must be a class in 0 .. {n_classes - 1}, got {got}")
+        raise _checks.OptionError(f"{{0}} must be a class in 0 .. {n_classes - 1}, got {got}",
+                                  "label")
     return int(arr) if arr.ndim == 0 else arr.astype(np.int64)

@@ -200,6 +200,7 @@ def log_likelihood_of_rows(model, x, rng=None, transform=None, divergence="auto"
     -------
     (n,) float64 ndarray of ``log p_x(x)``, and the :class:`LogLikelihood` in the network's space
     """
+    check_divergence(divergence, n_probes)
     x = np.asarray(x, dtype=np.float64)
     shift = 0.0
     if transform is not None:
@@ -210,11 +211,23 @@ def log_likelihood_of_rows(model, x, rng=None, transform=None, divergence="auto"
     return ll.log_prob.astype(np.float64) + shift, ll
 
 
-def _probes_per_point(divergence, d, rng, n_probes):
-    """Hutchinson's k for this call, or None for the exact divergence (checks the arguments)."""
+def check_divergence(divergence, n_probes=None):
+    """Check a divergence mode and its probe count: ``n_probes`` only with an estimate.
+
+    Returns ``(divergence, n_probes)``; ``n_probes`` None means :data:`DEFAULT_PROBES`.
+    """
     _checks.choice(divergence, "divergence", DIVERGENCES)
     if n_probes is not None:
         n_probes = _checks.positive_int(n_probes, "n_probes")
+        if divergence == "exact":
+            raise _checks.OptionError("{0} goes with Hutchinson's estimate, not {1} 'exact'",
+                                      "n_probes", "divergence")
+    return divergence, n_probes
+
+
+def _probes_per_point(divergence, d, rng, n_probes):
+    """Hutchinson's k for this call, or None for the exact divergence (checks the arguments)."""
+    divergence, n_probes = check_divergence(divergence, n_probes)
     if rng is not None:
         _checks.generator(rng)
     if divergence == "exact" and (rng is not None or n_probes is not None):

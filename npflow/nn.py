@@ -617,6 +617,9 @@ class MLP:
 
 def check_hidden(hidden):
     """Hidden widths as a non-empty tuple of positive ints (the MLP's and the classifier's)."""
+    if isinstance(hidden, str):
+        raise ValueError(f"hidden must be a sequence of integer widths such as (128, 128), got "
+                         f"{hidden!r}")
     try:
         widths = tuple(hidden)
     except TypeError:

@@ -52,7 +52,7 @@ def reflow_pairs(model, x0, method="rk4", steps=None):
     return x0.astype(np.float64), x1.astype(np.float64)
 
 
-def reflow_trainer(model, config, pairs, **overrides):
+def reflow_trainer(model, config, pairs, data_state=None, **overrides):
     """A :class:`~npflow.train.Trainer` for the next rectification, warm-started from ``model``.
 
     Parameters
@@ -66,6 +66,9 @@ def reflow_trainer(model, config, pairs, **overrides):
         pairs), ``coupling="independent"`` (the pairs are fixed) and ``overrides``.
     pairs : (x0, x1)
         Two (N, d) arrays from :func:`reflow_pairs`.
+    data_state : DataState, optional
+        A flow of rows: the parent checkpoint's data (its transform above all), carried into
+        the new run's checkpoints so that they map rows as the parent did.
     **overrides
         TrainConfig fields to change (e.g. ``steps``, ``lr``, ``seed``); the architecture must
         stay the parent's.
@@ -81,8 +84,8 @@ def reflow_trainer(model, config, pairs, **overrides):
                          "supported (the pairs carry no labels)")
     # Liu et al. 2023, Alg. 1: the straight-line objective, whatever path the parent used.
     new = dataclasses.replace(config, reflow=config.reflow + 1, path="linear",
-                              coupling="independent", **overrides)
-    trainer = Trainer(new, pairs=pairs)
+                              sigma=TrainConfig.sigma, coupling="independent", **overrides)
+    trainer = Trainer(new, pairs=pairs, data_state=data_state)
     if model.config() != trainer.model.config():
         raise ValueError(f"model must have the architecture of the config, got {model.config()} "
                          f"for a config that builds {trainer.model.config()}")

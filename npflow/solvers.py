@@ -209,18 +209,35 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
         raise TypeError(f"return_trajectory must be a bool, got {return_trajectory!r}")
 
     field = _Field(velocity, x.shape)
+    steps = check_steps(method, steps)
     if method == "dopri5":
-        if steps is not None:
-            raise ValueError("steps must be None for method 'dopri5' (it picks its own steps from "
-                             f"rtol and atol), got {steps!r}")
         solution = _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory)
     else:
-        steps = DEFAULT_STEPS if steps is None else _checks.positive_int(steps, "steps")
         solution = _solve_fixed(field, _TABLEAUS[method], x, t0, t1, steps, return_trajectory)
     if not np.all(np.isfinite(solution.x)):
-        raise ValueError(f"the state became NaN or infinite between t0={t0} and t1={t1}: velocity "
+        raise SolverDiverged(f"the state became NaN or infinite between t0={t0} and t1={t1}: velocity "
                          "returned non-finite values or the solution diverged")
     return solution
+
+
+class SolverDiverged(ValueError):
+    """The state of an integration became NaN or infinite (a failure at run time, not a bad
+    argument)."""
+
+
+def check_steps(method, steps):
+    """The number of uniform steps of ``method`` (the rule of the module docstring).
+
+    None means :data:`DEFAULT_STEPS` for the fixed-step methods; dopri5 picks its own steps from
+    ``rtol`` and ``atol``, so it takes only None (and None is returned).
+    """
+    _checks.choice(method, "method", METHODS)
+    if method == "dopri5":
+        if steps is not None:
+            raise _checks.OptionError("{0} must be None for {1} 'dopri5' (it picks its own steps "
+                                      f"from rtol and atol), got {steps!r}", "steps", "method")
+        return None
+    return DEFAULT_STEPS if steps is None else _checks.positive_int(steps, "steps")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,8 +6,15 @@ One step::
     (x0, x1) <- coupling(x0, x1)                  independent, or minibatch OT
     t ~ U[0, 1]                                   (or a documented non-uniform density)
     xt, ut = path(x0, x1, t)                      probability path and its target velocity
-    L(theta) = mean || v_theta(xt, t) - ut ||^2   the CFM loss
+    L(theta) = mean || v_theta(xt, t) - ut ||^2 / d   the CFM loss, per coordinate
     theta <- Adam(theta, dL/dtheta)               hand-written backprop and optimizer
+
+The loss is the mean over the batch of the squared norm divided by the dimension d: the mean
+over all n d entries, as ``torch.nn.functional.mse_loss`` takes it. It differs from Lipman et
+al.'s eq. 9 by the constant factor 1/d, so its minimiser is the same. For the same error in
+each coordinate, the squared norm (and its gradient) grows in proportion to d; the mean stays
+at the scale of one coordinate, so the threshold of ``grad_clip`` means about the same at
+every d.
 
 :class:`Trainer` owns the network, the optimizer, the EMA and the random generator, so that a run
 can be checkpointed at any step and resumed bit for bit. On a user's rows (target ``"data"``),
@@ -29,7 +36,7 @@ import numpy as np
 
 from . import _checks, checkpoint, couplings, data, datasets, paths, transforms
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, param_count
+from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, check_hidden, param_count
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -108,10 +115,41 @@ class TrainConfig:
         _checks.finite_float(self.grad_clip, "grad_clip", low=0)
         _checks.finite_float(self.ema_decay, "ema_decay", low=0, high=1)
         _checks.finite_float(self.time_scale, "time_scale", low=0, low_open=True)
-        if not isinstance(self.hidden, (tuple, list)) or not self.hidden:
-            raise ValueError(f"hidden must be a non-empty list of widths >= 1, got {self.hidden!r}")
-        object.__setattr__(self, "hidden", tuple(_checks.positive_int(w, "hidden")
-                                                 for w in self.hidden))
+        object.__setattr__(self, "hidden", check_hidden(self.hidden))
+        self._check_combinations()
+
+    def _check_combinations(self):
+        """Refuse every option that this run would silently ignore (one line naming it).
+
+        An option is *set* when it differs from its default here; a set option that the rest
+        of the configuration does not use is an error, not a silent no-op.
+        """
+        unused = [(names, why) for names, why in self._unused() if self._is_set(names[0])]
+        if unused:
+            names, why = unused[0]
+            raise _checks.OptionError("{0} " + why, *names)
+        if self.target == DATA and self.source not in ("gaussian", DATA):
+            raise _checks.OptionError(
+                "{0} of a run on rows must be 'gaussian' (noise N(0, I_d)) or 'data' (rows of a "
+                f"source dataset), got {self.source!r}", "source")
+
+    def _unused(self):
+        """((option, other options named), why) for the options this run does not use."""
+        if self.target != DATA:
+            for name in ("val_fraction", "eval_every", "patience", "dequantize", "standardize"):
+                yield (name, "data"), (f"applies to a run on rows of data ({{1}}), not to the "
+                                       f"built-in target {self.target!r}")
+        if not self.conditional:
+            yield ("label_dropout", "conditional"), "needs {1} (a class-conditional run)"
+        if self.path not in ("icfm", "lipman"):
+            yield ("sigma",), f"is used by the icfm and lipman paths, not by path {self.path!r}"
+        if self.time_embedding != "sinusoidal":
+            for name in ("embed_dim", "time_scale"):
+                yield (name,), (f"sets the sinusoidal time embedding, not time_embedding "
+                                f"{self.time_embedding!r}")
+
+    def _is_set(self, name):
+        return getattr(self, name) != _FIELD_DEFAULTS[name]
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
@@ -123,6 +161,23 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def data_config(source_rows=False, **options):
+    """The :class:`TrainConfig` of a run on rows: ``options``, then DATA_DEFAULTS, then the rest.
+
+    The target is ``"data"``; the source is N(0, I_d) (``"gaussian"``), or rows of a source
+    dataset when ``source_rows`` (a data-to-data flow).
+    """
+    if options.get("target", DATA) != DATA:
+        raise _checks.OptionError(f"{{0}} are the target of a run on rows, so {{1}} cannot name "
+                                  f"a built-in target (got {options['target']!r})", "data",
+                                  "target")
+    source = {"source": DATA} if source_rows else {}
+    return TrainConfig(**{**DATA_DEFAULTS, **source, **options, "target": DATA})
 
 
 # Defaults for a run on a user's rows (``npflow train --data``, :class:`npflow.Flow`): these fields
@@ -351,8 +406,9 @@ def _row_batches(config, data_rows, labels, source_data, files):
     """The :class:`RowBatches` of a run on data (target "data"), None for the toy samplers."""
     if config.target != DATA:
         if data_rows is not None or labels is not None or source_data is not None:
-            raise ValueError(f"data, labels and source_data need target 'data'; the target is "
-                             f"{config.target!r}")
+            raise _checks.OptionError(f"{{0}} are the target of the run, but {{1}} is "
+                                      f"{config.target!r} (rows of data have target 'data')",
+                                      "data", "target")
         return None
     if data_rows is None:
         raise ValueError("data must be given (an (n, d) array) when the target is 'data'")
@@ -381,10 +437,13 @@ class Trainer:
     data_files : dict, optional
         Where the rows came from (JSON: file names and reading options), stored in the
         checkpoint so that ``npflow train --resume`` can read them again.
+    data_state : DataState, optional
+        A reflow run of a flow of rows: the parent's data (its transform), written into this
+        run's checkpoints so that they map rows as the parent did.
     """
 
     def __init__(self, config, pairs=None, data=None, labels=None, source_data=None,
-                 data_files=None):
+                 data_files=None, data_state=None):
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
@@ -418,6 +477,7 @@ class Trainer:
         self.val_losses = []  # (step, validation loss) of each evaluation (finite datasets)
         self.best_params, self.best_step = self.ema.shadow.copy(), 0
         self.replanned = None  # set by from_checkpoint when steps changes the plan
+        self.data_state = data_state
 
     # --- one step ---------------------------------------------------------------------------
     def draw_batch(self):
@@ -457,8 +517,8 @@ class Trainer:
         batch = self.draw_batch()
         v, cache = self.model.forward_train(batch.xt, batch.t, batch.y, self.work)  # (n, d)
         diff = v - batch.ut  # (n, d)
-        loss = float(np.mean(diff * diff))  # L = mean ||v - ut||^2 / d  (MSE over n*d entries)
-        diff *= 2.0 / diff.size  # dL/dv
+        loss = float(np.mean(diff * diff))  # L = (1 / (n d)) sum_i ||v_i - ut_i||^2
+        diff *= 2.0 / diff.size  # dL/dv = 2 (v - ut) / (n d)
         self.model.backward(cache, diff, self.work)
         grads = self.model.grads
         norm = clip_grad_norm(grads, self.config.grad_clip) if self.config.grad_clip > 0 \
@@ -558,8 +618,13 @@ class Trainer:
     def to_checkpoint(self):
         """Snapshot of the whole run as a :class:`~npflow.checkpoint.Checkpoint`."""
         state = self.optimizer.state_dict()
-        data = None if self.rows is None else self.rows.state(
-            self.val_losses, self.best_params.copy(), self.best_step)
+        if self.rows is not None:
+            data = self.rows.state(self.val_losses, self.best_params.copy(), self.best_step)
+        elif self.data_state is not None:  # reflow of a flow of rows: the latest EMA is the best
+            data = dataclasses.replace(self.data_state, best_params=self.ema.shadow.copy(),
+                                       best_step=self.step)
+        else:
+            data = None
         return checkpoint.Checkpoint(
             self.model.config(), self.config.to_dict(), _rng_state(self.rng),
             self.model.params.copy(), self.ema.shadow.copy(), state["m"], state["v"],
@@ -571,7 +636,7 @@ class Trainer:
 
     @classmethod
     def from_checkpoint(cls, path, steps=None, data=None, labels=None, source_data=None,
-                        data_files=None):
+                        data_files=None, given=None):
         """Rebuild a run from ``path`` to continue it.
 
         Resuming to the run's own total (``steps`` None or equal to it) continues it bit for
@@ -582,8 +647,15 @@ class Trainer:
         is unaffected. A run on a finite dataset needs the same ``data`` (and labels, source)
         again; their fingerprint is checked. A reflow run (``reflow > 0``) cannot be resumed:
         its fixed pairs are not stored.
+
+        ``given`` (a dict of TrainConfig fields, and ``data_files``) are the options of the
+        command that asks to continue, as a job scheduler's requeue repeats them: each must be
+        what the stored run used (``steps`` aside, which re-plans), else an
+        :class:`~npflow._checks.OptionError` names the option, the stored and the given value.
         """
         ckpt = checkpoint.load(path)
+        _check_same_run(path, ckpt, given or {}, data_files)
+        steps = (given or {}).get("steps", steps)
         if ckpt.train_config.get("reflow", 0):
             raise checkpoint.CheckpointError(
                 f"{path!r} is a reflow run, which cannot be resumed (its training pairs are not "
@@ -624,6 +696,33 @@ class Trainer:
                                     min(trainer.config.warmup_steps, planned))(ckpt.step)),
                 float(trainer.schedule(ckpt.step)))
         return trainer
+
+
+def _check_same_run(path, ckpt, given, data_files):
+    """Refuse options (and data files) that differ from the stored run's (steps re-plans)."""
+    try:
+        stored = TrainConfig.from_dict(ckpt.train_config)
+        wanted = dataclasses.replace(stored, **{k: v for k, v in given.items() if k != "steps"})
+    except (ValueError, TypeError) as err:
+        raise checkpoint.CheckpointError(f"{path!r} cannot be resumed: {err}") from None
+    changed = [(name, getattr(stored, name), getattr(wanted, name)) for name in given
+               if name != "steps" and getattr(stored, name) != getattr(wanted, name)]
+    files = None if ckpt.data is None else ckpt.data.info.get("files")
+    if data_files is not None and files is not None:
+        files = data.TrainingFiles.from_dict(files).to_dict()
+        changed += [(name, files[name], value) for name, value in data_files.items()
+                    if files[name] != value]
+    if changed:
+        name, before, now = changed[0]
+        raise _checks.OptionError(f"{{0}}: the run stored in {path} used {_shown(before)}, "
+                                  f"{{caller}} says {_shown(now)}", name)
+
+
+def _shown(value):
+    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from . import _checks, likelihood
+from . import _checks, datasets, likelihood, solvers
 
 DEFAULT_LIMITS = (-5.0, 5.0)  # covers every built-in dataset except the outer 8gaussians tails
 NOISE_COLOR = "#7f7f7f"
@@ -663,3 +663,80 @@ def _square(ax, limits):
     ax.set_ylim(*limits)
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
+
+
+# --- pictures of a trained flow (npflow plot / animate) -------------------------------------------
+PLOT_KINDS = ("samples", "trajectories", "field", "density", "loss")
+
+
+def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
+    """One picture of a :class:`~npflow.trained.TrainedFlow`; returns the figure.
+
+    ``kind``: ``samples`` (noise | generated | target; a flow of rows: its samples beside
+    ``rows`` (m, d), side by side in 2-D, pairwise plots above), ``trajectories`` (paths
+    x0 -> x1), ``field`` (v(x, t) at five times), ``density`` (the model's p1 beside the true
+    one) or ``loss`` (the training loss). ``n`` points (300 paths for trajectories), ``steps``
+    of rk4 (16 for density, else 100); ``rng`` draws the points. Every kind but ``samples`` and
+    ``loss`` draws a flow of a built-in 2-D target.
+    """
+    _checks.choice(kind, "kind", PLOT_KINDS)
+    rng = np.random.default_rng(0) if rng is None else _checks.generator(rng)
+    n = (300 if kind == "trajectories" else 2000) if n is None else _checks.positive_int(n, "n")
+    steps = (16 if kind == "density" else 100) if steps is None else steps
+    if kind == "loss":
+        if len(flow.checkpoint.losses) == 0:
+            raise ValueError("the model holds no training losses")
+        return loss_curve(flow.checkpoint.losses)
+    if flow.on_rows:
+        return _plot_rows(flow, kind, n, steps, rng, rows)
+    if rows is not None:
+        raise ValueError("rows go with a flow of rows; this one has a built-in target")
+    source, target = flow.config["source"], flow.config["target"]
+    if kind == "field":
+        return vector_field(flow.model, limits=_window(flow, rng))
+    if kind == "density":
+        if not datasets.has_density(source):
+            raise ValueError(f"kind 'density' needs the density of the source, and {source!r} "
+                             f"has no closed form")
+        return density(flow.model, limits=_window(flow, rng), steps=steps,
+                       log_p0=lambda x: datasets.log_density(source, x),
+                       true_log_density=(lambda x: datasets.log_density(target, x))
+                       if datasets.has_density(target) else None)
+    x0, x1, sol = flow_of_source(flow, n, steps, rng, trajectory=kind == "trajectories")
+    if kind == "trajectories":
+        return trajectories(sol.trajectory, n_paths=n, limits=limits_of(x0, x1))
+    return panels(x0, sol.x, x1)
+
+
+def _plot_rows(flow, kind, n, steps, rng, rows):
+    """A flow of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
+    if kind != "samples":
+        raise ValueError(f"kind {kind!r} draws a flow of a built-in 2-D target; for a flow of "
+                         f"rows use kind 'samples' (with rows) or 'loss'")
+    if rows is None:
+        raise ValueError("kind 'samples' of a flow of rows needs rows to draw beside the samples")
+    if flow.source_is_data:
+        raise ValueError("kind 'samples' of a data-to-data flow: sample it from source rows, "
+                         "then plot the rows yourself")
+    rows = flow.check_rows(rows, "rows")
+    z0 = flow.draw_source(n, rng)
+    generated = flow.decode(z0, steps=steps)
+    if flow.dim == 2:
+        return panels(flow.to_data(z0), generated, rows,
+                      titles=("noise (in data units)", "generated", "data"))
+    return pairplot(rows, generated)
+
+
+def flow_of_source(flow, n, steps, rng, trajectory=False):
+    """x0 ~ source (n, 2), x1 ~ target (n, 2) of a built-in 2-D flow, and the rk4 solution."""
+    x0 = datasets.sample(flow.config["source"], n, rng)
+    x1 = datasets.sample(flow.config["target"], n, rng)
+    sol = solvers.solve(flow.model, x0.astype(flow.model.dtype), "rk4", steps,
+                        return_trajectory=trajectory)
+    return x0, x1, sol
+
+
+def _window(flow, rng):
+    """Plot limits that hold 2000 source and 2000 target points."""
+    return limits_of(datasets.sample(flow.config["source"], 2000, rng),
+                     datasets.sample(flow.config["target"], 2000, rng))

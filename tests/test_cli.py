@@ -16,7 +16,7 @@ import pytest
 import npflow
 from npflow import checkpoint, datasets, solvers
 from npflow.cli import main
-from npflow.train import TrainConfig
+from npflow.train import TrainConfig, Trainer
 
 TINY = ["--steps", "12", "--batch-size", "64", "--hidden", "16", "--warmup-steps", "0",
         "--lr", "0.01"]
@@ -110,8 +110,43 @@ def test_resume_refuses_to_change_other_options(tmp_path, capsys, change):
     assert run(capsys, "train", *TINY, "--out", path, "--quiet")[0] == 0
     before = open(path, "rb").read()
     code, out, err = run(capsys, "train", "--resume", "--steps", "20", *change, "--out", path)
-    assert_usage_error(code, out, err, "--resume", change[0])
+    stored = dict(zip(TINY[::2], TINY[1::2]))
+    stored.update({"--target": "checkerboard", "--seed": "0"})
+    assert_usage_error(code, out, err, f"{change[0]}: the run stored in {path} used "
+                       f"{stored[change[0]]}, this command says {change[1]}")
     assert open(path, "rb").read() == before
+
+
+def test_the_same_command_with_resume_continues_exactly(tmp_path, capsys):
+    """A requeue repeats the command line that started the run, plus --resume."""
+    path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
+    argv = ["train", *TINY, "--seed", "3", "--target", "moons", "--out", path, "--quiet"]
+    stopped = Trainer(TrainConfig(steps=12, batch_size=64, hidden=(16,), warmup_steps=0,
+                                  lr=0.01, seed=3, target="moons"))
+    for _ in range(6):  # a run of 12 steps, stopped after 6
+        stopped.train_step()
+    stopped.save(path)
+    assert run(capsys, *argv, "--resume")[0] == 0
+    assert run(capsys, *argv, "--resume")[0] == 0  # again, with nothing left to do
+    assert run(capsys, "train", *TINY, "--seed", "3", "--target", "moons", "--out", straight,
+               "--quiet")[0] == 0
+    a, b = checkpoint.load(path), checkpoint.load(straight)
+    assert a.step == b.step == 12
+    for name in ("params", "ema_params", "adam_m", "adam_v", "losses"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_resume_auto_starts_a_missing_run_and_continues_an_existing_one(tmp_path, capsys):
+    path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
+    argv = ["train", *TINY, "--out", path, "--resume", "auto"]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "trained 12 steps" in out
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "trained 0 steps" in out
+    assert run(capsys, "train", *TINY, "--out", straight, "--quiet")[0] == 0
+    np.testing.assert_array_equal(checkpoint.load(path).params, checkpoint.load(straight).params)
+    code, out, err = run(capsys, *argv[:-2], "--seed", "4", "--resume", "auto")
+    assert_usage_error(code, out, err, "--seed: the run stored in", "used 0, this command says 4")
 
 
 def test_train_residual_flag_reaches_the_model(tmp_path, capsys):
@@ -250,8 +285,9 @@ KEYS = {"n", "w2", "mmd", "energy", "w2_floor", "mmd_floor", "energy_floor", "nl
 
 
 def evaluate_json(capsys, model, *extra):
-    code, out, err = run(capsys, "evaluate", "--model", model, "--n", 200, "--steps", 6,
-                         "--json", *extra)
+    steps = [] if "dopri5" in extra else ["--steps", 6]  # dopri5 takes no --steps
+    code, out, err = run(capsys, "evaluate", "--model", model, "--n", 200, *steps, "--json",
+                         *extra)
     assert code == 0 and err == "" and out.count("\n") == 1
     return json.loads(out)
 
@@ -517,9 +553,37 @@ def test_sigterm_saves_exits_143_and_says_how_to_resume(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143
     assert err.strip().splitlines()[-1].startswith("stopped by SIGTERM at step ")
-    assert f"npflow train --out {path} --resume" in err
+    assert f"(continue with: npflow train --steps 100000 " in err
+    assert err.strip().endswith(f"--out {path} --resume)")
     ckpt = checkpoint.load(path)
     assert 0 < ckpt.step < 100000 and ckpt.step == ckpt.adam_step
+
+
+def test_a_killed_job_relaunched_with_the_same_command_ends_as_an_uninterrupted_run(tmp_path):
+    """The requeue pattern: SIGKILL mid-run (no chance to save), then the same command again."""
+    import signal
+    import time
+    path, straight = str(tmp_path / "m.npz"), str(tmp_path / "straight.npz")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(npflow.__file__)))
+    env = {**os.environ, "PYTHONPATH": root, "OPENBLAS_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "npflow", "train", "--steps", "3000", "--batch-size", "64",
+            "--hidden", "16", "--seed", "3", "--checkpoint-every", "100", "--quiet",
+            "--resume", "auto"]
+    proc = subprocess.Popen([*argv, "--out", path], cwd=tmp_path, env=env)
+    deadline = time.time() + 120
+    while not os.path.exists(path) and time.time() < deadline:  # a periodic checkpoint exists
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert 0 < checkpoint.load(path).step < 3000
+    subprocess.run([*argv, "--out", path], cwd=tmp_path, env=env, check=True, timeout=600)
+    subprocess.run([*argv, "--out", straight], cwd=tmp_path, env=env, check=True, timeout=600)
+    a, b = checkpoint.load(path), checkpoint.load(straight)
+    assert a.step == b.step == 3000
+    for name in ("params", "ema_params", "adam_m", "adam_v", "losses"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    assert a.rng_state == b.rng_state
 
 
 # --- your own rows: train --data, sample, evaluate --data, log-prob, encode --------------------------
@@ -551,7 +615,7 @@ def test_train_on_a_csv_file_stores_the_data_state(table):
     ckpt = checkpoint.load(table["model"])
     assert ckpt.train_config["target"] == "data" and ckpt.train_config["conditional"] is True
     assert ckpt.model_config["dim"] == 3 and ckpt.model_config["n_classes"] == 2
-    assert ckpt.data.info["n"] == 250 and ckpt.data.info["files"]["read"]["label_column"] == "label"
+    assert ckpt.data.info["n"] == 250 and ckpt.data.info["files"]["label_column"] == "label"
     assert len(ckpt.data.val_index) == 25 and ckpt.data.val_losses.shape == (2, 2)
     for field, value in npflow.DATA_DEFAULTS.items():
         if field not in ("steps", "batch_size", "hidden", "warmup_steps"):

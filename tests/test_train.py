@@ -511,13 +511,32 @@ def test_label_dropout_zero_never_uses_the_null_label():
     assert batch.y.min() >= 0 and batch.y.max() <= 1 and trainer.model.n_classes == 2
 
 
-def test_unconditional_runs_are_unchanged_by_the_new_options():
-    """conditional=False ignores label_dropout: the same draws and the same weights."""
-    a, b = Trainer(tiny(steps=5)), Trainer(tiny(steps=5, label_dropout=0.5))
-    a.run(quiet=True)
-    b.run(quiet=True)
-    assert_same_run(a, b)
-    assert a.draw_batch().y is None
+def test_unconditional_runs_refuse_the_options_they_would_ignore():
+    """conditional=False would ignore label_dropout: setting it is an error, not a no-op."""
+    with pytest.raises(ValueError, match="label_dropout needs conditional"):
+        tiny(steps=5, label_dropout=0.5)
+    assert Trainer(tiny(steps=5)).draw_batch().y is None
+
+
+@pytest.mark.parametrize("options, names", [
+    (dict(target="data", source="moons"), "source of a run on rows"),
+    (dict(val_fraction=0.2), "val_fraction applies to a run on rows of data"),
+    (dict(patience=3), "patience applies"), (dict(dequantize=True), "dequantize applies"),
+    (dict(standardize=False), "standardize applies"), (dict(eval_every=7), "eval_every"),
+    (dict(sigma=0.3), "sigma is used by the icfm and lipman paths, not by path 'linear'"),
+    (dict(embed_dim=32), "embed_dim sets the sinusoidal time embedding"),
+    (dict(time_scale=10.0), "time_scale sets the sinusoidal time embedding"),
+])
+def test_config_refuses_options_the_run_would_silently_ignore(options, names):
+    with pytest.raises(ValueError, match=names) as info:
+        TrainConfig(**options)
+    assert "\n" not in str(info.value)
+
+
+def test_config_accepts_the_same_options_where_they_are_used():
+    TrainConfig(target="data", source="data", val_fraction=0.2, patience=3, dequantize=True)
+    TrainConfig(path="icfm", sigma=0.3, conditional=True, label_dropout=0.5)
+    TrainConfig(time_embedding="sinusoidal", embed_dim=32, time_scale=10.0)
 
 
 # --- runs on a finite dataset (target "data") ------------------------------------------------------
