@@ -357,9 +357,8 @@ def _read_rows(args, option="--data"):
     """The rows of --data (and its reading options), float64."""
     if args.data is None:
         raise UsageError(f"{option} is required: the rows to use")
-    files = _training_files(args)
-    x, _, _ = files.load()
-    return np.asarray(x, dtype=np.float64)
+    rows, _, _ = _training_files(args).load()
+    return np.asarray(rows.x, dtype=np.float64)
 
 
 # --- npflow sample ------------------------------------------------------------------------------

@@ -108,12 +108,13 @@ class Dataset:
 
 # --- the boundary check ----------------------------------------------------------------------
 
-def check_array(X, name="X", min_rows=2, drop_nonfinite=False):
+def check_array(X, name="X", min_rows=2, drop_nonfinite=False, finite=True):
     """Return ``X`` as a floating ``(n, d)`` array after the one boundary check.
 
     float32 and float64 are kept (a memory map stays a memory map); other real dtypes become
     float64. Finiteness is checked chunk by chunk, so a memory-mapped array larger than memory is
-    never loaded whole.
+    never loaded whole; ``finite=False`` skips that pass, for a caller whose own pass over the
+    rows finds NaN and infinity anyway (:meth:`npflow.transforms.Standardize.fit`).
 
     Parameters
     ----------
@@ -125,6 +126,8 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False):
         Fewest rows accepted (after dropping non-finite rows).
     drop_nonfinite : bool
         Drop the rows holding NaN or infinity (a copy) instead of raising.
+    finite : bool
+        Check finiteness (a pass over every entry).
 
     Returns
     -------
@@ -135,11 +138,11 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False):
     DataError
         Not 2-D, not real numbers, too few rows, no columns, or NaN/infinity.
     """
-    arr, bad = _checked(X, name, min_rows, drop_nonfinite)
+    arr, bad = _checked(X, name, min_rows, drop_nonfinite, finite)
     return arr if not bad.size else np.delete(arr, bad, axis=0)
 
 
-def _checked(X, name, min_rows, drop_nonfinite):
+def _checked(X, name, min_rows, drop_nonfinite, finite=True):
     """``check_array`` without the dropping: returns the array and its non-finite rows (k,)."""
     arr = X if isinstance(X, np.ndarray) else _as_array(X, name)
     ref = name if name.isidentifier() else "x"  # the array's name in the advice
@@ -157,7 +160,7 @@ def _checked(X, name, min_rows, drop_nonfinite):
     _check_rows(arr.shape[0], name, min_rows)
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
-    bad = _nonfinite_rows(arr)
+    bad = _nonfinite_rows(arr) if finite else np.zeros(0, dtype=np.int64)
     if bad.size and not drop_nonfinite:
         raise DataError(f"{name} has {_n_rows(bad.size)} with NaN or infinity "
                         f"(first: row {bad[0]}); drop them with drop_nonfinite=True "
@@ -342,7 +345,8 @@ class TrainingFiles:
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
 
     def load(self):
-        """``(x, labels, source)``: the rows (n, d), their labels (n,) or None, the source rows."""
+        """``(rows, labels, source)``: the :class:`Dataset` of ``data``, its labels (n,) or
+        None, and the Dataset of ``source_data`` or None (each checked once, as it is read)."""
         read = {"key": self.key, "delimiter": self.delimiter, "header": self.header,
                 "drop_nonfinite": self.drop_nonfinite}
         table = load(self.data, name="--data", label_column=self.label_column, **read)
@@ -351,8 +355,8 @@ class TrainingFiles:
             labels = load_labels(self.labels, table.n, name="--labels")
         source = None
         if self.source_data is not None:
-            source = load(self.source_data, name="--source-data", **read).x
-        return table.x, labels, source
+            source = load(self.source_data, name="--source-data", **read)
+        return table, labels, source
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -257,7 +257,7 @@ class RowBatches:
     def __init__(self, config, x, labels=None, source=None, files=None):
         split_ss, batch_ss, val_ss, source_ss = np.random.SeedSequence(config.seed).spawn(4)
         self.config, self.files = config, files
-        self.x = data.check_array(x, "data")
+        self.x = _rows(x, "data")
         n, self.dim = self.x.shape
         self.y = _check_run_labels(config, labels, n)
         self.n_classes = int(self.y.max()) + 1 if self.y is not None else 0
@@ -269,7 +269,7 @@ class RowBatches:
         if (config.source == DATA) != (source is not None):
             raise ValueError("source_data must be given exactly when config.source is 'data'")
         if source is not None:
-            self.source = data.check_array(source, "source_data")
+            self.source = _rows(source, "source_data")
             if self.source.shape[1] != self.dim:
                 raise ValueError(f"source_data must have {self.dim} columns like data, got "
                                  f"{self.source.shape[1]}")
@@ -368,6 +368,12 @@ class RowBatches:
                 len(self.source), self.config.batch_size, state.source_sampler)
 
 
+def _rows(x, name):
+    """The rows of a :class:`~npflow.data.Dataset` (checked when it was read: a memory-mapped
+    file is not scanned again), or an array after :func:`npflow.data.check_array`."""
+    return x.x if isinstance(x, data.Dataset) else data.check_array(x, name)
+
+
 def _check_run_labels(config, labels, n):
     """Labels (n,) int64 for a conditional run on data, None otherwise."""
     if labels is None:
@@ -426,9 +432,11 @@ class Trainer:
         batch is a random minibatch of them instead of fresh source and target draws paired by
         the coupling. Required exactly when ``config.reflow > 0``; their d sets the network's
         (for a flow of data rows they live in its standardized space).
-    data : (n, d) array, optional
+    data : (n, d) array or Dataset, optional
         The rows of a finite dataset (a user's file or array, any d); required exactly when
-        ``config.target == "data"``. A memory-mapped array is read batch by batch, never whole.
+        ``config.target == "data"``. A memory-mapped array is read batch by batch, never whole;
+        a :class:`~npflow.data.Dataset` (what :func:`npflow.data.load` returns) is not checked
+        again.
         See :class:`RowBatches` for the split, the transform and the batches.
     labels : (n,) int array, optional
         Class labels ``0 .. K - 1`` of ``data``, for ``config.conditional``.

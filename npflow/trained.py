@@ -123,7 +123,8 @@ class TrainedFlow:
     def draw_source(self, n, rng):
         """``n`` points of the source, in the network's space: noise, or a built-in source."""
         if self.source_is_data:
-            raise ValueError("this flow maps rows of a source dataset: pass them as source_rows")
+            raise _checks.OptionError("this model maps rows of a source dataset: give them "
+                                      "({0})", "source_rows")
         if self.on_rows:
             return rng.standard_normal((n, self.dim))
         return datasets.sample(self.config["source"], n, rng)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from .data import check_array, row_chunks
+from .data import DataError, check_array, row_chunks
 
 DEQUANTIZE_MEAN = 0.5  # E[u] for u ~ U[0, 1)
 DEQUANTIZE_VAR = 1.0 / 12.0  # Var[u] for u ~ U[0, 1)
@@ -82,7 +82,7 @@ class Standardize:
         rows : (m,) int array, optional
             Fit on these rows of ``x`` only (a training split), read block by block.
         """
-        x = check_array(x, "x", min_rows=1)
+        x = check_array(x, "x", min_rows=1, finite=False)  # this pass finds NaN and infinity
         d = x.shape[1]
         chunks = row_chunks(x, None if rows is None else _check_rows(rows))
         count, mean, m2 = 0, np.zeros(d), np.zeros(d)  # running n, mean (d,), sum of squares (d,)
@@ -95,6 +95,9 @@ class Standardize:
             mean += delta * m / (count + m)
             count += m
             low, high = np.minimum(low, chunk.min(axis=0)), np.maximum(high, chunk.max(axis=0))
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(m2))):
+            raise DataError("x must be finite, found NaN or infinity (or values too large to "
+                            "square in float64)")
         var = m2 / count
         if dequantize:
             return cls(mean + DEQUANTIZE_MEAN, np.sqrt(var + DEQUANTIZE_VAR), True)

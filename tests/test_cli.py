@@ -762,3 +762,57 @@ def test_likelihood_commands_estimate_the_divergence_above_the_exact_dimension(t
     assert np.load(out).shape == (120, 1)
     assert_usage_error(*run(capsys, "log-prob", *base, "--divergence", "exact", "--probes", 3,
                             "--out", out), "--probes")
+
+
+def test_a_file_of_rows_is_checked_once_at_the_boundary(tmp_path, capsys, monkeypatch):
+    """data.load scans a memory-mapped file for NaN once; nothing downstream scans it again."""
+    from npflow import data
+    path = tmp_path / "rows.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((300, 3)))
+    scans = []
+    scan = data._nonfinite_rows
+    monkeypatch.setattr(data, "_nonfinite_rows", lambda x: scans.append(x.shape) or scan(x))
+    assert run(capsys, "train", "--data", path, *DATA_TINY, "--out", tmp_path / "m.npz",
+               "--quiet")[0] == 0
+    assert scans == [(300, 3)]
+
+
+def test_reflow_of_a_model_of_rows_keeps_its_data_units(tmp_path, capsys):
+    """npflow reflow works on a model trained on rows, as on a built-in target (Liu et al. 2023)."""
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((400, 3)) * [1.0, 10.0, 0.1] + [5.0, -50.0, 2.0]
+    path, parent, child = tmp_path / "rows.csv", tmp_path / "p.npz", tmp_path / "c.npz"
+    np.savetxt(path, rows, delimiter=",")
+    assert run(capsys, "train", "--data", path, *DATA_TINY, "--out", parent, "--quiet")[0] == 0
+    code, out, _ = run(capsys, "reflow", "--model", parent, "--pairs", 200, "--steps", 30,
+                       "--sample-steps", 8, "--out", child, "--quiet")
+    assert code == 0
+    ckpt = checkpoint.load(child)
+    assert ckpt.train_config["reflow"] == 1 and ckpt.data is not None
+    assert ckpt.data.transform == checkpoint.load(parent).data.transform
+    np.testing.assert_array_equal(ckpt.data.best_params, ckpt.ema_params)
+    samples = tmp_path / "s.npy"
+    assert run(capsys, "sample", "--model", child, "--n", 500, "--steps", 8, "--out", samples,
+               "--quiet")[0] == 0
+    drawn = np.load(samples)
+    assert drawn.shape == (500, 3)
+    assert np.all(np.abs(drawn.mean(axis=0) - rows.mean(axis=0)) < rows.std(axis=0))
+    code, out, _ = run(capsys, "evaluate", "--model", child, "--data", path, "--n", 100,
+                       "--json")
+    assert code == 0 and np.isfinite(json.loads(out)["nll"])
+
+
+def test_reflow_of_a_data_to_data_model_pairs_the_source_rows(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    source, target = tmp_path / "a.csv", tmp_path / "b.csv"
+    np.savetxt(source, rng.standard_normal((300, 2)), delimiter=",")
+    np.savetxt(target, rng.standard_normal((300, 2)) + 4.0, delimiter=",")
+    parent, child = tmp_path / "p.npz", tmp_path / "c.npz"
+    assert run(capsys, "train", "--data", target, "--source-data", source, *DATA_TINY,
+               "--out", parent, "--quiet")[0] == 0
+    assert_usage_error(*run(capsys, "reflow", "--model", parent, "--out", child),
+                       "--source-data")
+    code, out, _ = run(capsys, "reflow", "--model", parent, "--source-data", source, "--steps",
+                       20, "--sample-steps", 4, "--out", child)
+    assert code == 0 and "300 pairs" in out
+    assert checkpoint.load(child).data.source_transform is not None
