@@ -284,21 +284,7 @@ def _resume(out, given, files):
     if not os.path.isfile(out):
         raise UsageError(f"--resume: there is no checkpoint {out} to continue (name it with "
                          f"--out, use --resume auto to start it, or train without --resume)")
-    ckpt = checkpoint.load(out)
-    if given.get("steps", ckpt.step) < ckpt.step:
-        raise UsageError(f"--steps {given['steps']} is fewer than the {ckpt.step} steps already "
-                         f"done in {out}")
-    rows = {}
-    if ckpt.data is not None:
-        stored = ckpt.data.info.get("files")
-        if files is None and stored is None:
-            raise UsageError(f"--resume: {out} was trained on rows given as an array; name them "
-                             f"with --data")
-        read = files or data.TrainingFiles.from_dict(stored)
-        x, labels, source = read.load()
-        rows = {"data": x, "labels": labels, "source_data": source,
-                "data_files": read.to_dict()}
-    trainer = Trainer.from_checkpoint(out, given=given, **rows)
+    trainer = Trainer.resume(out, given, files)
     if trainer.replanned is not None:
         print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
     return trainer

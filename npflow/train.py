@@ -643,6 +643,28 @@ class Trainer:
         checkpoint.save(path, self.to_checkpoint())
 
     @classmethod
+    def resume(cls, path, given=None, files=None):
+        """Continue the run stored in ``path``, as a job's requeue repeats its command.
+
+        ``given``: the TrainConfig fields the command sets (see :meth:`from_checkpoint`: each
+        must be the stored value, ``steps`` re-plans). A run on rows reads them again from
+        ``files`` (a :class:`~npflow.data.TrainingFiles`, which must name the stored files) or,
+        when None, from the files its checkpoint names.
+        """
+        ckpt = checkpoint.load(path)
+        rows = {}
+        if ckpt.data is not None:
+            stored = ckpt.data.info.get("files")
+            if files is None and stored is None:
+                raise _checks.OptionError(f"{path} was trained on rows given as an array; name "
+                                          f"them with {{0}}", "data")
+            files = files or data.TrainingFiles.from_dict(stored)
+            x, labels, source = files.load()
+            rows = {"data": x, "labels": labels, "source_data": source,
+                    "data_files": files.to_dict()}
+        return cls.from_checkpoint(path, given=given, **rows)
+
+    @classmethod
     def from_checkpoint(cls, path, steps=None, data=None, labels=None, source_data=None,
                         data_files=None, given=None):
         """Rebuild a run from ``path`` to continue it.
@@ -683,9 +705,8 @@ class Trainer:
                 f"{path!r} cannot be resumed: it was trained "
                 f"{'without' if ckpt.data is None else 'on'} a dataset of rows")
         if ckpt.step > trainer.config.steps:
-            raise checkpoint.CheckpointError(
-                f"{path!r} has done {ckpt.step} steps already, more than steps="
-                f"{trainer.config.steps}")
+            raise _checks.OptionError(f"{{0}} {trainer.config.steps} is fewer than the "
+                                      f"{ckpt.step} steps already done in {path}", "steps")
         trainer.model.params[...] = ckpt.params
         trainer.ema.shadow[...] = ckpt.ema_params
         trainer.optimizer.load_state_dict(
