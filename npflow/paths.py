@@ -283,14 +283,10 @@ class ICFMPath:
         object.__setattr__(self, "sigma", _checks.finite_float(self.sigma, "sigma", low=0))
 
     def sample(self, x0, x1, t, eps=None):
-        """Point and velocity on the path.
+        """Point and velocity on the path; ``x0, x1, t`` as in :meth:`AffinePath.sample`.
 
         Parameters
         ----------
-        x0, x1 : (n, d) array_like
-            Source and target points.
-        t : float or (n,) or (n, 1) array_like
-            Times in [0, 1].
         eps : (n, d) array_like
             Standard normal noise, drawn by the caller (e.g. ``rng.standard_normal(x0.shape)``).
 
