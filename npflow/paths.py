@@ -10,8 +10,17 @@ Every path here is affine in ``(x0, x1)``::
     xt = alpha_t x1 + sigma_t x0,        ut = d_alpha_t x1 + d_sigma_t x0
 
 (Lipman et al. 2024, "Flow Matching Guide and Code", Sec. 4.8, eqs. 4.50 and 4.53), where the
-pair ``(alpha_t, sigma_t)`` is a *scheduler*. ``icfm`` adds ``sigma * eps`` with a constant
-``sigma``, which moves ``xt`` but not ``ut``.
+pair ``(alpha_t, sigma_t)`` is a *scheduler*. One class, :class:`AffinePath`, computes this;
+each named path is it with one scheduler, as in the Guide's ``flow_matching`` library (whose
+``CondOTProbPath`` is its affine path with the conditional-OT scheduler)::
+
+    name     class                    scheduler            alpha_t          sigma_t
+    linear   LinearPath(AffinePath)   LinearScheduler      t                1 - t
+    lipman   LipmanPath(AffinePath)   LipmanScheduler      t                1 - (1 - sigma_min) t
+    vp       AffinePath               CosineScheduler      sin(pi t / 2)    cos(pi t / 2)
+
+``icfm`` (:class:`ICFMPath`) is the linear path plus ``sigma * eps`` with a constant ``sigma``,
+which moves ``xt`` but not ``ut``.
 
 References
 ----------
@@ -24,7 +33,7 @@ Tong, Fatras, Malkin, Huguet, Zhang, Rector-Brooks, Wolf, Bengio (2024). Improvi
 Lipman, Havasi, Holderrieth, Shaul, Le, Karrer, Chen, Lopez-Paz, Ben-Hamu, Gat (2024). Flow
     Matching Guide and Code. arXiv 2412.06264.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -74,7 +83,11 @@ def _float_time(t):
 
 @dataclass(frozen=True)
 class LinearScheduler:
-    """Conditional-OT scheduler ``alpha_t = t``, ``sigma_t = 1 - t`` (Guide eq. 4.48)."""
+    """Conditional-OT scheduler ``alpha_t = t``, ``sigma_t = 1 - t`` (Guide eq. 4.48).
+
+    The straight line ``xt = t x1 + (1 - t) x0`` of rectified flow (Liu et al. 2023, Sec. 2) and
+    of I-CFM with ``sigma = 0`` (Tong et al. 2024, Table 1); ``d_alpha_t = 1``, ``d_sigma_t = -1``.
+    """
 
     def alpha(self, t):
         return np.array(_float_time(t))  # a copy
@@ -90,32 +103,12 @@ class LinearScheduler:
 
 
 @dataclass(frozen=True)
-class CosineScheduler:
-    """Variance-preserving cosine scheduler (the "vp" path).
-
-    ``alpha_t = sin(pi t / 2)``, ``sigma_t = cos(pi t / 2)``, so ``alpha_t^2 + sigma_t^2 = 1``
-    (Guide Sec. 4.8, the ``CosineScheduler`` of its Code 5).
-    """
-
-    def alpha(self, t):
-        return np.sin(0.5 * np.pi * _float_time(t))
-
-    def sigma(self, t):
-        return np.cos(0.5 * np.pi * _float_time(t))
-
-    def d_alpha(self, t):
-        return 0.5 * np.pi * np.cos(0.5 * np.pi * _float_time(t))
-
-    def d_sigma(self, t):
-        return -0.5 * np.pi * np.sin(0.5 * np.pi * _float_time(t))
-
-
-@dataclass(frozen=True)
 class LipmanScheduler:
     """OT path with a floor: ``alpha_t = t``, ``sigma_t = 1 - (1 - sigma_min) t``.
 
-    Lipman et al. 2023, eq. 20 (``mu_t = t x1``, ``sigma_t = 1 - (1 - sigma_min) t``).
-    ``sigma_1 = sigma_min``, so at ``t = 1`` the path sits at ``x1 + sigma_min x0``, not at ``x1``.
+    Lipman et al. 2023, eq. 20 (``mu_t = t x1``, ``sigma_t = 1 - (1 - sigma_min) t``);
+    ``d_alpha_t = 1``, ``d_sigma_t = -(1 - sigma_min)``. ``sigma_1 = sigma_min``, so at ``t = 1``
+    the path sits at ``x1 + sigma_min x0``, not at ``x1``.
 
     Parameters
     ----------
@@ -141,6 +134,28 @@ class LipmanScheduler:
         return np.full_like(_float_time(t), -(1 - self.sigma_min))
 
 
+@dataclass(frozen=True)
+class CosineScheduler:
+    """Variance-preserving cosine scheduler (the "vp" path).
+
+    ``alpha_t = sin(pi t / 2)``, ``sigma_t = cos(pi t / 2)``, so ``alpha_t^2 + sigma_t^2 = 1``
+    (Guide Sec. 4.8, the ``CosineScheduler`` of its Code 5); ``d_alpha_t = (pi / 2) sigma_t``,
+    ``d_sigma_t = -(pi / 2) alpha_t``.
+    """
+
+    def alpha(self, t):
+        return np.sin(0.5 * np.pi * _float_time(t))
+
+    def sigma(self, t):
+        return np.cos(0.5 * np.pi * _float_time(t))
+
+    def d_alpha(self, t):
+        return 0.5 * np.pi * np.cos(0.5 * np.pi * _float_time(t))
+
+    def d_sigma(self, t):
+        return -0.5 * np.pi * np.sin(0.5 * np.pi * _float_time(t))
+
+
 # --- input checks shared by every path ---------------------------------------------------
 
 def _inputs(x0, x1, t):
@@ -164,15 +179,30 @@ def _no_noise(eps, name):
 
 # --- paths --------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class LinearPath:
-    """Straight line from ``x0`` to ``x1`` (conditional OT, rectified flow, I-CFM with sigma 0).
+def _affine(scheduler, x0, x1, t):
+    """``xt = alpha_t x1 + sigma_t x0`` and ``ut = d_alpha_t x1 + d_sigma_t x0`` (Guide eqs. 4.50
+    and 4.53) for checked ``x0, x1`` (n, d) and ``t`` (n, 1); returns a :class:`PathSample`."""
+    xt = scheduler.alpha(t) * x1 + scheduler.sigma(t) * x0  # (n, d)
+    ut = scheduler.d_alpha(t) * x1 + scheduler.d_sigma(t) * x0  # (n, d)
+    return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=ut)
 
-    ``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``: Liu et al. 2023 Sec. 2 (rectified flow), Guide
-    eq. 4.48, and Lipman et al. 2023 eq. 22-23 with ``sigma_min = 0``.
+
+@dataclass(frozen=True)
+class AffinePath:
+    """General affine path ``xt = alpha_t x1 + sigma_t x0``, ``ut = d_alpha_t x1 + d_sigma_t x0``.
+
+    Guide eqs. 4.50 (the conditional flow) and 4.53 (its velocity, the CFM target).
+
+    Parameters
+    ----------
+    scheduler : object with ``alpha(t), sigma(t), d_alpha(t), d_sigma(t)``
+        e.g. :class:`LinearScheduler`, :class:`LipmanScheduler`, :class:`CosineScheduler`.
+    name : str
+        Label used in logs and by :func:`make_path` (``"vp"`` for the cosine scheduler).
     """
 
-    name: ClassVar[str] = "linear"
+    scheduler: object
+    name: str = "affine"
     needs_noise: ClassVar[bool] = False
 
     def sample(self, x0, x1, t, eps=None):
@@ -192,18 +222,29 @@ class LinearPath:
         PathSample
         """
         _no_noise(eps, self.name)
-        x0, x1, t = _inputs(x0, x1, t)
-        xt = (1 - t) * x0 + t * x1  # (n, d)
-        return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=x1 - x0)
+        return _affine(self.scheduler, *_inputs(x0, x1, t))
 
 
 @dataclass(frozen=True)
-class LipmanPath:
+class LinearPath(AffinePath):
+    """Straight line from ``x0`` to ``x1`` (conditional OT, rectified flow, I-CFM with sigma 0).
+
+    The affine path with :class:`LinearScheduler`: ``xt = (1 - t) x0 + t x1``, ``ut = x1 - x0``
+    (Liu et al. 2023 Sec. 2, rectified flow; Guide eq. 4.48; Lipman et al. 2023 eq. 22-23 with
+    ``sigma_min = 0``). Takes no arguments.
+    """
+
+    scheduler: LinearScheduler = field(default_factory=LinearScheduler, init=False, repr=False)
+    name: str = field(default="linear", init=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LipmanPath(AffinePath):
     """Lipman et al.'s OT conditional path with ``sigma_min``.
 
-    ``xt = (1 - (1 - sigma_min) t) x0 + t x1`` (Lipman et al. 2023 eq. 22, the flow ``psi_t(x0)``)
-    and ``ut = x1 - (1 - sigma_min) x0`` (the target in eq. 23; eq. 21 evaluated at ``xt``).
-    At ``t = 1``: ``xt = x1 + sigma_min x0``.
+    The affine path with :class:`LipmanScheduler`: ``xt = (1 - (1 - sigma_min) t) x0 + t x1``
+    (Lipman et al. 2023 eq. 22, the flow ``psi_t(x0)``) and ``ut = x1 - (1 - sigma_min) x0``
+    (the target in eq. 23; eq. 21 evaluated at ``xt``). At ``t = 1``: ``xt = x1 + sigma_min x0``.
 
     Parameters
     ----------
@@ -211,20 +252,13 @@ class LipmanPath:
     """
 
     sigma_min: float = DEFAULT_SIGMA
-    name: ClassVar[str] = "lipman"
-    needs_noise: ClassVar[bool] = False
+    scheduler: LipmanScheduler = field(init=False, repr=False)
+    name: str = field(default="lipman", init=False, repr=False)
 
     def __post_init__(self):
-        value = _checks.finite_float(self.sigma_min, "sigma_min", low=0, high=1, high_open=True)
-        object.__setattr__(self, "sigma_min", value)
-
-    def sample(self, x0, x1, t, eps=None):
-        """Point and velocity on the path; arguments as in :meth:`LinearPath.sample`."""
-        _no_noise(eps, self.name)
-        x0, x1, t = _inputs(x0, x1, t)
-        shrink = 1 - self.sigma_min
-        xt = (1 - shrink * t) * x0 + t * x1  # (n, d)
-        return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=x1 - shrink * x0)
+        scheduler = LipmanScheduler(self.sigma_min)  # checks sigma_min
+        object.__setattr__(self, "sigma_min", scheduler.sigma_min)
+        object.__setattr__(self, "scheduler", scheduler)
 
 
 @dataclass(frozen=True)
@@ -232,8 +266,9 @@ class ICFMPath:
     """Independent CFM: the straight line blurred by a constant Gaussian of std ``sigma``.
 
     ``xt = (1 - t) x0 + t x1 + sigma eps`` with ``eps ~ N(0, I)`` and ``ut = x1 - x0``
-    (Tong et al. 2024, Table 1, I-CFM row: ``mu_t = t x1 + (1 - t) x0``, ``sigma_t = sigma``).
-    ``eps`` is drawn by the caller and must always be given.
+    (Tong et al. 2024, Table 1, I-CFM row: ``mu_t = t x1 + (1 - t) x0``, ``sigma_t = sigma``):
+    the affine path with :class:`LinearScheduler` plus ``sigma eps``, which moves ``xt`` but not
+    ``ut``. ``eps`` is drawn by the caller and must always be given.
 
     Parameters
     ----------
@@ -248,14 +283,10 @@ class ICFMPath:
         object.__setattr__(self, "sigma", _checks.finite_float(self.sigma, "sigma", low=0))
 
     def sample(self, x0, x1, t, eps=None):
-        """Point and velocity on the path.
+        """Point and velocity on the path; ``x0, x1, t`` as in :meth:`AffinePath.sample`.
 
         Parameters
         ----------
-        x0, x1 : (n, d) array_like
-            Source and target points.
-        t : float or (n,) or (n, 1) array_like
-            Times in [0, 1].
         eps : (n, d) array_like
             Standard normal noise, drawn by the caller (e.g. ``rng.standard_normal(x0.shape)``).
 
@@ -271,36 +302,8 @@ class ICFMPath:
         if eps.shape != x0.shape:
             raise ValueError(f"eps must have the same shape as x0 {x0.shape}, "
                              f"got shape {eps.shape}")
-        xt = (1 - t) * x0 + t * x1 + self.sigma * eps  # (n, d)
-        return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=x1 - x0)
-
-
-@dataclass(frozen=True)
-class AffinePath:
-    """General affine path ``xt = alpha_t x1 + sigma_t x0``, ``ut = d_alpha_t x1 + d_sigma_t x0``.
-
-    Guide eqs. 4.50 (the conditional flow) and 4.53 (its velocity, the CFM target).
-
-    Parameters
-    ----------
-    scheduler : object with ``alpha(t), sigma(t), d_alpha(t), d_sigma(t)``
-        e.g. :class:`LinearScheduler`, :class:`CosineScheduler`, :class:`LipmanScheduler`.
-    name : str
-        Label used in logs and by :func:`make_path` (``"vp"`` for the cosine scheduler).
-    """
-
-    scheduler: object
-    name: str = "affine"
-    needs_noise: ClassVar[bool] = False
-
-    def sample(self, x0, x1, t, eps=None):
-        """Point and velocity on the path; arguments as in :meth:`LinearPath.sample`."""
-        _no_noise(eps, self.name)
-        x0, x1, t = _inputs(x0, x1, t)
-        s = self.scheduler
-        xt = s.alpha(t) * x1 + s.sigma(t) * x0  # (n, d)
-        ut = s.d_alpha(t) * x1 + s.d_sigma(t) * x0  # (n, d)
-        return PathSample(x0=x0, x1=x1, t=t, xt=xt, ut=ut)
+        mean = _affine(LinearScheduler(), x0, x1, t)  # mu_t and its velocity
+        return PathSample(x0=x0, x1=x1, t=t, xt=mean.xt + self.sigma * eps, ut=mean.ut)
 
 
 def make_path(name, sigma=DEFAULT_SIGMA):

@@ -114,6 +114,48 @@ def test_linear_and_lipman_are_affine_paths(seed, n, d, sigma):
         np.testing.assert_allclose(a.ut, b.ut, rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(seed=seeds, n=sizes, d=dims, sigma=sigmas)
+def test_paths_are_the_affine_path_with_their_scheduler_to_the_last_bit(dtype, seed, n, d, sigma):
+    x0, x1, _ = (a.astype(dtype) for a in draw(seed, n, d))
+    t = np.random.default_rng(seed).uniform(size=n).astype(dtype)
+    pairs = [(paths.LinearPath(), paths.LinearScheduler()),
+             (paths.LipmanPath(sigma), paths.LipmanScheduler(sigma))]
+    for path, scheduler in pairs:
+        assert isinstance(path, paths.AffinePath) and path.scheduler == scheduler
+        a, b = path.sample(x0, x1, t), paths.AffinePath(scheduler).sample(x0, x1, t)
+        assert a.xt.tobytes() == b.xt.tobytes() and a.ut.tobytes() == b.ut.tobytes(), path.name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(seed=seeds, n=sizes, d=dims, sigma=sigmas)
+def test_paths_compute_the_papers_formulas_to_the_last_bit(dtype, seed, n, d, sigma):
+    # The closed forms as the papers write them, evaluated in the same floating-point order:
+    # training runs pinned bit for bit rely on the path's arithmetic staying exactly this.
+    x0, x1, eps = (a.astype(dtype) for a in draw(seed, n, d))
+    t = np.random.default_rng(seed).uniform(size=(n, 1)).astype(dtype)
+    shrink = 1 - sigma
+    expected = {
+        paths.LinearPath(): ((1 - t) * x0 + t * x1, x1 - x0),  # Liu et al. 2023
+        paths.LipmanPath(sigma): ((1 - shrink * t) * x0 + t * x1, x1 - shrink * x0),  # eq. 22-23
+        paths.ICFMPath(sigma): ((1 - t) * x0 + t * x1 + sigma * eps, x1 - x0),  # Tong et al.
+    }
+    for path, (xt, ut) in expected.items():
+        s = sample(path, x0, x1, t, eps)
+        assert s.xt.dtype == dtype and s.ut.dtype == dtype, path.name
+        assert s.xt.tobytes() == xt.tobytes() and s.ut.tobytes() == ut.tobytes(), path.name
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS, ids=repr)
+@given(seed=seeds, n=sizes, d=dims)
+def test_affine_ut_is_central_difference_of_xt_at_per_row_times(scheduler, seed, n, d):
+    x0, x1, _ = draw(seed, n, d)
+    t = np.random.default_rng(seed).uniform(2 * H, 1 - 2 * H, size=(n, 1))
+    path = paths.AffinePath(scheduler)
+    numeric = (path.sample(x0, x1, t + H).xt - path.sample(x0, x1, t - H).xt) / (2 * H)
+    np.testing.assert_allclose(path.sample(x0, x1, t).ut, numeric, rtol=1e-6, atol=1e-6)
+
+
 @given(seed=seeds, n=sizes, d=dims, sigma=sigmas)
 def test_per_row_times_match_scalar_times(seed, n, d, sigma):
     x0, x1, eps = draw(seed, n, d)
@@ -229,7 +271,9 @@ def test_make_path_builds_each_named_path():
     assert paths.PATHS == ("linear", "lipman", "icfm", "vp")
     built = {name: paths.make_path(name, sigma=0.2) for name in paths.PATHS}
     assert isinstance(built["linear"], paths.LinearPath)
+    assert isinstance(built["linear"].scheduler, paths.LinearScheduler)
     assert isinstance(built["lipman"], paths.LipmanPath) and built["lipman"].sigma_min == 0.2
+    assert built["lipman"].scheduler == paths.LipmanScheduler(0.2)
     assert isinstance(built["icfm"], paths.ICFMPath) and built["icfm"].sigma == 0.2
     assert isinstance(built["vp"], paths.AffinePath)
     assert isinstance(built["vp"].scheduler, paths.CosineScheduler)
