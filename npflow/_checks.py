@@ -82,6 +82,17 @@ def times(t, n, name="t", dtype=np.float64):
     return arr
 
 
+def out_path(path, extensions, name="out"):
+    """Return ``path`` after checking that its folder exists and it ends with an extension."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OptionError(f"{{0}}: folder {folder!r} does not exist", name)
+    if not str(path).endswith(extensions):
+        raise OptionError(f"{{0}} must end with {' or '.join(extensions)}, got {str(path)!r}",
+                          name)
+    return path
+
+
 def positive_int(value, name):
     """Return ``value`` as an ``int`` after checking that it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

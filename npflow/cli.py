@@ -19,12 +19,11 @@ import time
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, data, datasets, likelihood, paths, solvers
+from . import _checks, couplings, data, datasets, likelihood, paths, solvers, train
 from ._progress import Progress
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
 from .optim import SCHEDULES
-from .train import (DATA_DEFAULTS, TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged,
-                    data_config)
+from .train import DATA_DEFAULTS, TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
 
@@ -89,7 +88,7 @@ UNIT_FLOAT = _float_in(low=0, high=1)
 # How the library's argument names are spelled here, where they are not "--" + the name.
 _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
           "held_out": "--data", "source_rows": "--source-data", "n_pairs": "--pairs",
-          "x": "--data", "n": "--n"}
+          "x": "--data", "rows": "--data", "return_trajectory": "--trajectory"}
 
 
 def _flag(name):
@@ -233,12 +232,12 @@ def _training_files(args):
 
 
 def _cmd_train(args):
-    out = _check_out(args.out, (".npz",))
+    out = _checks.out_path(args.out, (".npz",))
     given, files = _given_options(args), _training_files(args)
     if args.resume == "yes" or (args.resume == "auto" and os.path.exists(out)):
         trainer = _resume(out, given, files)
     else:
-        trainer = _new_trainer(given, files)
+        trainer = train.start(given, files)
     start_step, t_start = trainer.step, time.perf_counter()
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
     seconds = time.perf_counter() - t_start
@@ -248,35 +247,11 @@ def _cmd_train(args):
               f"npflow {shlex.join(again)})", file=sys.stderr)
         return _SIGNAL_EXIT[result.signal]
     if not args.quiet:
-        print(_summary(trainer, result, trainer.step - start_step, seconds, out))
+        print(f"{result.summary(trainer.step - start_step, seconds)}; saved {out}")
     return 0
 
 
 _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal number, as shells report
-
-
-def _summary(trainer, result, done, seconds, out):
-    loss = trainer.losses[-1] if trainer.losses else float("nan")
-    line = (f"trained {done} steps in {seconds:.1f} s ({done / max(seconds, 1e-9):.0f} steps/s), "
-            f"final loss {loss:.4f}")
-    if trainer.rows is not None:
-        line += f", {trainer.rows.sampler.epoch} epochs"
-        if trainer.val_losses:
-            best = min(v for _, v in trainer.val_losses)
-            line += f", best validation loss {best:.4f} at step {trainer.best_step}"
-        if result.stopped_early:
-            line += " (stopped early: no improvement in --patience evaluations)"
-    return f"{line}; saved {out}"
-
-
-def _new_trainer(given, files):
-    """A Trainer for the options given: TrainConfig's defaults, or DATA_DEFAULTS with --data."""
-    if files is None:
-        return Trainer(TrainConfig(**given))
-    x, labels, source = files.load()
-    config = data_config(source is not None, **given)
-    return Trainer(config, data=x, labels=labels, source_data=source,
-                   data_files=files.to_dict())
 
 
 def _resume(out, given, files):
@@ -330,15 +305,6 @@ def _flow(args):
     return TrainedFlow.load(args.model, ema=not args.raw, best=not getattr(args, "last", False))
 
 
-def _check_out(path, extensions, option="--out"):
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"{option}: folder {folder!r} does not exist")
-    if not path.endswith(extensions):
-        raise UsageError(f"{option} must end with {' or '.join(extensions)}, got {path!r}")
-    return path
-
-
 def _read_rows(args, option="--data"):
     """The rows of --data (and its reading options), float64."""
     if args.data is None:
@@ -382,16 +348,12 @@ def _add_sample(sub):
 
 
 def _cmd_sample(args):
-    out = _check_out(args.out, (".npy", ".csv"))
-    traj_out = None if args.trajectory is None else _check_out(args.trajectory, (".npy",),
-                                                               "--trajectory")
+    out = _checks.out_path(args.out, (".npy", ".csv"))
+    traj_out = args.trajectory and _checks.out_path(args.trajectory, (".npy",), "trajectory")
     flow = _flow(args)
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
     n = args.n if source_rows is None else len(source_rows)
-    if traj_out is not None and n > args.chunk_size:
-        raise UsageError(f"--trajectory holds every step of every point in memory: use --n <= "
-                         f"--chunk-size ({args.chunk_size})")
     chunks = flow.sample_chunks(args.n, np.random.default_rng(args.seed), label=args.label,
                                 guidance=args.guidance, source_rows=source_rows,
                                 chunk_size=args.chunk_size, return_trajectory=bool(traj_out),
@@ -511,7 +473,7 @@ def _add_encode(sub):
 
 
 def _cmd_log_prob(args):
-    out = _check_out(args.out, (".npy", ".csv"))
+    out = _checks.out_path(args.out, (".npy", ".csv"))
     flow = _flow(args)
     scores, _ = flow.log_prob(_read_rows(args), np.random.default_rng(args.seed),
                               args.divergence, args.probes, **_solver(args, LIKELIHOOD_STEPS))
@@ -521,7 +483,7 @@ def _cmd_log_prob(args):
 
 
 def _cmd_encode(args):
-    out = _check_out(args.out, (".npy", ".csv"))
+    out = _checks.out_path(args.out, (".npy", ".csv"))
     z0 = _flow(args).encode(_read_rows(args), **_solver(args, LIKELIHOOD_STEPS))
     data.save_rows(out, z0)
     print(f"encoded {len(z0)} rows to noise; saved {out}")
@@ -554,7 +516,7 @@ def _add_reflow(sub):
 
 
 def _cmd_reflow(args):
-    out = _check_out(args.out, (".npz",))
+    out = _checks.out_path(args.out, (".npz",))
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
     t_start = time.perf_counter()
@@ -610,7 +572,7 @@ def _add_plot(sub):
 
 
 def _cmd_plot(args):
-    out = _check_out(args.out, (".png", ".pdf", ".svg"))
+    out = _checks.out_path(args.out, (".png", ".pdf", ".svg"))
     viz = _viz()
     flow = _flow(args)
     rows = None if args.data is None else _read_rows(args)
@@ -636,19 +598,10 @@ def _add_animate(sub):
 
 
 def _cmd_animate(args):
-    out = _check_out(args.out, (".gif",))
-    if args.frames > args.steps + 1:
-        raise UsageError(f"--frames ({args.frames}) must be at most --steps + 1 "
-                         f"({args.steps + 1})")
+    out = _checks.out_path(args.out, (".gif",))
     viz = _viz()
-    flow = _flow(args)
-    if flow.on_rows:
-        raise UsageError("--model: animate draws a model of a built-in 2-D target")
-    x0, x1, sol = viz.flow_of_source(flow, 600 if args.n is None else args.n, args.steps,
-                                     np.random.default_rng(args.seed), trajectory=True)
-    rows = np.round(np.linspace(0, args.steps, args.frames)).astype(int)  # (frames,)
-    fig = viz.animate(sol.trajectory[rows], out, times=sol.times[rows], fps=args.fps,
-                      limits=viz.limits_of(x0, x1))
+    fig = viz.animate_flow(_flow(args), out, 600 if args.n is None else args.n, args.frames,
+                           args.fps, args.steps, np.random.default_rng(args.seed))
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.frames} frames at {args.fps} fps)")
     return 0

@@ -25,7 +25,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -164,6 +163,16 @@ class TrainConfig:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+
+def start(options, files=None):
+    """A new :class:`Trainer` for ``options`` (TrainConfig fields): on a built-in target, or on
+    the rows of ``files`` (a :class:`~npflow.data.TrainingFiles`) with :func:`data_config`."""
+    if files is None:
+        return Trainer(TrainConfig(**options))
+    x, labels, source = files.load()
+    return Trainer(data_config(source is not None, **options), data=x, labels=labels,
+                   source_data=source, data_files=files.to_dict())
 
 
 def data_config(source_rows=False, **options):
@@ -792,6 +801,21 @@ class RunResult:
     signal: str = None
     stopped_early: bool = False
 
+    def summary(self, done, seconds):
+        """One line: steps done, speed, final loss (and epochs, best validation loss)."""
+        trainer = self.trainer
+        loss = trainer.losses[-1] if trainer.losses else float("nan")
+        line = (f"trained {done} steps in {seconds:.1f} s ({done / max(seconds, 1e-9):.0f} "
+                f"steps/s), final loss {loss:.4f}")
+        if trainer.rows is not None:
+            line += f", {trainer.rows.sampler.epoch} epochs"
+            if trainer.val_losses:
+                best = min(v for _, v in trainer.val_losses)
+                line += f", best validation loss {best:.4f} at step {trainer.best_step}"
+            if self.stopped_early:
+                line += " (stopped early: no improvement in patience evaluations)"
+        return line
+
 
 class _HeldSignals:
     """Inside the block, SIGINT and SIGTERM only record their arrival in ``received``.
@@ -888,14 +912,6 @@ def train(config=None, out=None, quiet=True, data=None, labels=None, **overrides
     trainer = Trainer(config, data=data, labels=labels)
     trainer.run(out=out, quiet=quiet)
     return trainer
-
-
-def resolve_out(out):
-    """Return ``out`` after checking its folder exists (a missing folder is an early error)."""
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise ValueError(f"--out: folder {folder!r} does not exist")
-    return out
 
 
 class _CallableModule(types.ModuleType):

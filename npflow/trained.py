@@ -169,6 +169,10 @@ class TrainedFlow:
         else:
             n = _checks.positive_int(n, "n")
             rng = _checks.generator(rng)
+        if return_trajectory and n > chunk_size:
+            raise _checks.OptionError("{0} holds every step of every point in memory: use {1} <= "
+                                      f"{{2}} ({chunk_size})", "return_trajectory", "n",
+                                      "chunk_size")
         solver = {"method": method, "steps": steps, "rtol": rtol, "atol": atol,
                   "return_trajectory": return_trajectory}
         return self._chunks(field, n, rng, source_rows, chunk_size, solver)

@@ -690,14 +690,15 @@ def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
     if flow.on_rows:
         return _plot_rows(flow, kind, n, steps, rng, rows)
     if rows is not None:
-        raise ValueError("rows go with a flow of rows; this one has a built-in target")
+        raise _checks.OptionError("{0} go with a model of rows; this one has a built-in target",
+                                  "rows")
     source, target = flow.config["source"], flow.config["target"]
     if kind == "field":
         return vector_field(flow.model, limits=_window(flow, rng))
     if kind == "density":
         if not datasets.has_density(source):
-            raise ValueError(f"kind 'density' needs the density of the source, and {source!r} "
-                             f"has no closed form")
+            raise _checks.OptionError(f"{{0}} density needs the density of the source, and "
+                                      f"{source!r} has no closed form", "kind")
         return density(flow.model, limits=_window(flow, rng), steps=steps,
                        log_p0=lambda x: datasets.log_density(source, x),
                        true_log_density=(lambda x: datasets.log_density(target, x))
@@ -711,10 +712,12 @@ def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
 def _plot_rows(flow, kind, n, steps, rng, rows):
     """A flow of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
     if kind != "samples":
-        raise ValueError(f"kind {kind!r} draws a flow of a built-in 2-D target; for a flow of "
-                         f"rows use kind 'samples' (with rows) or 'loss'")
+        raise _checks.OptionError(f"{{0}} {kind} draws a model of a built-in 2-D target; for a "
+                                  f"model of rows use {{0}} samples (with {{1}}) or loss",
+                                  "kind", "rows")
     if rows is None:
-        raise ValueError("kind 'samples' of a flow of rows needs rows to draw beside the samples")
+        raise _checks.OptionError("{0} samples of a model of rows needs {1} (rows to draw "
+                                  "beside its samples)", "kind", "rows")
     if flow.source_is_data:
         raise ValueError("kind 'samples' of a data-to-data flow: sample it from source rows, "
                          "then plot the rows yourself")
@@ -725,6 +728,21 @@ def _plot_rows(flow, kind, n, steps, rng, rows):
         return panels(flow.to_data(z0), generated, rows,
                       titles=("noise (in data units)", "generated", "data"))
     return pairplot(rows, generated)
+
+
+def animate_flow(flow, path, n=600, frames=41, fps=20, steps=100, rng=None):
+    """A GIF of ``n`` points of a built-in 2-D flow carried from the source by rk4 ``steps``,
+    one frame per evenly spaced time; returns the figure."""
+    if flow.on_rows:
+        raise _checks.OptionError("{0}: animate draws a model of a built-in 2-D target", "model")
+    if frames > steps + 1:
+        raise _checks.OptionError(f"{{0}} ({frames}) must be at most {{1}} + 1 ({steps + 1})",
+                                  "frames", "steps")
+    rng = np.random.default_rng(0) if rng is None else _checks.generator(rng)
+    x0, x1, sol = flow_of_source(flow, n, steps, rng, trajectory=True)
+    rows = np.round(np.linspace(0, steps, frames)).astype(int)  # (frames,)
+    return animate(sol.trajectory[rows], path, times=sol.times[rows], fps=fps,
+                   limits=limits_of(x0, x1))
 
 
 def flow_of_source(flow, n, steps, rng, trajectory=False):

@@ -21,7 +21,8 @@ import pytest
 from npflow import checkpoint, datasets
 from npflow.nn import MLP
 from npflow.train import (TIME_SAMPLINGS, Batch, RunResult, TrainConfig, Trainer,
-                          TrainingDiverged, resolve_out, sample_t, train)
+                          TrainingDiverged, sample_t, train)
+from npflow._checks import out_path
 
 C = np.array([1.5, -1.0])
 
@@ -465,10 +466,12 @@ def test_huge_learning_rate_diverges_cleanly(tmp_path):
         assert not os.path.exists(path)
 
 
-def test_resolve_out_needs_an_existing_folder(tmp_path):
-    assert resolve_out(str(tmp_path / "m.npz")) == str(tmp_path / "m.npz")
-    with pytest.raises(ValueError, match="--out"):
-        resolve_out(str(tmp_path / "missing" / "m.npz"))
+def test_out_path_needs_an_existing_folder(tmp_path):
+    assert out_path(str(tmp_path / "m.npz"), (".npz",)) == str(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match="out: folder .*missing.* does not exist"):
+        out_path(str(tmp_path / "missing" / "m.npz"), (".npz",))
+    with pytest.raises(ValueError, match="out must end with .npz or .npy"):
+        out_path(str(tmp_path / "m.csv"), (".npz", ".npy"))
 
 
 # --- class-conditional runs -------------------------------------------------------------------
