@@ -1,12 +1,16 @@
-"""Your own data in five lines: a flow-matching estimator with scikit-learn's vocabulary.
+"""Your own data in five lines: a flow-matching density estimator in scikit-learn's vocabulary.
 
     >>> import numpy as np, npflow
     >>> X = np.random.default_rng(0).standard_normal((500, 3)) @ np.diag([1.0, 2.0, 0.5]) + 4.0
     >>> flow = npflow.Flow(steps=300, hidden=(32, 32), solver_steps=10).fit(X)
+    >>> flow
+    Flow(solver_steps=10, hidden=(32, 32), steps=300)
     >>> flow.sample(4, rng=np.random.default_rng(1)).shape
     (4, 3)
-    >>> flow.log_prob(X[:2]).shape, flow.transform(X[:2]).shape
+    >>> flow.score_samples(X[:2]).shape, flow.transform(X[:2]).shape
     ((2,), (2, 3))
+    >>> flow.get_params()["lr"] == npflow.DATA_DEFAULTS["lr"]
+    True
 
 :class:`Flow` wraps the pieces of npflow for a table of rows of any width ``d``:
 
@@ -16,15 +20,25 @@
   loss); labels ``y`` make it class-conditional, with classifier-free guidance at sampling time.
 * ``sample`` integrates ``dx/dt = v(x, t)`` from Gaussian noise (:func:`npflow.sample_flow`) and
   maps the result back to data units.
-* ``log_prob`` is the exact change of variables, ``log p(x) = log p_z(z) + log|det dz/dx|``
-  with ``log p_z`` from :func:`npflow.likelihood.log_likelihood` (Chen et al. 2018, Thm. 1).
-* ``transform`` runs the flow backwards, data to noise; ``inverse_transform`` forwards.
+* ``score_samples`` (alias ``log_prob``) is the exact change of variables,
+  ``log p(x) = log p_z(z) + log|det dz/dx|`` with ``log p_z`` from
+  :func:`npflow.likelihood.log_likelihood` (Chen et al. 2018, Thm. 1); ``score`` is its mean.
+* ``transform`` (and ``fit_transform``) runs the flow backwards, data to noise;
+  ``inverse_transform`` forwards.
 
-Hyper-parameters are constructor arguments, stored unchanged in :attr:`Flow.options` and
-validated at once (the same checks and messages as ``npflow train``); fitted state ends in ``_``.
-The defaults for data are :data:`npflow.train.DATA_DEFAULTS`, each with its measured reason.
+It follows scikit-learn's estimator contract without importing it: every hyper-parameter is an
+explicit keyword argument stored unchanged under its own name (``get_params``, ``set_params``,
+``sklearn.base.clone``, ``Pipeline`` and ``GridSearchCV`` work), nothing is checked before
+``fit``, which builds the :class:`~npflow.train.TrainConfig` (the same checks and messages as
+``npflow train``) and checks ``X`` and ``y``; fitted state ends in ``_``. ``score`` being the
+mean log-density of the rows given, ``GridSearchCV`` picks by held-out likelihood. The defaults
+for data are :data:`npflow.train.DATA_DEFAULTS`, each with its measured reason, then
+TrainConfig's. scikit-learn's ``check_estimator`` passes but for eight checks of how bad input
+is refused (in :func:`npflow.data.check_array`'s own words; object arrays are not converted),
+listed with their reasons in ``tests/test_flow_sklearn.py``.
 """
 import dataclasses
+import inspect
 
 import numpy as np
 
@@ -34,32 +48,49 @@ from .transforms import Standardize
 from .train import DATA, TrainConfig, Trainer, data_config
 
 SOLVERS = solvers.METHODS
+# The default of every TrainConfig field for a run on rows: DATA_DEFAULTS, then TrainConfig's.
+_DEFAULTS = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **DATA_DEFAULTS}
+
+
+class NotFittedError(ValueError, AttributeError):
+    """A method that needs a fitted Flow was called before ``fit`` (or ``Flow.load``).
+
+    A ValueError and an AttributeError, like scikit-learn's ``NotFittedError``, so that code
+    catching either (scikit-learn's checks among them) recognises it.
+    """
 
 
 class Flow:
     """A generative model of rows ``x`` in ``R^d``, fitted by flow matching.
 
+    Every argument is stored unchanged under its own name and checked by ``fit`` (scikit-learn's
+    rule, so that ``clone`` and ``set_params`` work); the defaults of the training options are
+    :data:`~npflow.train.DATA_DEFAULTS`, then :class:`~npflow.train.TrainConfig`'s.
+
     Parameters
     ----------
     solver : {"euler", "midpoint", "heun", "rk4", "dopri5"}
-        ODE solver of ``sample``, ``log_prob`` and the transforms.
+        ODE solver of ``sample``, ``score_samples`` and the transforms.
     solver_steps : int, optional
         Uniform steps of the fixed-step solvers (None: ``solvers.DEFAULT_STEPS``, 100); None
         for dopri5.
     divergence : {"auto", "exact", "hutchinson"}
-        How ``log_prob`` gets ``div v``: exact (d tangents) up to
+        How ``score_samples`` gets ``div v``: exact (d tangents) up to
         :data:`~npflow.likelihood.EXACT_MAX_DIM` dimensions and Hutchinson's estimator with
         ``n_probes`` probes above, unless forced (:func:`npflow.likelihood.log_likelihood`).
     n_probes : int, optional
         Hutchinson probes per row (:data:`~npflow.likelihood.DEFAULT_PROBES` by default).
     seed : int
-        Seed of the training run and of the draws made when no ``rng`` is given.
+        Seed of the training run and of the draws made when no ``rng`` is given: the same seed
+        on the same rows gives a bit-identical fit.
     quiet : bool
         No progress line while fitting.
-    **options
-        Any field of :class:`~npflow.train.TrainConfig` (``hidden``, ``steps``,
-        ``batch_size``, ``lr``, ``coupling``, ``val_fraction``, ``patience``, ``dequantize``,
-        ...); unset ones take :data:`~npflow.train.DATA_DEFAULTS`, then TrainConfig's.
+    hidden, residual, activation, steps, batch_size, lr, schedule, warmup_steps, weight_decay, \
+grad_clip, ema_decay, time_embedding, embed_dim, time_scale, time_sampling, path, sigma, \
+coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, standardize
+        The fields of :class:`~npflow.train.TrainConfig` of the same names (network, optimizer,
+        probability path, coupling, validation and early stopping, dequantization and
+        standardization of the rows); their comments there give each one's meaning.
 
     Attributes
     ----------
@@ -68,6 +99,7 @@ class Flow:
     transform_ : Standardize
         Data units to the network's space.
     n_features_in_ : int
+        Columns ``d`` of the rows seen by ``fit``.
     classes_ : (K,) int ndarray or None
         The class labels of a conditional fit.
     history_ : dict
@@ -77,21 +109,116 @@ class Flow:
     """
 
     def __init__(self, *, solver="rk4", solver_steps=None, divergence="auto", n_probes=None,
-                 seed=0, quiet=True, **options):
-        self.options = dict(options)
-        self.divergence = _checks.choice(divergence, "divergence", likelihood.DIVERGENCES)
-        self.n_probes = None if n_probes is None else _checks.positive_int(n_probes, "n_probes")
-        if divergence == "exact" and n_probes is not None:
-            raise ValueError("n_probes goes with a Hutchinson divergence, not divergence='exact'")
-        self.solver = _checks.choice(solver, "solver", SOLVERS)
-        if solver_steps is not None:
-            solver_steps = _checks.positive_int(solver_steps, "solver_steps")
-        if solver == "dopri5" and solver_steps is not None:
-            raise ValueError("solver_steps must be None with solver 'dopri5' (it picks its own)")
+                 seed=_DEFAULTS["seed"], quiet=True,
+                 hidden=_DEFAULTS["hidden"], residual=_DEFAULTS["residual"],
+                 activation=_DEFAULTS["activation"], steps=_DEFAULTS["steps"],
+                 batch_size=_DEFAULTS["batch_size"], lr=_DEFAULTS["lr"],
+                 schedule=_DEFAULTS["schedule"], warmup_steps=_DEFAULTS["warmup_steps"],
+                 weight_decay=_DEFAULTS["weight_decay"], grad_clip=_DEFAULTS["grad_clip"],
+                 ema_decay=_DEFAULTS["ema_decay"], time_embedding=_DEFAULTS["time_embedding"],
+                 embed_dim=_DEFAULTS["embed_dim"], time_scale=_DEFAULTS["time_scale"],
+                 time_sampling=_DEFAULTS["time_sampling"], path=_DEFAULTS["path"],
+                 sigma=_DEFAULTS["sigma"], coupling=_DEFAULTS["coupling"],
+                 label_dropout=_DEFAULTS["label_dropout"], dtype=_DEFAULTS["dtype"],
+                 val_fraction=_DEFAULTS["val_fraction"], eval_every=_DEFAULTS["eval_every"],
+                 patience=_DEFAULTS["patience"], dequantize=_DEFAULTS["dequantize"],
+                 standardize=_DEFAULTS["standardize"]):
+        self.solver = solver
         self.solver_steps = solver_steps
-        self.seed = _checks.nonnegative_int(seed, "seed")
-        self.quiet = _checks.boolean(quiet, "quiet")
-        self.config = data_config(seed=seed, **options)
+        self.divergence = divergence
+        self.n_probes = n_probes
+        self.seed = seed
+        self.quiet = quiet
+        self.hidden = hidden
+        self.residual = residual
+        self.activation = activation
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.schedule = schedule
+        self.warmup_steps = warmup_steps
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.ema_decay = ema_decay
+        self.time_embedding = time_embedding
+        self.embed_dim = embed_dim
+        self.time_scale = time_scale
+        self.time_sampling = time_sampling
+        self.path = path
+        self.sigma = sigma
+        self.coupling = coupling
+        self.label_dropout = label_dropout
+        self.dtype = dtype
+        self.val_fraction = val_fraction
+        self.eval_every = eval_every
+        self.patience = patience
+        self.dequantize = dequantize
+        self.standardize = standardize
+
+    # --- parameters -----------------------------------------------------------------------------
+    @classmethod
+    def _param_names(cls):
+        """The constructor's keyword arguments, in order: the estimator's parameters."""
+        return tuple(name for name in inspect.signature(cls.__init__).parameters
+                     if name != "self")
+
+    def get_params(self, deep=True):
+        """The parameters as a dict ``{name: value}`` (``deep``: no nested estimators here)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set parameters by name (checked at the next ``fit``, like the constructor's).
+
+        Returns
+        -------
+        self
+        """
+        valid = self._param_names()
+        unknown = [name for name in params if name not in valid]
+        if unknown:  # before any is set: a refused call changes nothing
+            raise ValueError(f"invalid parameter {', '.join(map(repr, unknown))} for Flow; valid "
+                             f"parameters are: {', '.join(valid)}")
+        for name, value in params.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(type(self).__init__).parameters
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.get_params().items()
+                          if repr(value) != repr(defaults[name].default))
+        return f"{type(self).__name__}({shown})"
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: a density estimator of 2-D rows (``y``, class labels, optional)
+        that transforms rows to noise as float64.
+
+        Only scikit-learn calls this method, so it alone imports scikit-learn.
+        """
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(preserves_dtype=["float64"]))
+
+    def _train_config(self, conditional):
+        """The :class:`TrainConfig` of ``fit``: its errors name the parameter."""
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        options = {name: value for name, value in self.get_params().items() if name in fields}
+        return data_config(**options, conditional=conditional)
+
+    def _check_options(self):
+        """Check the parameters of the fitted methods (the solver's and ``quiet``)."""
+        _checks.choice(self.divergence, "divergence", likelihood.DIVERGENCES)
+        if self.n_probes is not None:
+            _checks.positive_int(self.n_probes, "n_probes")
+            if self.divergence == "exact":
+                raise ValueError("n_probes goes with a Hutchinson divergence, not "
+                                 "divergence='exact'")
+        _checks.choice(self.solver, "solver", SOLVERS)
+        if self.solver_steps is not None:
+            _checks.positive_int(self.solver_steps, "solver_steps")
+            if self.solver == "dopri5":
+                raise ValueError("solver_steps must be None with solver 'dopri5' (it picks its "
+                                 "own)")
+        _checks.boolean(self.quiet, "quiet")
 
     # --- fitting ------------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -101,8 +228,10 @@ class Flow:
         -------
         self
         """
+        config = self._train_config(conditional=y is not None)
+        self._check_options()
         X = data.check_array(X, "X")
-        config = self.config if y is None else dataclasses.replace(self.config, conditional=True)
+        y = None if y is None else data.check_labels(y, X.shape[0], "y")
         trainer = Trainer(config, data=X, labels=y)
         trainer.run(quiet=self.quiet)
         self._set_fitted(trainer.to_checkpoint())
@@ -118,14 +247,14 @@ class Flow:
 
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise RuntimeError("this Flow is not fitted yet: call fit(X) first (or Flow.load)")
+            raise NotFittedError("this Flow is not fitted yet: call fit(X) first (or Flow.load)")
 
     def _rows(self, X, name="X"):
         self._check_fitted()
         X = data.check_array(X, name, min_rows=1)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"{name} has {X.shape[1]} columns, but the flow was fitted on "
-                             f"{self.n_features_in_}")
+            raise ValueError(f"{name} has {X.shape[1]} features, but Flow is expecting "
+                             f"{self.n_features_in_} features as input (the columns of fit's X)")
         return X
 
     def _rng(self, rng):
@@ -169,7 +298,7 @@ class Flow:
             raise ValueError("y needs a class-conditional flow: fit(X, y) with labels")
         return guidance.GuidedField(self.model_, y, weight)
 
-    def log_prob(self, X, rng=None):
+    def score_samples(self, X, rng=None):
         """Log-density of each row in data units (nats): ``log p_z(z) + log|det dz/dx|``.
 
         For a flow fitted with ``dequantize=True`` the rows are integer data: each gets fresh
@@ -181,20 +310,27 @@ class Flow:
         -------
         (n,) float64 ndarray
         """
+        X = self._rows(X)
         log_p, _ = likelihood.log_likelihood_of_rows(
-            self.model_, self._rows(X), self._rng(rng), self.transform_, self.divergence,
-            self.n_probes, method=self.solver, steps=self.solver_steps)
+            self.model_, X, self._rng(rng), self.transform_, self.divergence, self.n_probes,
+            method=self.solver, steps=self.solver_steps)
         return log_p
+
+    log_prob = score_samples  # npflow's name for it (baselines, likelihood)
 
     def score(self, X, y=None, rng=None):
         """Mean log-density of the rows of ``X`` (higher is better); ``y`` is ignored."""
-        return float(np.mean(self.log_prob(X, rng=rng)))
+        return float(np.mean(self.score_samples(X, rng=rng)))
 
     def transform(self, X):
         """Data to noise: the flow integrated from t = 1 back to t = 0. (n, d) -> (n, d)."""
         X = self._rows(X)
         z = self.transform_.forward(np.asarray(X, dtype=np.float64)).astype(self.model_.dtype)
         return self._solve(self.model_, z, backwards=True).astype(np.float64)
+
+    def fit_transform(self, X, y=None):
+        """``fit(X, y)``, then ``transform(X)``: the rows of ``X`` as noise. (n, d) -> (n, d)."""
+        return self.fit(X, y).transform(X)
 
     def inverse_transform(self, Z):
         """Noise to data: the flow integrated from t = 0 to t = 1, in data units."""
@@ -228,9 +364,7 @@ class Flow:
         ckpt = trainer.to_checkpoint()
         state = dataclasses.replace(self.checkpoint_.data, best_params=trainer.ema.shadow.copy(),
                                     best_step=trainer.step, val_losses=np.zeros((0, 2)))
-        child = Flow(solver=self.solver, solver_steps=self.solver_steps,
-                     divergence=self.divergence, n_probes=self.n_probes, seed=self.seed,
-                     quiet=self.quiet, **self.options)
+        child = type(self)(**self.get_params())
         child._set_fitted(dataclasses.replace(ckpt, data=state))
         return child
 
@@ -246,7 +380,8 @@ class Flow:
         --data``).
 
         ``ema``, ``best``: which weights (see :meth:`~npflow.checkpoint.Checkpoint.model`; by
-        default the EMA at the lowest validation loss); ``kwargs``: the solver options.
+        default the EMA at the lowest validation loss); ``kwargs``: parameters to set (the
+        solver options, ``quiet``); the others are the checkpoint's training options.
         """
         ckpt = checkpoint.load(path)
         if ckpt.data is None:
@@ -257,14 +392,11 @@ class Flow:
             raise checkpoint.CheckpointError(
                 f"{path!r} is a data-to-data flow (its source is rows of data, not noise); map "
                 f"source rows with npflow sample --source-data")
-        options = {key: value for key, value in ckpt.train_config.items()
-                   if key not in ("seed", "target")}
-        flow = cls(seed=ckpt.train_config.get("seed", 0), **{**options, **kwargs})
+        config = dataclasses.asdict(TrainConfig.from_dict(ckpt.train_config))
+        params = {name: config[name] for name in cls._param_names() if name in config}
+        flow = cls(**{**params, **kwargs})
+        flow._check_options()
         flow._set_fitted(ckpt, ema, best)
         return flow
-
-    def __repr__(self):
-        shown = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
-        return f"Flow({shown})"
 
 
