@@ -37,15 +37,15 @@ TrainConfig's. scikit-learn's ``check_estimator`` passes but for eight checks of
 is refused (in :func:`npflow.data.check_array`'s own words; object arrays are not converted),
 listed with their reasons in ``tests/test_flow_sklearn.py``.
 """
+import contextlib
 import dataclasses
 import inspect
 
 import numpy as np
 
-from . import _checks, checkpoint, data, guidance, likelihood, sampling, solvers
-from . import reflow as reflow_module
-from .transforms import Standardize
-from .train import DATA, TrainConfig, Trainer, data_config
+from . import _checks, checkpoint, data, likelihood, solvers
+from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer, data_config
+from .trained import TrainedFlow
 
 SOLVERS = solvers.METHODS
 # The default of every TrainConfig field for a run on rows: DATA_DEFAULTS, then TrainConfig's.
@@ -206,18 +206,10 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
     def _check_options(self):
         """Check the parameters of the fitted methods (the solver's and ``quiet``)."""
-        _checks.choice(self.divergence, "divergence", likelihood.DIVERGENCES)
-        if self.n_probes is not None:
-            _checks.positive_int(self.n_probes, "n_probes")
-            if self.divergence == "exact":
-                raise ValueError("n_probes goes with a Hutchinson divergence, not "
-                                 "divergence='exact'")
         _checks.choice(self.solver, "solver", SOLVERS)
-        if self.solver_steps is not None:
-            _checks.positive_int(self.solver_steps, "solver_steps")
-            if self.solver == "dopri5":
-                raise ValueError("solver_steps must be None with solver 'dopri5' (it picks its "
-                                 "own)")
+        with _spelled():
+            likelihood.check_divergence(self.divergence, self.n_probes)
+            solvers.check_steps(self.solver, self.solver_steps)
         _checks.boolean(self.quiet, "quiet")
 
     # --- fitting ------------------------------------------------------------------------------
@@ -230,23 +222,22 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         """
         config = self._train_config(conditional=y is not None)
         self._check_options()
-        X = data.check_array(X, "X")
-        y = None if y is None else data.check_labels(y, X.shape[0], "y")
-        trainer = Trainer(config, data=X, labels=y)
+        rows = data.Dataset.from_arrays(X, y)  # the one boundary check of X and y
+        trainer = Trainer(config, data=rows, labels=rows.y)
         trainer.run(quiet=self.quiet)
         self._set_fitted(trainer.to_checkpoint())
         return self
 
     def _set_fitted(self, ckpt, ema=True, best=True):
-        self.checkpoint_ = ckpt
-        self.model_ = ckpt.model(ema=ema, best=best)
-        self.transform_ = Standardize.from_dict(ckpt.data.transform)
-        self.n_features_in_ = self.model_.dim
-        self.classes_ = np.arange(self.model_.n_classes) if self.model_.n_classes else None
+        self.flow_ = TrainedFlow(ckpt, ema=ema, best=best)
+        self.checkpoint_, self.model_, self.transform_ = ckpt, self.flow_.model, \
+            self.flow_.transform
+        self.n_features_in_ = self.flow_.dim
+        self.classes_ = np.arange(self.flow_.n_classes) if self.flow_.n_classes else None
         self.history_ = {"loss": np.asarray(ckpt.losses), "val": ckpt.data.val_losses}
 
     def _check_fitted(self):
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "flow_"):
             raise NotFittedError("this Flow is not fitted yet: call fit(X) first (or Flow.load)")
 
     def _rows(self, X, name="X"):
@@ -260,12 +251,13 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
     def _rng(self, rng):
         return np.random.default_rng(self.seed) if rng is None else _checks.generator(rng)
 
-    def _solve(self, field, z, backwards=False):
-        if backwards:
-            return solvers.solve(field, z, self.solver, self.solver_steps, t0=1.0, t1=0.0).x
-        return sampling.sample_flow(field, z, method=self.solver, steps=self.solver_steps).x
+    def _solver(self):
+        """The solver keyword arguments: ``solver_steps`` None is 100 for every fixed-step
+        method (:data:`npflow.solvers.DEFAULT_STEPS`), also for the likelihood."""
+        return {"method": self.solver, "steps": solvers.check_steps(self.solver,
+                                                                    self.solver_steps)}
 
-    # --- using the fitted flow ----------------------------------------------------------------
+    # --- using the fitted flow (npflow.trained.TrainedFlow in data units) -------------------
     def sample(self, n, rng=None, y=None, guidance=1.0):
         """Draw ``n`` rows: ``x0 ~ N(0, I_d)``, integrated to t = 1, mapped to data units.
 
@@ -284,19 +276,10 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         (n, d) float64 ndarray
         """
         self._check_fitted()
-        n = _checks.positive_int(n, "n")
-        z0 = self._rng(rng).standard_normal((n, self.n_features_in_)).astype(self.model_.dtype)
-        z1 = self._solve(self._field(y, guidance), z0)
-        return self.transform_.inverse(z1.astype(np.float64))
-
-    def _field(self, y, weight):
-        if y is None:
-            if weight != 1.0:
-                raise ValueError("guidance needs y (the requested classes)")
-            return self.model_
-        if self.classes_ is None:
-            raise ValueError("y needs a class-conditional flow: fit(X, y) with labels")
-        return guidance.GuidedField(self.model_, y, weight)
+        with _spelled():
+            return self.flow_.sample(
+                n, self._rng(rng), label=y,
+                guidance=None if y is None and guidance == 1.0 else guidance, **self._solver())
 
     def score_samples(self, X, rng=None):
         """Log-density of each row in data units (nats): ``log p_z(z) + log|det dz/dx|``.
@@ -311,9 +294,9 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         (n,) float64 ndarray
         """
         X = self._rows(X)
-        log_p, _ = likelihood.log_likelihood_of_rows(
-            self.model_, X, self._rng(rng), self.transform_, self.divergence, self.n_probes,
-            method=self.solver, steps=self.solver_steps)
+        with _spelled():
+            log_p, _ = self.flow_.log_prob(X, self._rng(rng), self.divergence, self.n_probes,
+                                           **self._solver())
         return log_p
 
     log_prob = score_samples  # npflow's name for it (baselines, likelihood)
@@ -324,9 +307,8 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
     def transform(self, X):
         """Data to noise: the flow integrated from t = 1 back to t = 0. (n, d) -> (n, d)."""
-        X = self._rows(X)
-        z = self.transform_.forward(np.asarray(X, dtype=np.float64)).astype(self.model_.dtype)
-        return self._solve(self.model_, z, backwards=True).astype(np.float64)
+        X = self._rows(X)  # first: an unfitted Flow says so
+        return self.flow_.encode(X, **self._solver())
 
     def fit_transform(self, X, y=None):
         """``fit(X, y)``, then ``transform(X)``: the rows of ``X`` as noise. (n, d) -> (n, d)."""
@@ -334,15 +316,16 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
     def inverse_transform(self, Z):
         """Noise to data: the flow integrated from t = 0 to t = 1, in data units."""
-        Z = self._rows(Z, "Z").astype(self.model_.dtype)
-        return self.transform_.inverse(self._solve(self.model_, Z).astype(np.float64))
+        Z = self._rows(Z, "Z")
+        return self.flow_.decode(Z, **self._solver())
 
     def reflow(self, n_pairs=20000, steps=2000, rng=None, **overrides):
         """A straighter flow: this one retrained on its own pairs (Liu et al. 2023, Alg. 1).
 
-        ``z0 ~ N(0, I_d)`` is carried to ``z1`` by this flow (rk4, in the network's space); a
-        copy of the network, warm-started from this one, is fitted to the fixed pairs with the
-        straight-line objective (:mod:`npflow.reflow`). Few Euler steps then suffice.
+        ``z0 ~ N(0, I_d)`` (drawn from ``rng``) is carried to ``z1`` by this flow (rk4, in the
+        network's space); a copy of the network, warm-started from this one, is fitted to the
+        fixed pairs with the straight-line objective (:mod:`npflow.reflow`); ``overrides`` are
+        TrainConfig fields of that run. Few Euler steps then suffice.
 
         Returns
         -------
@@ -350,22 +333,11 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
             A new fitted Flow with the same transform (this one is unchanged).
         """
         self._check_fitted()
-        if self.classes_ is not None:
-            raise ValueError("reflow of a class-conditional flow is not supported (the pairs "
-                             "carry no labels)")
-        n_pairs = _checks.positive_int(n_pairs, "n_pairs")
-        z0 = self._rng(rng).standard_normal((n_pairs, self.n_features_in_))
-        pairs = reflow_module.reflow_pairs(self.model_, z0.astype(self.model_.dtype), "rk4",
-                                           self.solver_steps)
-        parent = TrainConfig.from_dict(self.checkpoint_.train_config)
-        trainer = reflow_module.reflow_trainer(self.model_, parent, pairs, steps=steps,
-                                               **overrides)
+        trainer = self.flow_.reflow_trainer(n_pairs, steps, self.seed, rng=self._rng(rng),
+                                            sample_steps=self._solver()["steps"], **overrides)
         trainer.run(quiet=self.quiet)
-        ckpt = trainer.to_checkpoint()
-        state = dataclasses.replace(self.checkpoint_.data, best_params=trainer.ema.shadow.copy(),
-                                    best_step=trainer.step, val_losses=np.zeros((0, 2)))
         child = type(self)(**self.get_params())
-        child._set_fitted(dataclasses.replace(ckpt, data=state))
+        child._set_fitted(trainer.to_checkpoint())
         return child
 
     # --- files ----------------------------------------------------------------------------------
@@ -398,5 +370,18 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         flow._check_options()
         flow._set_fitted(ckpt, ema, best)
         return flow
+
+
+# The names of the library's arguments as Flow calls them (in messages of npflow's checks).
+_PARAMS = {"method": "solver", "steps": "solver_steps", "label": "y", "x": "X"}
+
+
+@contextlib.contextmanager
+def _spelled():
+    """Re-raise a combination error of the library with the options named as Flow's."""
+    try:
+        yield
+    except _checks.OptionError as err:
+        raise ValueError(err.spell(lambda name: _PARAMS.get(name, name), "this call")) from None
 
 

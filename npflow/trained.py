@@ -286,23 +286,26 @@ class TrainedFlow:
 
     # --- reflow -----------------------------------------------------------------------------------
     def reflow_trainer(self, n_pairs=20000, steps=2000, seed=0, method="rk4", sample_steps=None,
-                       source_rows=None):
+                       source_rows=None, rng=None, **overrides):
         """A :class:`~npflow.train.Trainer` of the next rectified flow (Liu et al. 2023, Alg. 1).
 
-        ``x0`` is drawn from the source (``n_pairs`` points from a stream spawned off ``seed``,
-        independent of the run's own generator ``default_rng(seed)``), or is ``source_rows`` for
-        a data-to-data flow; the flow carries it to ``x1`` (:func:`npflow.reflow_pairs`, in the
-        network's space), and a copy of the network is fitted to the fixed pairs for ``steps``
-        steps. A flow of rows keeps its transform: the new checkpoint is used like this one.
+        ``x0`` is drawn from the source (``n_pairs`` points from ``rng``; None: a stream spawned
+        off ``seed``, independent of the run's own generator ``default_rng(seed)``), or is
+        ``source_rows`` for a data-to-data flow; the flow carries it to ``x1``
+        (:func:`npflow.reflow_pairs`, in the network's space), and a copy of the network is
+        fitted to the fixed pairs for ``steps`` steps (``overrides``: other TrainConfig fields
+        of that run). A flow of rows keeps its transform: the new checkpoint is used like this
+        one.
         """
         if self.n_classes:
             raise ValueError("reflow of a class-conditional flow is not supported (the pairs "
                              "carry no labels)")
         seed = _checks.nonnegative_int(seed, "seed")
-        pairs_seed, = np.random.SeedSequence(seed).spawn(1)
+        if rng is None:
+            rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         if source_rows is None:
             x0 = self.draw_source(_checks.positive_int(n_pairs, "n_pairs"),
-                                  np.random.default_rng(pairs_seed))
+                                  _checks.generator(rng))
         else:
             x0 = self.to_network(self.check_rows(source_rows, "source_rows"), source=True)
         pairs = reflow.reflow_pairs(self.model, x0.astype(self.model.dtype), method, sample_steps)
@@ -311,7 +314,7 @@ class TrainedFlow:
         if self.on_rows:
             data_state = dataclasses.replace(self.checkpoint.data, val_losses=np.zeros((0, 2)))
         return reflow.reflow_trainer(self.model, parent, pairs, data_state=data_state,
-                                     steps=steps, seed=seed)
+                                     **{"steps": steps, "seed": seed, **overrides})
 
 
 @contextlib.contextmanager
