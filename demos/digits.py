@@ -46,7 +46,7 @@ GMM_CANDIDATES = (1, 2, 4, 8, 16)
 GMM_REG_COVAR = 0.1  # pixels^2; beat 1e-6 on held-out data (2.711 vs 2.730 bits/dim, tuning log)
 D = 64
 
-# The tuned flow (the study is in the README's tuning table): 3 x 512 SiLU for only 4000 steps
+# The tuned flow (the study is in demos/experiments/README.md): 3 x 512 SiLU for only 4000 steps
 # of 256 (713 epochs). Longer runs overfit the 1,437 images: 8000 steps of 512 reach 1.46
 # bits/dim on training images and 3.59 held out. Uniform t beat logit-normal (2.40 vs 2.45 on
 # 3 x 256), EMA 0.999 beat 0.995, and rk4 with 10 steps already agrees with dopri5 to 1e-4.
