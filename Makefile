@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# The starting demo: train noise -> checkerboard, print the metrics, write the pictures (~1 min).
+# Train noise -> checkerboard, print the metrics, write the pictures (~1 min).
 demo: $(STAMP)
 	$(BIN)/python demos/checkerboard.py --out demos/output/checkerboard
 
@@ -35,27 +35,30 @@ minimal: $(STAMP)
 digits: $(STAMP)
 	$(BIN)/python demos/digits.py --out demos/output/digits
 
+# Experiments (demos/experiments/): their figures and tables go to demos/experiments/figures.
+EXPERIMENTS := demos/experiments
+
 # Your own data in d = 2, 5, 10, 20, two mixtures: KL to a known density, through the CLI (19 min).
 gmm: $(STAMP)
-	$(BIN)/python demos/gmm_benchmark.py --out demos/output/gmm_benchmark
+	$(BIN)/python $(EXPERIMENTS)/gmm_benchmark.py --out demos/output/gmm_benchmark
 
-# The issue's plain PyTorch recipe on gmm's rows (needs torch: TORCH_PYTHON=/path/to/python).
+# A plain PyTorch flow-matching recipe on gmm's rows (needs torch: TORCH_PYTHON=/path/to/python).
 TORCH_PYTHON ?= $(BIN)/python
 gmm-torch: $(STAMP)
-	PYTHONPATH=. $(TORCH_PYTHON) demos/gmm_torch_reference.py --mixture near --out demos/output/gmm_torch_reference_near.json
-	PYTHONPATH=. $(TORCH_PYTHON) demos/gmm_torch_reference.py --mixture far --out demos/output/gmm_torch_reference_far.json
+	PYTHONPATH=. $(TORCH_PYTHON) $(EXPERIMENTS)/gmm_torch_reference.py --mixture near --out demos/output/gmm_torch_reference_near.json
+	PYTHONPATH=. $(TORCH_PYTHON) $(EXPERIMENTS)/gmm_torch_reference.py --mixture far --out demos/output/gmm_torch_reference_far.json
 
 # One change at a time from a base configuration, one picture (runs are cached).
 ablation: $(STAMP)
-	$(BIN)/python demos/ablation.py --out demos/figures/ablation.png
+	$(BIN)/python $(EXPERIMENTS)/ablation.py --out $(EXPERIMENTS)/figures/ablation.png
 
 # The paper check of Tong et al. (2024), 2-D table: 33 runs, about 70 minutes.
 paper: $(STAMP)
-	$(BIN)/python demos/paper_2d_table.py --out demos/figures
+	$(BIN)/python $(EXPERIMENTS)/paper_2d_table.py --out $(EXPERIMENTS)/figures
 
 # Speed against PyTorch / SciPy when they are installed in the venv (they are never required).
 bench: $(STAMP)
-	$(BIN)/python demos/benchmark.py --out demos/figures/benchmark.json
+	$(BIN)/python $(EXPERIMENTS)/benchmark.py --out $(EXPERIMENTS)/figures/benchmark.json
 
 clean:
 	rm -rf $(VENV) demos/output .pytest_cache .hypothesis *.egg-info

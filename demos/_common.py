@@ -2,15 +2,16 @@
 pictures and printing what was measured.
 
 The demos are scripts, not a package: each one does ``import _common``, which works because
-Python puts the script's own folder first on ``sys.path``.
+Python puts the script's own folder first on ``sys.path``. Every demo computes and prints its
+numbers with NumPy and npflow alone; matplotlib and Pillow (``pip install 'npflow[viz]'``) are
+imported only to draw, and :func:`pictures` says whether they can be.
 """
 import dataclasses
+import importlib
 import os
 import time
 
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter
-from PIL import Image
 
 from npflow import checkpoint, datasets, likelihood, metrics, viz
 from npflow.train import Trainer
@@ -27,6 +28,25 @@ def output_folder(out, name):
     return folder
 
 
+PICTURE_PACKAGES = {"matplotlib": "matplotlib", "PIL": "Pillow"}  # module -> what to install
+
+
+def pictures():
+    """True when matplotlib and Pillow import; otherwise print ONE line saying why, and False.
+
+    A demo calls it once, at the start, and draws only when it returned True. When it does,
+    pyplot is imported with the file-only Agg backend.
+    """
+    for module, package in PICTURE_PACKAGES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            print(f"pictures skipped: {package} is not installed (pip install 'npflow[viz]')")
+            return False
+    pyplot()
+    return True
+
+
 def pyplot():
     """matplotlib.pyplot with the file-only Agg backend (the demos only write files)."""
     return viz.pyplot(for_files=True)
@@ -38,6 +58,8 @@ def save(fig, folder, name):
     The PNG is stored with a 256-colour palette: about a third of the size of matplotlib's RGBA
     file and indistinguishable for these plots, which keeps the committed gallery small.
     """
+    from PIL import Image  # only to draw: see pictures()
+
     path = os.path.join(folder, name)
     viz.save_figure(fig, path)
     pyplot().close(fig)
@@ -123,6 +145,8 @@ LOG_TICKS = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7, 1, 1.5, 2, 3, 4, 5, 7, 10)
 
 def label_log_axis(ax):
     """Plain-number ticks (0.3, 0.5, 1, 2, ...) on a log y axis spanning one or two decades."""
+    from matplotlib.ticker import FormatStrFormatter  # only to draw: see pictures()
+
     ax.minorticks_off()
     low, high = ax.get_ylim()
     ax.set_yticks([y for y in LOG_TICKS if low <= y <= high])

@@ -1,4 +1,4 @@
-"""The starting demo, end to end: Gaussian noise -> checkerboard by conditional flow matching.
+"""Gaussian noise -> checkerboard by conditional flow matching, end to end.
 
 1. Train ``v_theta(x, t)`` with the default :class:`npflow.TrainConfig` (straight paths
    ``xt = (1 - t) x0 + t x1``, target ``ut = x1 - x0``; Lipman et al. 2023, eq. 9 and 23).
@@ -6,7 +6,8 @@
 3. Measure: precision (fraction of samples on the 8 filled squares), exact W2 to fresh data,
    and the NLL of fresh data with the exact divergence (Chen et al. 2018, Thm. 1), whose floor is
    the checkerboard's entropy log 32 = 3.466 nats.
-4. Draw noise.png, samples.png, trajectories.png, field.png, density.png, loss.png and flow.gif.
+4. Draw noise.png, samples.png, trajectories.png, field.png, density.png, loss.png and flow.gif
+   (with matplotlib; without it the numbers are still printed).
 
     python demos/checkerboard.py                   # 45-70 s on two cores
     python demos/checkerboard.py --steps 200 --out /tmp/cb   # a quick look
@@ -55,10 +56,32 @@ def parse_args(argv=None):
     return args
 
 
+def _pictures(args, folder, run, x0, x1, generated, paths):
+    """noise.png, samples.png, trajectories.png, field.png, density.png, loss.png, flow.gif."""
+    print("pictures:")
+    model, limits = run.model, viz.limits_of(x0, x1)
+    fig = viz.scatter(x0, limits=limits, color=viz.NOISE_COLOR,
+                      title=r"noise $x_0 \sim \mathcal{N}(0, I)$")
+    _common.save(fig, folder, "noise.png")
+    _common.save(viz.panels(x0, generated, x1, limits=limits), folder, "samples.png")
+    fig = viz.trajectories(paths.trajectory, n_paths=300, times=paths.times, limits=limits)
+    _common.save(fig, folder, "trajectories.png")
+    _common.save(viz.vector_field(model, limits=limits), folder, "field.png")
+    fig = viz.density(model, limits=limits, grid=args.grid, steps=args.nll_steps,
+                      true_log_density=lambda x: datasets.log_density("checkerboard", x))
+    _common.save(fig, folder, "density.png")
+    _common.save(viz.loss_curve(run.losses), folder, "loss.png")
+    rows = np.round(np.linspace(0, args.path_steps, args.frames)).astype(int)  # (frames,)
+    gif = os.path.join(folder, "flow.gif")
+    fig = viz.animate(paths.trajectory[rows], gif, times=paths.times[rows], fps=12,
+                      limits=limits)
+    _common.close(fig, gif)
+
+
 def main(argv=None):
     args = parse_args(argv)
     folder = _common.output_folder(args.out, "checkerboard")
-    _common.pyplot()
+    can_draw = _common.pictures()
     config = dataclasses.replace(TrainConfig(), steps=args.steps, seed=args.seed)
     run = _common.train(config, os.path.join(folder, "model.npz"))
     model = run.model
@@ -79,25 +102,9 @@ def main(argv=None):
         w2_floor = _common.w2_floor("checkerboard", x1[:args.eval_n], rng, draws=3)
         nll = _common.checkerboard_nll(model, args.eval_n, args.nll_steps, rng)
 
-    print("pictures:")
     with _common.Timer() as drawing:
-        limits = viz.limits_of(x0, x1)
-        fig = viz.scatter(x0, limits=limits, color=viz.NOISE_COLOR,
-                          title=r"noise $x_0 \sim \mathcal{N}(0, I)$")
-        _common.save(fig, folder, "noise.png")
-        _common.save(viz.panels(x0, generated, x1, limits=limits), folder, "samples.png")
-        fig = viz.trajectories(paths.trajectory, n_paths=300, times=paths.times, limits=limits)
-        _common.save(fig, folder, "trajectories.png")
-        _common.save(viz.vector_field(model, limits=limits), folder, "field.png")
-        fig = viz.density(model, limits=limits, grid=args.grid, steps=args.nll_steps,
-                          true_log_density=lambda x: datasets.log_density("checkerboard", x))
-        _common.save(fig, folder, "density.png")
-        _common.save(viz.loss_curve(run.losses), folder, "loss.png")
-        rows = np.round(np.linspace(0, args.path_steps, args.frames)).astype(int)  # (frames,)
-        gif = os.path.join(folder, "flow.gif")
-        fig = viz.animate(paths.trajectory[rows], gif, times=paths.times[rows], fps=12,
-                          limits=limits)
-        _common.close(fig, gif)
+        if can_draw:
+            _pictures(args, folder, run, x0, x1, generated, paths)
 
     _common.report(f"checkerboard, {args.n} samples (rk4, {args.sample_steps} steps, "
                    f"{sol.nfe} evaluations):", [

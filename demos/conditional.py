@@ -112,8 +112,9 @@ def main(argv=None):
                    [(f"w = {w:g}", " ".join(f"{p:.3f}" for p in prec[w])
                      + f"   overall {prec[w].mean():.4f}  min {prec[w].min():.3f}")
                     for w in GUIDANCE])
-    draw_classes(samples[1.0], folder)
-    draw_guidance(samples, folder)
+    if _common.pictures():
+        draw_classes(samples[1.0], folder)
+        draw_guidance(samples, folder)
     return prec
 
 

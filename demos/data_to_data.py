@@ -73,7 +73,7 @@ def draw(x0, x1, trajectories, scores, n_paths):
 def main(argv=None):
     args = parse_args(argv)
     folder = _common.output_folder(args.out, "data_to_data")
-    _common.pyplot()
+    can_draw = _common.pictures()
     rng = np.random.default_rng(args.seed + 1)  # evaluation draws, apart from training's
     x0 = datasets.sample(SOURCE, args.n, rng)  # (n, 2)
     x1 = datasets.sample(TARGET, args.n, rng)  # (n, 2)
@@ -97,18 +97,19 @@ def main(argv=None):
             "seconds": run.seconds,
         }
 
-    print("pictures:")
-    _common.save(draw(x0, x1, trajectories, scores, args.paths), folder, "data_to_data.png")
-    fig = viz.panels(x0, generated["OT-CFM"], x1,
-                     titles=(f"source $x_0 \\sim$ {SOURCE}", r"OT-CFM  $\phi_1(x_0)$",
-                             f"target $x_1 \\sim$ {TARGET}"))
-    _common.save(fig, folder, "data_to_data_samples.png")
-    rows = np.round(np.linspace(0, args.ode_steps, args.frames)).astype(int)  # (frames,)
-    gif = os.path.join(folder, "data_to_data.gif")
-    traj = trajectories["OT-CFM"]
-    fig = viz.animate(traj[rows], gif, times=rows / args.ode_steps, fps=12,
-                      limits=viz.limits_of(x0, x1))
-    _common.close(fig, gif)
+    if can_draw:
+        print("pictures:")
+        _common.save(draw(x0, x1, trajectories, scores, args.paths), folder, "data_to_data.png")
+        fig = viz.panels(x0, generated["OT-CFM"], x1,
+                         titles=(f"source $x_0 \\sim$ {SOURCE}", r"OT-CFM  $\phi_1(x_0)$",
+                                 f"target $x_1 \\sim$ {TARGET}"))
+        _common.save(fig, folder, "data_to_data_samples.png")
+        rows = np.round(np.linspace(0, args.ode_steps, args.frames)).astype(int)  # (frames,)
+        gif = os.path.join(folder, "data_to_data.gif")
+        traj = trajectories["OT-CFM"]
+        fig = viz.animate(traj[rows], gif, times=rows / args.ode_steps, fps=12,
+                          limits=viz.limits_of(x0, x1))
+        _common.close(fig, gif)
 
     print(f"{SOURCE} -> {TARGET}, {args.n} points, Euler {args.ode_steps} steps; "
           f"W2 data vs data {floor:.3f} (mean of 5); W2^2(source, target) = {ot_cost:.2f}")

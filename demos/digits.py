@@ -40,12 +40,13 @@ from npflow import Flow, baselines, couplings, datasets, metrics, solvers, viz
 from npflow.classifier import Classifier
 
 N_HELD_OUT = 360  # 20 % of 1,797
+SOLVER_STEPS = 20  # rk4 steps of the likelihoods and samples
 GUIDANCE = (0.0, 1.0, 2.0, 3.0)
 GMM_CANDIDATES = (1, 2, 4, 8, 16)
 GMM_REG_COVAR = 0.1  # pixels^2; beat 1e-6 on held-out data (2.711 vs 2.730 bits/dim, tuning log)
 D = 64
 
-# The tuned flow (the study is in the README's tuning table): 3 x 512 SiLU for only 4000 steps
+# The tuned flow (the study is in demos/experiments/README.md): 3 x 512 SiLU for only 4000 steps
 # of 256 (713 epochs). Longer runs overfit the 1,437 images: 8000 steps of 512 reach 1.46
 # bits/dim on training images and 3.59 held out. Uniform t beat logit-normal (2.40 vs 2.45 on
 # 3 x 256), EMA 0.999 beat 0.995, and rk4 with 10 steps already agrees with dopri5 to 1e-4.
@@ -65,8 +66,8 @@ def parse_args(argv=None):
                    help="tiny networks and few steps: a smoke test of every stage")
     p.add_argument("--n-samples", type=int, default=1000,
                    help="unconditional samples for the Frechet distance (default: 1000)")
-    p.add_argument("--solver-steps", type=int, default=20,
-                   help="rk4 steps for likelihoods and samples (default: 20)")
+    p.add_argument("--solver-steps", type=int, default=SOLVER_STEPS,
+                   help=f"rk4 steps for likelihoods and samples (default: {SOLVER_STEPS})")
     args = p.parse_args(argv)
     for name in ("n_samples", "solver_steps"):
         if getattr(args, name) < 1:
@@ -74,10 +75,10 @@ def parse_args(argv=None):
     return args
 
 
-def split(X, seed):
-    """Seeded 80/20 split: (train rows, held-out rows) as index arrays."""
+def split(X, seed, held_out=N_HELD_OUT):
+    """Seeded split of the rows of X: (training rows, held-out rows) as index arrays."""
     perm = np.random.default_rng(seed).permutation(X.shape[0])
-    return perm[N_HELD_OUT:], perm[:N_HELD_OUT]
+    return perm[held_out:], perm[:held_out]
 
 
 def bits(log_prob):
@@ -191,6 +192,21 @@ def main(argv=None):
 
     # --- pictures and files ---
     grid_x, grid_y = by_w[best_w]
+    if _common.pictures():
+        _pictures(flow, by_w, best_w, samples, Xtr, Xte, yte, folder, rng)
+    np.save(os.path.join(folder, "samples.npy"), samples)
+    np.save(os.path.join(folder, "conditional_samples.npy"), quantize(grid_x))
+    np.save(os.path.join(folder, "conditional_labels.npy"), grid_y)
+    results["total_seconds"] = time.perf_counter() - total
+    with open(os.path.join(folder, "digits.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"done in {results['total_seconds']:.0f} s")
+    return results
+
+
+def _pictures(flow, by_w, best_w, samples, Xtr, Xte, yte, folder, rng):
+    """The class grid, the guidance sweep, the GIF, the interpolation, the nearest images."""
+    grid_x, grid_y = by_w[best_w]
     take = np.concatenate([np.flatnonzero(grid_y == k)[:10] for k in range(10)])
     fig = viz.image_grid(quantize(grid_x[take]), ncols=10, row_labels=[str(k) for k in range(10)],
                          vmin=0, vmax=16, title=f"class-conditional samples, w = {best_w:g}")
@@ -207,14 +223,6 @@ def main(argv=None):
     fig = viz.image_grid(shown, ncols=10, row_labels=["sample", "nearest"], vmin=0, vmax=16,
                          title="samples above their nearest training images")
     _common.save(fig, folder, "digits_nearest.png")
-    np.save(os.path.join(folder, "samples.npy"), samples)
-    np.save(os.path.join(folder, "conditional_samples.npy"), quantize(grid_x))
-    np.save(os.path.join(folder, "conditional_labels.npy"), grid_y)
-    results["total_seconds"] = time.perf_counter() - total
-    with open(os.path.join(folder, "digits.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"done in {results['total_seconds']:.0f} s")
-    return results
 
 
 def _gif(flow, folder, rng):

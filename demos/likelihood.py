@@ -102,7 +102,7 @@ def nll_table(model, x1, ode_steps, nll_steps, rng):
 def main(argv=None):
     args = parse_args(argv)
     folder = _common.output_folder(args.out, "likelihood")
-    _common.pyplot()
+    can_draw = _common.pictures()
     if args.model is None:
         config = dataclasses.replace(TrainConfig(), steps=args.steps, seed=args.seed)
         run = _common.train(config, os.path.join(folder, "model.npz"))
@@ -116,12 +116,13 @@ def main(argv=None):
     x1 = datasets.sample("checkerboard", args.n, rng).astype(model.dtype)  # (n, 2) held out
     rows = nll_table(model, x1, args.ode_steps, args.nll_steps, rng)
 
-    print("pictures:")
-    limits = (-4.5, 4.5)
-    fig = viz.density(model, limits=limits, grid=args.grid, steps=args.ode_steps,
-                      true_log_density=lambda x: datasets.log_density("checkerboard", x))
-    _common.save(fig, folder, "density.png")
-    _common.save(draw_slices(model, args.ode_steps, limits), folder, "slice.png")
+    if can_draw:
+        print("pictures:")
+        limits = (-4.5, 4.5)
+        fig = viz.density(model, limits=limits, grid=args.grid, steps=args.ode_steps,
+                          true_log_density=lambda x: datasets.log_density("checkerboard", x))
+        _common.save(fig, folder, "density.png")
+        _common.save(draw_slices(model, args.ode_steps, limits), folder, "slice.png")
 
     print(f"NLL of {args.n} fresh checkerboard points, in nats (floor: log 32 = "
           f"{_common.LOG_32:.4f})")

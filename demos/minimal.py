@@ -121,7 +121,7 @@ def draw(panels, path):
     try:
         from matplotlib.figure import Figure  # no pyplot: no window, no backend to choose
     except ImportError:
-        return print("matplotlib is not installed: no picture")
+        return print("pictures skipped: matplotlib is not installed (pip install 'npflow[viz]')")
     fig = Figure(figsize=(4 * len(panels), 4), layout="tight")
     for ax, (title, x) in zip(fig.subplots(1, len(panels)), panels):
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)

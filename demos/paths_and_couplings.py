@@ -142,7 +142,7 @@ def draw_w2(results, floors):
 def main(argv=None):
     args = parse_args(argv)
     folder = _common.output_folder(args.out, "paths_and_couplings")
-    _common.pyplot()
+    can_draw = _common.pictures()
     rng = np.random.default_rng(args.seed + 1)  # evaluation draws, apart from training's
     results, data, floors = {}, {}, {}
     for target in TARGETS:
@@ -158,9 +158,10 @@ def main(argv=None):
             results[target, method] = {"w2": w2, "trajectory": trajectory,
                                        "S": straightness(trajectory), "seconds": run.seconds}
 
-    print("pictures:")
-    _common.save(draw_paths(results, data, args.paths), folder, "couplings_paths.png")
-    _common.save(draw_w2(results, floors), folder, "couplings_w2.png")
+    if can_draw:
+        print("pictures:")
+        _common.save(draw_paths(results, data, args.paths), folder, "couplings_paths.png")
+        _common.save(draw_w2(results, floors), folder, "couplings_w2.png")
 
     header = "".join(f"{s:>8}" for s in EULER_STEPS)
     print(f"W2 to {args.n} data points after k Euler steps; S = straightness (0: straight)")

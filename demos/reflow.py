@@ -101,7 +101,8 @@ def main(argv=None):
                    [(name, f"S = {r['straightness']:.4f}   W2 euler 1/2/4 = "
                      + " / ".join(f"{r['w2'][k]:.3f}" for k in EULER_STEPS)
                      + f"   rk4 100 = {r['w2']['rk4']:.3f}") for name, r in results.items()])
-    draw(results, reference, folder)
+    if _common.pictures():
+        draw(results, reference, folder)
     return {name: {"straightness": r["straightness"], "w2": r["w2"]}
             for name, r in results.items()}
 

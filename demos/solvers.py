@@ -22,7 +22,6 @@ import dataclasses
 import os
 
 import numpy as np
-from matplotlib.ticker import FormatStrFormatter
 
 import _common
 from npflow import datasets, metrics, solvers
@@ -83,6 +82,8 @@ def measure(model, x0, x1, reference, plan):
 
 
 def draw(rows, floor, title):
+    from matplotlib.ticker import FormatStrFormatter  # only to draw: see _common.pictures
+
     plt = _common.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for method, (color, marker) in STYLE.items():
@@ -115,7 +116,7 @@ def draw(rows, floor, title):
 def main(argv=None):
     args = parse_args(argv)
     folder = _common.output_folder(args.out, "solvers")
-    _common.pyplot()
+    can_draw = _common.pictures()
     if args.model is None:
         config = dataclasses.replace(TrainConfig(), steps=args.steps, seed=args.seed)
         run = _common.train(config, os.path.join(folder, "model.npz"))
@@ -131,10 +132,12 @@ def main(argv=None):
         reference = solvers.solve(model, x0, "rk4", args.reference_steps).x.astype(np.float64)
         rows = measure(model, x0, x1, reference, runs(args.max_steps))
 
-    print("pictures:")
-    title = (f"{source} -> {target}: {args.n} points; reference rk4 with "
-             f"{args.reference_steps} steps")
-    _common.save(draw(rows, floor, title), folder, "solvers.png")
+    if can_draw:
+        print("pictures:")
+        title = (f"{source} -> {target}: {args.n} points; reference rk4 with "
+                 f"{args.reference_steps} steps")
+        _common.save(draw(rows, floor, title), folder, "solvers.png")
+
     print(f"{source} -> {target}, {args.n} points; W2 to fresh data (data vs data: {floor:.4f}), "
           f"RMS distance to rk4 with {args.reference_steps} steps; {timer.seconds:.1f} s")
     print(f"  {'method':<9}{'steps/tol':>10}{'NFE':>6}{'W2':>9}{'RMS error':>12}")

@@ -116,8 +116,8 @@ def solve_assignment(cost):
     Notes
     -----
     Time: on OT-CFM costs (squared distances, n = 256) about as fast as SciPy's C
-    ``linear_sum_assignment`` (``demos/bench_assignment.py``); costs with many exact ties
-    (small integers, repeated points) take tens of milliseconds where SciPy takes one or two.
+    ``linear_sum_assignment`` (``demos/experiments/bench_assignment.py``); costs with many exact
+    ties (small integers, repeated points) take tens of milliseconds where SciPy takes one or two.
     Memory: a few copies of ``cost``.
     """
     cost = _square_cost(cost)

@@ -20,9 +20,9 @@ trick ``E[eps^T (dv/dx) eps] = trace(dv/dx)`` for probes with ``E[eps eps^T] = I
 Which one: the exact divergence costs d tangents per velocity evaluation, Hutchinson's k probes
 cost k tangents and add noise. ``log_likelihood(divergence="auto")`` takes the exact divergence up
 to ``EXACT_MAX_DIM`` dimensions and Hutchinson's estimator with ``DEFAULT_PROBES`` probes above,
-where it is measurably cheaper (``demos/bench_divergence.py``); ``"exact"`` or ``"hutchinson"``
-forces either. With k >= 2 probes each probe gets its own accumulator ``l_k``, so every point
-gets the mean of k independent estimates and their standard error.
+where it is measurably cheaper (``demos/experiments/bench_divergence.py``); ``"exact"`` or
+``"hutchinson"`` forces either. With k >= 2 probes each probe gets its own accumulator ``l_k``, so
+every point gets the mean of k independent estimates and their standard error.
 """
 from dataclasses import dataclass
 
@@ -33,13 +33,15 @@ from . import _checks, solvers
 PROBES = ("rademacher", "gaussian")
 DIVERGENCES = ("auto", "exact", "hutchinson")
 # Hutchinson probes per point when n_probes=None: the standard error is the one-probe spread / 4.
-# Measured (demos/bench_divergence.py, random 3 x 256 SiLU net, rk4 8 steps): one-probe std of the
-# log-likelihood 0.011 nats at d = 2, 0.069 at d = 20, 0.117 at d = 64, so stderr 0.003 - 0.029.
+# Measured (demos/experiments/bench_divergence.py, random 3 x 256 SiLU net, rk4 8 steps): one-probe
+# std of the log-likelihood 0.011 nats at d = 2, 0.069 at d = 20, 0.117 at d = 64, so stderr
+# 0.003 - 0.029.
 DEFAULT_PROBES = 16
-# divergence="auto" is exact up to this dimension. Measured by demos/bench_divergence.py (3 x 256
-# SiLU net, float32, 1000 points, one augmented velocity evaluation, CPU ms with one BLAS thread):
-# the exact divergence costs ~4.4 ms per dimension (d = 10: 44, 20: 85, 64: 279, 100: 468 ms),
-# Hutchinson with 16 probes 61-78 ms at any d. They cross between d = 14 and 20 (d = 16: 67 vs
+# divergence="auto" is exact up to this dimension. Measured by
+# demos/experiments/bench_divergence.py (3 x 256 SiLU net, float32, 1000 points, one augmented
+# velocity evaluation, CPU ms with one BLAS thread): the exact divergence costs ~4.4 ms per
+# dimension (d = 10: 44, 20: 85, 64: 279, 100: 468 ms), Hutchinson with 16 probes 61-78 ms at
+# any d. They cross between d = 14 and 20 (d = 16: 67 vs
 # 73-78 ms); near the crossover the exact divergence wins, as it carries no noise.
 EXACT_MAX_DIM = 16
 

@@ -49,8 +49,8 @@ class TrainConfig:
 
     The defaults train the 2-D checkerboard to a precision of 0.955 (the fraction of 10,000 RK4
     samples on the filled squares, seeds 0 and 1) in 32-57 s on two CPU cores; the comments give
-    the measured reason for each choice (precisions of 10,000 samples; the README has the tuning
-    log and the timings).
+    the measured reason for each choice (precisions of 10,000 samples; demos/experiments/README.md
+    has the tuning log and the timings).
     """
 
     source: str = "gaussian"          # x0 ~ p0: noise, or any dataset (data-to-data flows)
@@ -191,10 +191,10 @@ def data_config(source_rows=False, **options):
 
 # Defaults for a run on a user's rows (``npflow train --data``, :class:`npflow.Flow`): these fields
 # replace TrainConfig's checkerboard defaults; the others stay (cosine schedule, clipping at 1,
-# t concatenated, val_fraction 0.1). Measured on the "near" mixture of demos/gmm_benchmark.py
-# (8 full-covariance Gaussians, d = 10, 20,000 rows); KL = mean log p - log q over 2,000 held-out
-# rows, nats, one run each, standard errors about 0.012, another seed 0.002 apart (the tuning log
-# is in demos/README.md).
+# t concatenated, val_fraction 0.1). Measured on the "near" mixture of
+# demos/experiments/gmm_benchmark.py (8 full-covariance Gaussians, d = 10, 20,000 rows); KL =
+# mean log p - log q over 2,000 held-out rows, nats, one run each, standard errors about 0.012,
+# another seed 0.002 apart (the tuning log is in demos/experiments/README.md).
 DATA_DEFAULTS = {
     "hidden": (128,) * 10,           # depth, not width: plain 10 x 128 0.173, 4 x 256 0.22
     "residual": True,                # shortcuts let depth train: 0.129 (plain 12 x 128 0.243)

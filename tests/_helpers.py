@@ -1,4 +1,5 @@
-"""Helpers shared by the test files: loading a demo script, and central differences.
+"""Helpers shared by the test files: loading a demo script, checking a PNG, and central
+differences.
 
 Pytest puts this folder on ``sys.path`` (the tests are not a package), so a test file does
 ``from _helpers import load_demo``.
@@ -10,23 +11,34 @@ import sys
 import numpy as np
 
 DEMOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demos")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def load_demo(name, module_name=None):
-    """Import ``demos/<name>.py`` as a fresh module (named ``module_name``, default ``name``).
+    """Import ``demos/<name>.py`` as a fresh module (named ``module_name``, default the file's).
 
-    ``demos/`` is on ``sys.path`` while the script is imported, for the siblings it imports
-    (``_common``, ``benchmark``, ``gmm_benchmark``), and taken off again afterwards.
+    ``name`` may name a script in a subfolder: ``load_demo("experiments/ablation")``. The
+    script's folder and ``demos/`` are on ``sys.path`` while it is imported, for the siblings it
+    imports (``_common``, ``digits``, ``speed``, ``gmm_benchmark``), and ``sys.path`` is restored
+    afterwards, also when the script added a folder itself.
     """
-    spec = importlib.util.spec_from_file_location(module_name or name,
-                                                  os.path.join(DEMOS, f"{name}.py"))
+    path = os.path.join(DEMOS, *name.split("/")) + ".py"
+    spec = importlib.util.spec_from_file_location(module_name or os.path.basename(name), path)
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, DEMOS)
+    saved = list(sys.path)
+    sys.path[:0] = list(dict.fromkeys([os.path.dirname(path), DEMOS]))
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(DEMOS)
+        sys.path[:] = saved
     return module
+
+
+def assert_png(path):
+    """``path`` is a PNG file (its magic bytes) of more than 1000 bytes: a picture was drawn."""
+    assert os.path.getsize(path) > 1000, path
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC, path
 
 
 def central_difference(f, array, step=1e-6):

@@ -1,4 +1,5 @@
-"""Smoke test of demos/bench_divergence.py: tiny sizes, every row and key, the crossover rule."""
+"""Smoke test of demos/experiments/bench_divergence.py: tiny sizes, every row and key, the
+crossover rule."""
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ from _helpers import load_demo
 from npflow import likelihood
 
 def load():
-    return load_demo("bench_divergence")
+    return load_demo("experiments/bench_divergence")
 
 
 def test_main_writes_one_row_per_dimension(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""The PyTorch reference of demos/benchmark.py on the digits network (skipped without torch).
+"""The PyTorch reference of demos/experiments/benchmark.py on the digits network (skipped
+without torch).
 
 torch is never a requirement of npflow: these tests run only where it is installed. They check
 that the reference computes what npflow computes before anything is timed: the same velocity
@@ -11,19 +12,19 @@ import numpy as np
 import pytest
 
 from _helpers import load_demo
-from npflow import bench
 from npflow.train import Trainer
 
 torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def benchmark():
-    return load_demo("benchmark")
+    return load_demo("experiments/benchmark")
 
 
 @pytest.fixture(scope="module")
-def digits():
-    return bench.digits_trainer(bench.DigitsNet.quick(), seed=0)
+def digits(benchmark):
+    speed = benchmark.speed  # the measurements module the script imported
+    return speed.digits_trainer(speed.DigitsNet.quick(), seed=0)
 
 
 def test_torch_net_with_labels_agrees_with_npflow(benchmark, digits):

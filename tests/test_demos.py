@@ -6,7 +6,6 @@ The demos are scripts, not a package, so each one is loaded from its path
 """
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -17,11 +16,9 @@ Image = pytest.importorskip("PIL.Image")
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from _helpers import DEMOS, load_demo  # noqa: E402
-from npflow import checkpoint, datasets, sampling, solvers  # noqa: E402
+from _helpers import DEMOS, assert_png, load_demo  # noqa: E402
+from npflow import checkpoint, datasets, solvers  # noqa: E402
 from npflow.train import TrainConfig, Trainer  # noqa: E402
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(autouse=True)
@@ -29,12 +26,6 @@ def _demos_on_path(monkeypatch):
     monkeypatch.syspath_prepend(DEMOS)
     yield
     plt.close("all")
-
-
-def assert_png(path):
-    assert os.path.getsize(path) > 1000, path
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_MAGIC, path
 
 
 def assert_gif(path, min_frames=2):
@@ -150,58 +141,6 @@ def test_data_to_data(tmp_path):
     costs = [np.mean(np.sum((x0 - x1[p]) ** 2, axis=1)) for p in pairings]
     assert result["ot_cost"] == pytest.approx(min(costs + [result["ot_cost"]]), rel=1e-12)
     assert result["ot_cost"] < min(costs)
-
-
-def test_ablation_quick_writes_the_figure_the_json_it_prints_and_reuses_its_cache(tmp_path,
-                                                                                  capsys):
-    demo = load_demo("ablation")
-    args = ["--quick", "--out", str(tmp_path / "ablation.png"), "--cache", str(tmp_path / "c")]
-    result = demo.main(args)
-    assert_png(tmp_path / "ablation.png")
-    saved = json.loads((tmp_path / "ablation.json").read_text())
-    assert saved == result
-    out = capsys.readouterr().out
-    assert json.dumps(result["precision"], indent=1) in out  # the JSON written is what is printed
-    names = {panel.name for panel in demo.PANELS}
-    assert set(result["precision"]) == names and len(names) == 7  # the base panel is shared
-    base = TrainConfig(**{**result["base"], "hidden": tuple(result["base"]["hidden"])})
-    assert (base.steps, base.batch_size, result["n"], result["sample_steps"]) == (3, 32, 200, 2)
-    for panel in demo.PANELS:
-        record = json.loads((tmp_path / "c" / f"{panel.name}.json").read_text())
-        samples = np.load(tmp_path / "c" / f"{panel.name}.npy")
-        assert samples.shape == (200, 2)
-        assert record["precision"] == result["precision"][panel.name]
-        assert record["precision"] == datasets.checkerboard_precision(samples)
-        changed = {k: v for k, v in record["config"].items() if v != result["base"][k]}
-        assert changed == {k: list(v) if isinstance(v, tuple) else v
-                           for k, v in panel.changes.items()}
-    # EMA off samples the raw weights of the base run itself: same model file, other weights.
-    ckpt = checkpoint.load(str(tmp_path / "c" / "base.npz"))
-    x0 = datasets.sample("gaussian", 200, np.random.default_rng(1))
-    raw = sampling.sample_flow(ckpt.model(ema=False), x0.astype(np.float32), "rk4", 2).x
-    np.testing.assert_array_equal(np.load(tmp_path / "c" / "base-raw.npy"), raw)
-    assert not np.array_equal(np.load(tmp_path / "c" / "base.npy"), raw)
-    # A second call trains nothing: every panel is read back from the cache.
-    again = demo.main(args)
-    assert again["precision"] == result["precision"]
-    assert capsys.readouterr().out.count("cached") == len(demo.PANELS)
-
-
-def test_ablation_trains_again_when_the_configuration_changes(tmp_path, capsys):
-    demo = load_demo("ablation")
-    args = ["--quick", "--out", str(tmp_path / "a.png"), "--cache", str(tmp_path / "c")]
-    repeats = len(demo.PANELS) - len({panel.name for panel in demo.PANELS})  # the base panel
-    model = tmp_path / "c" / "base.npz"
-    demo.main(args + ["--n", "50"])
-    trained = os.stat(model).st_mtime_ns
-    capsys.readouterr()
-    demo.main(args + ["--n", "60"])  # same models, other samples: sampled again, not trained
-    assert capsys.readouterr().out.count("cached") == repeats
-    assert json.loads((tmp_path / "c" / "base.json").read_text())["n"] == 60
-    assert os.stat(model).st_mtime_ns == trained
-    demo.main(args + ["--n", "60", "--seed", "1"])  # another seed: every model trained again
-    assert capsys.readouterr().out.count("cached") == repeats
-    assert checkpoint.load(str(model)).train_config["seed"] == 1
 
 
 def test_digits_quick_runs_every_stage_and_writes_what_it_reports(tmp_path, capsys):

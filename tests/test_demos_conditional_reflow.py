@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
-from _helpers import load_demo  # noqa: E402
+from _helpers import assert_png, load_demo  # noqa: E402
 
 conditional = load_demo("conditional")
 reflow = load_demo("reflow")
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_png(path):
-    with open(path, "rb") as f:
-        assert f.read(8) == PNG_MAGIC, path
-
 
 def test_conditional_demo_prints_the_precisions_it_returns(tmp_path, capsys):
     prec = conditional.main(["--steps", "30", "--n", "20", "--sample-steps", "3",

@@ -1,6 +1,6 @@
-"""Smoke test of demos/gmm_torch_reference.py (skipped without torch): the copied npflow model
-gives the torch net's velocity, the batches are epochs without replacement, the rows are
-gmm_benchmark's, and ``--quick`` writes a JSON with a finite KL."""
+"""Smoke test of demos/experiments/gmm_torch_reference.py (skipped without torch): the copied
+npflow model gives the torch net's velocity, the batches are epochs without replacement, the rows
+are gmm_benchmark's, and ``--quick`` writes a JSON with a finite KL."""
 import json
 
 import numpy as np
@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def ref():
-    return load_demo("gmm_torch_reference")  # it imports benchmark and gmm_benchmark
+    return load_demo("experiments/gmm_torch_reference")  # it imports benchmark and gmm_benchmark
 
 
 def test_npflow_copy_gives_the_torch_velocity(ref):

@@ -1,5 +1,5 @@
-"""Tests of the Gaussian-mixture ground truth of demos/gmm_benchmark.py, against closed forms,
-and a smoke run of its ``main`` at tiny sizes."""
+"""Tests of the Gaussian-mixture ground truth of demos/experiments/gmm_benchmark.py, against
+closed forms, and a smoke run of its ``main`` at tiny sizes."""
 import json
 
 import numpy as np
@@ -9,7 +9,7 @@ from _helpers import load_demo
 from npflow import baselines
 
 def load_benchmark():
-    return load_demo("gmm_benchmark")
+    return load_demo("experiments/gmm_benchmark")
 
 
 gb = load_benchmark()

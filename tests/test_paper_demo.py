@@ -1,5 +1,6 @@
-"""Smoke test of demos/paper_2d_table.py: a tiny run writes the markdown table and the JSON with
-every key, runs FM only from a Gaussian source, and a second call resumes instead of retraining."""
+"""Smoke test of demos/experiments/paper_2d_table.py: a tiny run writes the markdown table and
+the JSON with every key, runs FM only from a Gaussian source, and a second call resumes instead
+of retraining."""
 import json
 import math
 
@@ -9,7 +10,7 @@ from _helpers import load_demo
 
 @pytest.fixture(scope="module")
 def demo():
-    return load_demo("paper_2d_table")
+    return load_demo("experiments/paper_2d_table")
 
 
 ARGS = ["--quick", "--steps", "40", "--n-eval", "64", "--tasks", "N-8gaussians",

@@ -12,8 +12,8 @@ steps. The whole grid (six trainings, the EMA-off panel reuses the base run) too
 two cores shared with other jobs (load average 10-19); each panel's seconds are in its cache
 JSON. Its precisions are below the defaults' 0.955; the differences are what the figure shows.
 
-    python demos/ablation.py                              # demos/figures/ablation.png and .json
-    python demos/ablation.py --quick --out /tmp/a.png --cache /tmp/a   # every code path, seconds
+    python demos/experiments/ablation.py     # demos/experiments/figures/ablation.png and .json
+    python demos/experiments/ablation.py --quick --out /tmp/a.png --cache /tmp/a   # seconds
 
 Each panel is cached in ``--cache`` (its samples ``.npy`` and a JSON of its configuration and
 precision; each trained model as ``.npz``): a rerun skips every finished panel, and a panel whose
@@ -23,15 +23,20 @@ import argparse
 import dataclasses
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
-import _common
 from npflow import checkpoint, datasets, sampling, viz
 from npflow.train import TrainConfig, Trainer
 
-FIGURES = os.path.join(_common.HERE, "figures")
+HERE = os.path.dirname(os.path.abspath(__file__))
+if os.path.dirname(HERE) not in sys.path:
+    sys.path.insert(0, os.path.dirname(HERE))  # the teaching demos' folder, for _common
+import _common  # noqa: E402
+
+FIGURES = os.path.join(HERE, "figures")
 # Cheaper than TrainConfig(): exact OT at batch 2048 would take most of an hour.
 BASE = dict(batch_size=256, steps=3000, hidden=(128, 128, 128), activation="relu",
             coupling="independent", time_sampling="logit-normal")
@@ -180,7 +185,8 @@ def main(argv=None):
     result = {"base": base.to_dict(), "n": args.n, "sample_steps": args.sample_steps,
               "grid_seconds": round(total, 1),
               "precision": {r["name"]: r["precision"] for r in records}}
-    draw(records, args, base, total / 60)
+    if _common.pictures():
+        draw(records, args, base, total / 60)
     json_path = os.path.splitext(args.out)[0] + ".json"
     with open(json_path, "w") as f:
         json.dump(result, f, indent=1)

@@ -1,7 +1,7 @@
 """Benchmark npflow against PyTorch (training, sampling) and SciPy (OT assignment), interleaved.
 
-The measurements live in :mod:`npflow.bench` (also run by ``npflow bench`` without references);
-this script adds the references when they are importable:
+The measurements live in ``speed.py`` beside this script; this script adds the references when
+they are importable and prints the measurements as a table:
 
 * PyTorch eager: the same network layout under the same names (a class-conditional net's
   label table as ``nn.Embedding``), loaded with npflow's weights
@@ -10,8 +10,8 @@ this script adds the references when they are importable:
   picks the foreach kernels by default on GPUs only; ``--torch-adam foreach|fused`` selects the
   others), an EMA by ``torch._foreach_lerp_``, and ``loss.item()`` every step (npflow records
   every loss too).
-  torch samples its batch with torch ops (the starting demo's way: ``torch.randn`` and the
-  checkerboard construction of :mod:`npflow.datasets`), while npflow runs its own
+  torch samples its batch with torch ops (``torch.randn`` and the checkerboard construction of
+  :mod:`npflow.datasets`, as a plain PyTorch demo does), while npflow runs its own
   ``Trainer.draw_batch`` (NumPy samplers, input checks, the path). On the digits rows torch
   takes minibatches of the same training rows in the same way (an epoch permutation, ``x + u``,
   the trainer's standardization, label dropout). Both clip the gradient norm when the
@@ -22,9 +22,9 @@ this script adds the references when they are importable:
 * No reference for the digits network's exact held-out likelihood (npflow's time only).
 * SciPy's ``linear_sum_assignment`` for the exact assignment, as in ``bench_assignment.py``.
 
-    python demos/benchmark.py --out demos/figures/benchmark.json
-    python demos/benchmark.py --quick          # every code path in seconds, numbers meaningless
-    python demos/benchmark.py --nll-rounds 0   # without the held-out likelihood (the longest row)
+    python demos/experiments/benchmark.py --out demos/experiments/figures/benchmark.json
+    python demos/experiments/benchmark.py --quick   # every code path, meaningless numbers
+    python demos/experiments/benchmark.py --nll-rounds 0   # without the held-out likelihood
 """
 import argparse
 import dataclasses
@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from npflow import bench
+import speed
 
 try:
     import torch
@@ -80,7 +80,7 @@ def parse_args(argv=None):
 
 
 def options_from(args):
-    options = bench.Options.quick() if args.quick else bench.Options()
+    options = speed.Options.quick() if args.quick else speed.Options()
     given = {name: getattr(args, name) for name in
              ("rounds", "sample_rounds", "sample_points", "sample_steps", "nll_rounds")
              if getattr(args, name) is not None}
@@ -308,14 +308,14 @@ def torch_matmul(size, repeats=3):
 
 
 def torch_reference(adam="default"):
-    torch.set_num_threads(bench.blas_threads())  # as many threads as NumPy's BLAS
+    torch.set_num_threads(speed.blas_threads())  # as many threads as NumPy's BLAS
     name = f"torch {torch.__version__}" + ("" if adam == "default" else f" (Adam {adam})")
-    return bench.Reference(name=name, trainer=lambda trainer: torch_trainer(trainer, adam),
+    return speed.Reference(name=name, trainer=lambda trainer: torch_trainer(trainer, adam),
                            sampler=torch_sampler, matmul=torch_matmul)
 
 
 def scipy_reference():
-    return bench.Reference(name=f"scipy {scipy.__version__}",
+    return speed.Reference(name=f"scipy {scipy.__version__}",
                            assignment=lambda cost: linear_sum_assignment(cost)[1])
 
 
@@ -329,17 +329,17 @@ def main(argv=None):
     def log(text):
         print(f"[{time.perf_counter() - start:6.1f} s] {text}", file=sys.stderr, flush=True)
 
-    result = bench.run(options, reference, assignment, log=log)
+    result = speed.run(options, reference, assignment, log=log)
     if reference is not None:
         result["machine"]["torch_threads"] = torch.get_num_threads()
         result["machine"]["torch_adam"] = args.torch_adam
-    print(bench.machine_line(result))
+    print(speed.machine_line(result))
     print()
-    print(bench.table(result))
+    print(speed.table(result))
     if args.out:
         folder = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(folder, exist_ok=True)
-        bench.save(result, args.out)
+        speed.save(result, args.out)
         print(f"\nsaved {args.out}")
     return 0
 

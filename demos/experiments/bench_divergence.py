@@ -23,8 +23,8 @@ are printed (medians over the points). The crossover is the smallest d at which 
 divergence costs more than Hutchinson's estimator with ``likelihood.DEFAULT_PROBES`` probes;
 ``likelihood.EXACT_MAX_DIM`` is chosen from it.
 
-    python demos/bench_divergence.py
-    python demos/bench_divergence.py --dims 12 14 16 18 --json divergence.json
+    python demos/experiments/bench_divergence.py
+    python demos/experiments/bench_divergence.py --dims 12 14 16 18 --json divergence.json
 """
 import argparse
 import json

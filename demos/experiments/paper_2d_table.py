@@ -39,9 +39,9 @@ Runs are ordered seed by seed (all of seed 0 first), and after each run the JSON
 markdown table are rewritten in ``--out``; started again with the same ``--out``, the script
 skips the runs already there.
 
-    python demos/paper_2d_table.py --out demos/figures             # full table, ~1 h on 2 cores
-    python demos/paper_2d_table.py --quick --out /tmp/paper2d      # smoke run, seconds
-    python demos/paper_2d_table.py --tasks N-moons --seeds 0 --out /tmp/moons  # one task
+    python demos/experiments/paper_2d_table.py --out demos/experiments/figures  # ~1 h, 2 cores
+    python demos/experiments/paper_2d_table.py --quick --out /tmp/paper2d   # smoke run, seconds
+    python demos/experiments/paper_2d_table.py --tasks N-moons --seeds 0 --out /tmp/moons
 """
 import argparse
 import dataclasses
@@ -53,6 +53,8 @@ import numpy as np
 
 from npflow import datasets, metrics, sampling
 from npflow.train import TrainConfig, Trainer
+
+DEMOS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # demos/
 
 TASKS = {  # name -> (source, target), in the paper's column order
     "N->8gaussians": ("gaussian", "8gaussians"),
@@ -255,8 +257,7 @@ def task_name(text):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Reproduce the 2-D table of Tong et al. (2024).")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "output", "paper_2d_table"),
+    p.add_argument("--out", default=os.path.join(DEMOS, "output", "paper_2d_table"),
                    help="folder for paper_2d_table.json and .md (default: demos/output/...)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default 20000)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2)")

@@ -6,7 +6,7 @@ matrices in one process, alternating which goes first; the script prints the med
 their ratio, and checks that the optimal costs agree.  SciPy is optional: without it only
 npflow is timed.
 
-    python demos/bench_assignment.py --n 256 --repeats 20 --seed 0
+    python demos/experiments/bench_assignment.py --n 256 --repeats 20 --seed 0
 """
 import argparse
 import time
