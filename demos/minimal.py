@@ -67,14 +67,14 @@ class Adam:
 
 # --- the CFM loss on straight paths (npflow.paths) and the training loop (npflow.train) ---
 def cfm_loss(params, x0, x1, t):
-    """L = mean_n |v(xt, t) - (x1 - x0)|^2, xt = (1 - t) x0 + t x1; returns L and its gradients."""
+    """L = sum_n |v(xt, t) - (x1 - x0)|^2 / (n d), xt = (1 - t) x0 + t x1; L and its gradients."""
     x0, x1, t = (a.astype(params[0].dtype) for a in (x0, x1, t))  # float32: twice as fast
     xt = (1 - t) * x0 + t * x1  # (n, 2) a point on the straight path from x0 to x1
     ut = x1 - x0  # (n, 2) the path's velocity d xt / dt
     v, inputs = forward(params, xt, t)  # (n, 2)
     diff = v - ut  # (n, 2)
-    loss = float(np.mean(np.sum(diff * diff, axis=1)))
-    grads, _ = backward(params, inputs, 2.0 * diff / len(x0))  # dL/dv = 2 (v - ut) / n
+    loss = float(np.mean(diff * diff))  # the mean over all n d entries, as npflow.train takes it
+    grads, _ = backward(params, inputs, 2.0 * diff / diff.size)  # dL/dv = 2 (v - ut) / (n d)
     return loss, grads
 
 def train(steps, rng, width=128, depth=3, batch=2048, lr=8e-3, warmup=200, ema_decay=0.995):

@@ -71,7 +71,7 @@ def test_cfm_loss_is_the_mean_squared_regression_and_its_gradient_is_exact():
     loss, grads = minimal.cfm_loss(params, x0, x1, t)
     xt = (1 - t) * x0 + t * x1
     v = minimal.forward(params, xt, t)[0]
-    assert loss == pytest.approx(np.mean(np.sum((v - (x1 - x0)) ** 2, axis=1)), rel=1e-12)
+    assert loss == pytest.approx(np.mean(np.sum((v - (x1 - x0)) ** 2, axis=1)) / 2, rel=1e-12)
     for k, (p, g) in enumerate(zip(params, grads)):
         numeric = central_difference(lambda: minimal.cfm_loss(params, x0, x1, t)[0], p)
         np.testing.assert_allclose(g, numeric, rtol=RTOL, atol=1e-8, err_msg=f"parameter {k}")
