@@ -19,7 +19,8 @@ Modules, one concept each (read them next to the papers):
 - :mod:`npflow.metrics`     W2, MMD, energy distance, Frechet distance, NLL (with floors)
 - :mod:`npflow.baselines`   honest density baselines: a full-covariance Gaussian, a GMM by EM
 - :mod:`npflow.classifier`  a softmax classifier from npflow's own layers (sample quality)
-- :mod:`npflow.flow`        ``Flow``: fit, sample, score and encode your data (scikit-learn style)
+- :mod:`npflow.trained`     ``TrainedFlow``: sample, score, encode, evaluate, reflow any checkpoint
+- :mod:`npflow.flow`        ``Flow``: a scikit-learn estimator of your rows (fit, sample, score)
 - :mod:`npflow.viz`         pictures (needs matplotlib; imported only on use)
 - :mod:`npflow.cli`         the ``npflow`` command line
 
@@ -27,11 +28,11 @@ Modules, one concept each (read them next to the papers):
 is callable, and stays the module for ``from npflow.train import Trainer``.
 """
 from . import (baselines, checkpoint, classifier, couplings, data, datasets, flow, guidance,
-               likelihood, metrics, nn, optim, paths, reflow, sampling, solvers, train,
+               likelihood, metrics, nn, optim, paths, reflow, sampling, solvers, train, trained,
                transforms)
 from .checkpoint import CheckpointError, load_model
 from .data import DataError
-from .flow import Flow
+from .flow import Flow, NotFittedError
 from .guidance import GuidedField
 from .likelihood import divergence, log_likelihood
 from .nn import MLP
@@ -40,15 +41,17 @@ from .reflow import reflow_pairs
 from .sampling import sample_flow
 from .solvers import solve
 from .train import DATA_DEFAULTS, TrainConfig, Trainer
+from .trained import TrainedFlow
 from .transforms import Standardize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AdamW", "CheckpointError", "DATA_DEFAULTS", "DataError", "EMA", "Flow",
-    "GuidedField", "MLP", "Standardize", "TrainConfig", "Trainer", "baselines", "checkpoint",
+    "GuidedField", "MLP", "NotFittedError", "Standardize", "TrainConfig", "TrainedFlow",
+    "Trainer", "baselines", "checkpoint",
     "classifier", "couplings",
     "data", "datasets", "divergence", "flow", "guidance", "likelihood", "load_model",
     "log_likelihood", "metrics", "nn", "optim", "paths", "reflow", "reflow_pairs", "sample_flow",
-    "sampling", "solve", "solvers", "train", "transforms",
+    "sampling", "solve", "solvers", "train", "trained", "transforms",
 ]

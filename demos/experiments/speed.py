@@ -58,7 +58,8 @@ DEMO = TrainConfig(hidden=(512, 512, 512), activation="relu", time_embedding="si
                    steps=10 ** 9)
 # A small field in TorchCFM's 2-D style: three SELU layers of 64, t concatenated to x.
 SMALL = dataclasses.replace(DEMO, hidden=(64, 64, 64), activation="selu",
-                            time_embedding="concat", batch_size=256, lr=1e-3)
+                            time_embedding="concat", embed_dim=TrainConfig.embed_dim,
+                            batch_size=256, lr=1e-3)
 SMALL_OT = dataclasses.replace(SMALL, coupling="ot")
 CONFIGS = {"demo": DEMO, "small": SMALL, "small_ot": SMALL_OT}
 
