@@ -241,11 +241,11 @@ class SinusoidalEmbedding:
     Frequencies are geometric, ``w_k = P^(-k / (E/2))`` for ``k = 0 .. E/2 - 1`` with max period
     ``P = 10000`` (Vaswani et al. 2017, Sec. 3.5), and time is scaled by ``s = time_scale``.
 
-    Why the scale: flow-matching time lives in [0, 1]. With ``s = 1``, as in the starting PyTorch
-    demo, every angle ``t w_k`` is at most 1 radian, so all E features are almost linear (or
-    constant) in t and the embedding barely moves. With ``s = 1000`` (the diffusion convention of
-    1000 time steps) the angles span 0.1 to 1000 radians: low frequencies encode t smoothly while
-    high ones resolve fine differences in t.
+    Why the scale: flow-matching time lives in [0, 1]. With ``s = 1`` every angle ``t w_k`` is at
+    most 1 radian, so all E features are almost linear (or constant) in t and the embedding
+    barely moves. With ``s = 1000`` (the diffusion convention of 1000 time steps) the angles span
+    0.1 to 1000 radians: low frequencies encode t smoothly while high ones resolve fine
+    differences in t.
     """
 
     def __init__(self, dim, time_scale=1000.0, max_period=10000.0):
@@ -348,9 +348,11 @@ class MLP:
     dim : int
         Dimension d of x (and of v).
     hidden : sequence of int
-        Hidden widths ``h_i``; ``(512, 512, 512)`` with ``time_embedding="sinusoidal"``,
-        ``embed_dim=512`` and ReLU is exactly the starting PyTorch demo: a 2 -> 512 input layer
-        plus the projected 512-d embedding, two 512x512 ReLU layers, and 512 -> 2.
+        Hidden widths ``h_i``. ``(512,) * 5`` with ``time_embedding="sinusoidal"``,
+        ``embed_dim=512``, ``time_scale=10000`` and ReLU has the shape of the network in
+        dome272/Flow-Matching (``flow-matching.ipynb``): x and the 512-d embedding each
+        projected to 512 and added, five ReLU layers of 512, and 512 -> 2 (the notebook's input
+        projection and first block compose into the first layer here).
     activation : {"relu", "silu", "tanh", "selu"}
     time_embedding : {"concat", "sinusoidal"}
         ``"concat"`` feeds ``[x, t]`` to the first layer (TorchCFM's style); ``"sinusoidal"``

@@ -1,7 +1,7 @@
 """Sampling a trained network: its flow from t = 0 to 1, in chunks, reusing buffers, on threads.
 
 :func:`npflow.solvers.solve` integrates any velocity function; :func:`sample_flow` is what
-knows the network (STYLE: solvers know nothing of networks). For an :class:`~npflow.nn.MLP` it
+knows the network; the solvers know nothing of networks. For an :class:`~npflow.nn.MLP` it
 
 * integrates the points in chunks of ``chunk_size`` (bounded memory; each chunk is its own ODE,
   for dopri5 with its own steps),

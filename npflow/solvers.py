@@ -50,10 +50,10 @@ written out, with k1 = v(x, t) throughout:
               ("first same as last", FSAL): an accepted step costs 6 evaluations.
 
 The fixed-step methods step on the uniform grid ``t_i = t0 + i (t1 - t0) / N``, i = 0 .. N, and
-every stage is evaluated at the times of the step it belongs to. (The starting PyTorch demo stepped
-by 1/N but evaluated v at ``linspace(0, 1, N)``, i.e. at i / (N - 1): an off-by-one grid whose
-evaluation times run ahead of the state. We do not repeat it: ``times`` here is
-``linspace(t0, t1, N + 1)``.)
+every stage is evaluated at the times of the step it belongs to: ``times`` is
+``linspace(t0, t1, N + 1)``. (A loop that steps by 1/N but evaluates v at ``linspace(0, 1, N)``,
+i.e. at i / (N - 1), as the Euler loop of dome272/Flow-Matching's notebook does, evaluates on an
+off-by-one grid whose times run ahead of the state.)
 
 Integrating backwards (t1 < t0) is the same formulas with a negative step h.
 

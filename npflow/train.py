@@ -54,10 +54,10 @@ class TrainConfig:
     """
 
     source: str = "gaussian"          # x0 ~ p0: noise, or any dataset (data-to-data flows)
-    target: str = "checkerboard"      # x1 ~ p1: the starting demo's data
+    target: str = "checkerboard"      # x1 ~ p1: dome272/Flow-Matching's 4 x 4 board
     path: str = "linear"              # CondOT / rectified flow: straight lines, constant speed
     sigma: float = 0.1                # noise of icfm, sigma_min of lipman; unused by linear and vp
-    coupling: str = "independent"     # the starting demo's pairing; "ot" straightens paths
+    coupling: str = "independent"     # x0, x1 drawn independently; "ot" straightens paths
     steps: int = 8500                 # 3 x 128 at lr 8e-3: 7000 steps 0.948-0.952, 8500 0.955
     batch_size: int = 2048            # the CFM target x1 - x0 is noisy: big batches (1536: 0.949)
     lr: float = 8e-3                  # peak rate; 8500 steps at 5e-3 reach only 0.948
