@@ -609,6 +609,16 @@ class TableEncoder:
         coordinates is ``observed(X)[:, feature_columns_]``."""
         return ~self._table(X).missing()
 
+    def values(self, X):
+        """Each column's cells as values, for measures on the table (:mod:`npflow.report`): a
+        ``(n,)`` float64 array for a numeric or integer column (NaN where missing), the ``(n,)``
+        object array of text cells for a categorical one (None where missing), None for an
+        ignored one."""
+        table = self._table(X)
+        return [_numbers(c.name, table.cells[:, j], c.kind) if c.kind in ("numeric", "integer")
+                else table.cells[:, j] if c.kind == "categorical" else None
+                for j, c in enumerate(self.columns_)]
+
     def get_feature_names_out(self, input_features=None):
         """The ``(k,)`` names of the coordinates: ``name`` for a number, ``name_level`` for a
         one-hot coordinate, ``missingindicator_name`` for an indicator."""
