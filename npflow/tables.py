@@ -255,7 +255,8 @@ class Column:
     mean, scale : float
         The value coordinate is ``(v - mean) / scale`` (for integers ``v + 1/2`` or ``v + u``).
     decimals : int or None
-        Decimal places a numeric column is written with; None: written as Python's repr.
+        Decimal places a numeric or integer column is written with; None (a number written with
+        an exponent): written as Python's repr (``int`` for integers).
     fixed : bool
         Whether every value had exactly ``decimals`` places (``3.50``); otherwise trailing zeros
         are dropped (``3.5``, ``42``), as R and pandas write numbers.
@@ -354,10 +355,11 @@ def fit_column(name, cells, kind=None, max_levels=MAX_LEVELS):
         return Column(name, kind, missing, levels=tuple(sorted(set(observed))))
     v = _numbers(name, cells, kind)[~_is_none(cells)]  # (n_observed,)
     if kind == "integer":  # statistics of v + u, u ~ U[0, 1): mean + 1/2, variance + 1/12
-        mean, scale, decimals, fixed = v.mean() + 0.5, math.sqrt(v.var() + 1.0 / 12.0), None, False
+        mean, scale = v.mean() + 0.5, math.sqrt(v.var() + 1.0 / 12.0)
     else:
-        mean, scale = v.mean(), (v.std() if v.max() > v.min() else 1.0)
-        decimals, fixed = _decimals(observed)
+        mean, scale = v.mean(), v.std()
+        scale = scale if scale > 0 else 1.0  # a constant column is only shifted
+    decimals, fixed = _decimals(observed)
     return Column(name, kind, missing, low=float(v.min()), high=float(v.max()), mean=float(mean),
                   scale=float(scale), decimals=decimals, fixed=fixed)
 
@@ -396,11 +398,10 @@ def _numbers(name, cells, kind):
 
 
 def _format_value(column, x):
-    """One decoded value of a numeric or integer column as the input wrote it."""
-    if column.kind == "integer":
-        return str(int(x))
+    """One decoded value of a numeric or integer column as the input wrote it (an integer column
+    written ``3.0`` comes back ``3.0``)."""
     if column.decimals is None:
-        return repr(float(x))
+        return str(int(x)) if column.kind == "integer" else repr(float(x))
     text = f"{round(float(x), column.decimals) + 0.0:.{column.decimals}f}"  # + 0.0: no "-0.0"
     if not column.fixed and "." in text:
         text = text.rstrip("0").rstrip(".")

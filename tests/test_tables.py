@@ -222,6 +222,16 @@ def test_number_formats_follow_the_input():
     assert back.cells.tolist() == [["3.50", "42", "1e-05"], ["2.25", "3.5", "2e-05"]]
 
 
+def test_integers_written_with_decimals_keep_them():
+    t = _table(["k"], [["3.0"], ["4.0"], [None]])  # as pandas writes an integer column with gaps
+    encoder = TableEncoder().fit(t)
+    assert encoder.columns_[0].kind == "integer"
+    z = encoder.transform(t)
+    assert encoder.inverse_transform(z).cells.tolist() == [["3.0"], ["4.0"], [None]]
+    z[0, 0] += 1.3 / encoder.columns_[0].scale  # 3.5 + 1.3 -> floor 4
+    assert encoder.inverse_transform(z).cells[0, 0] == "4.0"
+
+
 def test_dequantized_moves_integers_within_their_unit_interval():
     t = _table(["k", "x"], [["0", "1.0"], ["5", "2.5"], [None, "3.0"]] * 50)
     encoder = TableEncoder().fit(t)
