@@ -18,6 +18,13 @@ categorical  one-hot ``e_j`` of its level ``j`` (``K``        the level of the l
 ignore       none                                             a missing cell
 ===========  ===============================================  =================================
 
+One-hot is the categorical encoding because it measured better than one dequantized code per
+column (level ``j`` as ``j + u``, decoded by ``floor``): on the penguins table, the same flow
+(3 x 128, 1,000 steps, seeds 0 and 1) scored overall 0.884 and 0.885 with one-hot against 0.844
+and 0.852 with codes, and 0.973 and 0.958 against 0.868 and 0.897 on the categorical columns'
+shapes (:func:`npflow.report.quality_report`; ``demos/experiments/penguins_categorical_encoding.py
+--seeds 0 1 --steps 1000``).
+
 ``mean`` and ``scale`` are the column's observed mean and standard deviation (for integers those
 of ``v + u``: mean ``+ 1/2``, variance ``+ 1/12``, as :class:`npflow.transforms.Standardize`
 computes them), so every value coordinate has mean 0 and variance 1 on the fitted table.
