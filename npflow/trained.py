@@ -103,8 +103,8 @@ class TrainedFlow:
         """``x`` as finite float64 rows (n, d) of this flow's dimension (ValueError otherwise)."""
         x = _checks.points(x, name, dtype=np.float64)
         if x.shape[1] != self.dim:
-            raise ValueError(f"{name} has {x.shape[1]} columns, but the flow was trained in "
-                             f"d = {self.dim}")
+            raise _checks.OptionError(f"{{0}} has {x.shape[1]} columns, but the model was "
+                                      f"trained in d = {self.dim}", name)
         return x
 
     def to_network(self, x, source=False):
@@ -247,8 +247,9 @@ class TrainedFlow:
                 "this model was trained on rows of data: score it on held-out rows ({0})",
                 "held_out")
         if self.source_is_data:
-            raise ValueError("a data-to-data flow has no source density and no source to draw "
-                             "from: map source rows with sample(source_rows=...) instead")
+            raise _checks.OptionError("a data-to-data model has no source density and no source "
+                                      "to draw from: map source rows ({0}) instead",
+                                      "source_rows")
         if held_out is not None:
             held_out = self.check_rows(held_out, "held_out")
             if len(held_out) < 4:

@@ -84,7 +84,7 @@ def test_arguments_are_checked_before_any_work(moons_ckpt, rows_ckpt):
         flow.sample_chunks(50, np.random.default_rng(0), chunk_size=10, return_trajectory=True)
     with pytest.raises(ValueError, match="n_probes goes with Hutchinson"):
         flow.log_prob(np.zeros((2, 2)), divergence="exact", n_probes=3)
-    with pytest.raises(ValueError, match="x has 3 columns, but the flow was trained in d = 2"):
+    with pytest.raises(ValueError, match="x has 3 columns, but the model was trained in d = 2"):
         flow.log_prob(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="held_out scores a model trained on rows"):
         flow.evaluate(10, held_out=np.zeros((10, 2)))
