@@ -68,28 +68,43 @@ class GuidedField:
         return y, np.full(n, self.n_classes, dtype=np.int64)
 
     def _mix(self, f, x):
-        """``(1 - w) f(null) + w f(y)`` for ``f(labels)`` returning an array or a tuple of them."""
+        """``(1 - w) f(null, 1) + w f(y, 0)`` for ``f(labels, k)`` returning an array or a tuple
+        of them (``k``: which of the two evaluations, so each can keep its own buffers)."""
         w = self.guidance
         y, null = self._labels(np.shape(x)[0])
         if w == 1.0:
-            return f(y)
+            return f(y, 0)
         if w == 0.0:
-            return f(null)
-        cond, uncond = f(y), f(null)
+            return f(null, 1)
+        cond, uncond = f(y, 0), f(null, 1)
         if isinstance(cond, tuple):
             return tuple(u + w * (c - u) for c, u in zip(cond, uncond))
         return uncond + w * (cond - uncond)
 
     def __call__(self, x, t):
         """``v_w(x, t)``; x (n, d), t scalar or (n,) -> (n, d)."""
-        return self._mix(lambda labels: self.model.forward(x, t, labels), x)
+        return self.forward(x, t)
+
+    def workspace(self):
+        """Two workspaces of the network, or None when it has none: the conditional and the null
+        evaluation each write into their own arrays, so the first survives the second (see
+        :func:`npflow.sample_flow`)."""
+        if getattr(self.model, "workspace", None) is None:
+            return None
+        return self.model.workspace(), self.model.workspace()
+
+    def forward(self, x, t, work=None):
+        """``v_w(x, t)`` with the network's arrays in ``work`` (from :meth:`workspace`)."""
+        if work is None:
+            return self._mix(lambda labels, k: self.model.forward(x, t, labels), x)
+        return self._mix(lambda labels, k: self.model.forward(x, t, labels, work=work[k]), x)
 
     def jvp(self, x, t, *, dx):
         """``v_w`` and ``(dv_w/dx) dx_k``: the mix is linear, so its JVP is the mix of the JVPs.
 
         x (n, d), t scalar or (n,), dx (k, n, d) -> v (n, d), dv (k, n, d).
         """
-        return self._mix(lambda labels: self.model.jvp(x, t, labels, dx=dx), x)
+        return self._mix(lambda labels, k: self.model.jvp(x, t, labels, dx=dx), x)
 
 
 def _check_label(label, n_classes):

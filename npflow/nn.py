@@ -477,6 +477,11 @@ class MLP:
     def _hidden_names(self):
         return [f"hidden{i}" for i in range(1, len(self.hidden))]
 
+    def workspace(self):
+        """A fresh :class:`Workspace` for ``forward(..., work=...)``: evaluations that reuse
+        their arrays (sampling: one workspace per thread)."""
+        return Workspace(self.dtype)
+
     def forward(self, x, t, y=None, work=None):
         """Inference: ``v_theta(x, t[, y])``. x (n, d), t scalar or (n,) -> v (n, d).
 

@@ -1,7 +1,8 @@
 """Sampling a trained network: its flow from t = 0 to 1, in chunks, reusing buffers, on threads.
 
 :func:`npflow.solvers.solve` integrates any velocity function; :func:`sample_flow` is what
-knows the network; the solvers know nothing of networks. For an :class:`~npflow.nn.MLP` it
+knows the network; the solvers know nothing of networks. For a field that offers
+``workspace()`` (a network, or a guided field of one) it
 
 * integrates the points in chunks of ``chunk_size`` (bounded memory; each chunk is its own ODE,
   for dopri5 with its own steps),
@@ -19,7 +20,6 @@ import os
 import numpy as np
 
 from . import _blas, _checks
-from .nn import MLP, Workspace
 from .solvers import Solution, solve
 
 # sample_flow's default uses two threads from this many points on (measured on two cores: 10,000
@@ -85,11 +85,12 @@ def sample_flow(model, x0, method="rk4", steps=None, rtol=1e-5, atol=1e-5, chunk
 
 def _workers(model, method, n, threads):
     """How many chunks :func:`sample_flow` integrates at once (see its ``threads``)."""
-    parallel_ok = isinstance(model, MLP) and method != "dopri5"
+    parallel_ok = method != "dopri5" and _workspace(model) is not None
     if threads is not None:
         threads = _checks.positive_int(threads, "threads")
         if threads > 1 and not parallel_ok:
-            raise ValueError(f"threads must be 1 unless the model is an MLP and the method a "
+            raise ValueError(f"threads must be 1 unless the model reuses buffers (offers "
+                             f"workspace(), as a network does) and the method is a "
                              f"fixed-step one, got threads={threads} with method {method!r} and "
                              f"a {type(model).__name__} model")
         return min(threads, n)
@@ -101,12 +102,18 @@ def _workers(model, method, n, threads):
 
 
 def _reusing_buffers(model):
-    """An MLP's forward with one reused :class:`~npflow.nn.Workspace`, else ``model`` itself.
+    """The field's forward with one reused workspace of its own, else ``model`` itself.
 
     :func:`solve` copies every velocity it receives, so the network may write each evaluation
     into the same arrays; fresh arrays of this size would cost page faults at every call.
     """
-    if not isinstance(model, MLP):
+    work = _workspace(model)
+    if work is None:
         return model
-    work = Workspace(model.dtype)
     return lambda x, t: model.forward(x, t, work=work)
+
+
+def _workspace(model):
+    """A fresh workspace of ``model`` (``model.workspace()``), or None when it offers none."""
+    make = getattr(model, "workspace", None)
+    return None if make is None else make()

@@ -93,3 +93,19 @@ def test_dopri5_samples_a_five_dimensional_network_like_fine_rk4():
     x0 = np.random.default_rng(11).standard_normal((20, 5))
     sol = sample_flow(model, x0, "dopri5", rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(sol.x, sample_flow(model, x0, "rk4", steps=400).x, atol=1e-7)
+
+
+def test_a_guided_field_reuses_buffers_and_threads_like_its_network():
+    """Sampling asks a field what it can do (workspace()), not which class it is."""
+    from npflow.guidance import GuidedField
+    net = MLP(2, (16, 16), "silu", dtype=np.float64, rng=np.random.default_rng(0), n_classes=3)
+    field = GuidedField(net, 1, 2.5)
+    x0 = np.random.default_rng(1).standard_normal((600, 2))
+    plain = solve(field, x0, "rk4", 6).x  # no buffers, one thread
+    for threads in (1, 2):
+        got = sample_flow(field, x0, "rk4", 6, chunk_size=100, threads=threads).x
+        np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-12)
+    work = field.workspace()
+    first = field.forward(x0[:5], 0.3, work=work).copy()
+    np.testing.assert_array_equal(field.forward(x0[:5], 0.3, work=work), first)
+    np.testing.assert_allclose(first, field(x0[:5], 0.3), rtol=1e-12)
