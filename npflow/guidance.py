@@ -55,6 +55,9 @@ class GuidedField:
         self.dim, self.dtype = model.dim, model.dtype
         self.label = _check_label(label, self.n_classes)
         self.guidance = _checks.finite_float(guidance, "guidance")
+        # What the network can do, the guided field can do: a capability it lacks stays None.
+        for name in ("workspace", "jvp", "vjp"):
+            setattr(self, name, getattr(self, "_" + name) if getattr(model, name, None) else None)
 
     def _labels(self, n):
         """(conditional labels (n,), null labels (n,)) for a batch of n points."""
@@ -85,12 +88,9 @@ class GuidedField:
         """``v_w(x, t)``; x (n, d), t scalar or (n,) -> (n, d)."""
         return self.forward(x, t)
 
-    def workspace(self):
-        """Two workspaces of the network, or None when it has none: the conditional and the null
-        evaluation each write into their own arrays, so the first survives the second (see
-        :func:`npflow.sample_flow`)."""
-        if getattr(self.model, "workspace", None) is None:
-            return None
+    def _workspace(self):
+        """Two workspaces of the network: the conditional and the null evaluation each write into
+        their own arrays, so the first survives the second (see :func:`npflow.sample_flow`)."""
         return self.model.workspace(), self.model.workspace()
 
     def forward(self, x, t, work=None):
@@ -99,12 +99,19 @@ class GuidedField:
             return self._mix(lambda labels, k: self.model.forward(x, t, labels), x)
         return self._mix(lambda labels, k: self.model.forward(x, t, labels, work=work[k]), x)
 
-    def jvp(self, x, t, *, dx):
+    def _jvp(self, x, t, *, dx):
         """``v_w`` and ``(dv_w/dx) dx_k``: the mix is linear, so its JVP is the mix of the JVPs.
 
         x (n, d), t scalar or (n,), dx (k, n, d) -> v (n, d), dv (k, n, d).
         """
         return self._mix(lambda labels, k: self.model.jvp(x, t, labels, dx=dx), x)
+
+    def _vjp(self, x, t, *, dv):
+        """``v_w`` and ``dv_k^T (dv_w/dx)``: the mix of the network's vector-Jacobian products.
+
+        x (n, d), t scalar or (n,), dv (k, n, d) -> v (n, d), dx (k, n, d).
+        """
+        return self._mix(lambda labels, k: self.model.vjp(x, t, labels, dv=dv), x)
 
 
 def _check_label(label, n_classes):

@@ -13,9 +13,11 @@ so for a data point x1, integrating from t = 1 back to t = 0::
 ``l(1) = 0``, so that ``l(0) = -integral_0^1 div v dt`` and ``log p_1(x1) = log p_0(x0) + l(0)``.
 
 The divergence ``div v = trace(dv/dx)`` comes from the network's own forward-mode tangents
-(:meth:`npflow.nn.MLP.jvp`): exactly, with the d unit tangents, or estimated with Hutchinson's
-trick ``E[eps^T (dv/dx) eps] = trace(dv/dx)`` for probes with ``E[eps eps^T] = I`` (Hutchinson
-1989; Grathwohl et al. 2019, "FFJORD", eq. 7).
+(:meth:`npflow.nn.MLP.jvp`), or, for a field that offers only reverse mode, from its
+vector-Jacobian products through the backward pass (``vjp``; ``eps^T J^T eps = eps^T J eps``):
+exactly, with the d unit vectors, or estimated with Hutchinson's trick
+``E[eps^T (dv/dx) eps] = trace(dv/dx)`` for probes with ``E[eps eps^T] = I`` (Hutchinson 1989;
+Grathwohl et al. 2019, "FFJORD", eq. 7).
 
 Which one: the exact divergence costs d tangents per velocity evaluation, Hutchinson's k probes
 cost k tangents and add noise. ``log_likelihood(divergence="auto")`` takes the exact divergence up
@@ -51,7 +53,8 @@ def divergence(model, x, t):
 
     Parameters
     ----------
-    model : object with ``jvp(x, t, *, dx) -> (v, dv)`` (an :class:`~npflow.nn.MLP`)
+    model : object with ``jvp(x, t, *, dx) -> (v, dv)`` or ``vjp(x, t, *, dv) -> (v, dx)``
+        (an :class:`~npflow.nn.MLP` has both)
     x : (n, d) points; t : float or (n,) times.
 
     Returns
@@ -61,11 +64,23 @@ def divergence(model, x, t):
     return _velocity_and_divergence(model, _checks.points(x, "x"), t)[1]
 
 
+def _jacobian_products(model, x, t, vectors):
+    """``(v, P)``: ``P_k = J vectors_k`` by ``model.jvp`` (forward mode), or, for a field that
+    offers only ``vjp``, ``P_k = J^T vectors_k`` (reverse mode). Both give the same
+    ``u^T P u`` and the same diagonal, which is all a divergence needs."""
+    if getattr(model, "jvp", None) is not None:
+        return model.jvp(x, t, dx=vectors)
+    if getattr(model, "vjp", None) is not None:
+        return model.vjp(x, t, dv=vectors)
+    raise TypeError(f"model must offer jvp or vjp for a divergence (as a network does), got "
+                    f"a {type(model).__name__}")
+
+
 def _velocity_and_divergence(model, x, t):
-    """``(v, div v)`` (n, d), (n,) from one call of ``jvp`` with the d unit tangents."""
+    """``(v, div v)`` (n, d), (n,) from the products with the d unit vectors."""
     n, d = x.shape
     tangents = np.broadcast_to(np.eye(d, dtype=x.dtype)[:, None, :], (d, n, d))  # (d, n, d)
-    v, dv = model.jvp(x, t, dx=tangents)  # dv[i, j] = J(x_j) e_i, column i of the Jacobian
+    v, dv = _jacobian_products(model, x, t, tangents)  # dv[i, j] = J(x_j) e_i (or J^T e_i)
     return v, np.einsum("ini->n", dv)  # sum_i dv[i, j, i] = trace J(x_j)
 
 
@@ -83,7 +98,7 @@ def hutchinson_divergence(model, x, t, probes):
 
     Parameters
     ----------
-    model : object with ``jvp``; x : (n, d); t : float or (n,).
+    model : object with ``jvp`` or ``vjp``; x : (n, d); t : float or (n,).
     probes : (k, n, d) probe vectors (see :func:`draw_probes`); k probes per point.
 
     Returns
@@ -100,7 +115,7 @@ def hutchinson_divergence(model, x, t, probes):
 
 def _velocity_and_probe_traces(model, x, t, probes):
     """``(v, eps_k^T J eps_k)`` (n, d), (k, n), one estimate per probe, from one ``jvp`` call."""
-    v, dv = model.jvp(x, t, dx=probes)  # (n, d), (k, n, d)
+    v, dv = _jacobian_products(model, x, t, probes)  # (n, d), (k, n, d)
     return v, np.einsum("knd,knd->kn", probes, dv)
 
 

@@ -610,6 +610,29 @@ class MLP:
             a, da = f, dz
         return self.layers["out"].forward(a), self.layers["out"].tangent(da)
 
+    def vjp(self, x, t, y=None, *, dv):
+        """Vector-Jacobian products ``dv_k^T (dv/dx)`` for k cotangents (reverse mode).
+
+        One :meth:`forward_train` and k :meth:`backward` passes; :meth:`jvp` does the same work
+        in one forward pass, so the likelihood uses it when a field has both. ``self.grads`` is
+        overwritten (the parameter gradients are a by-product).
+
+        Parameters
+        ----------
+        x, t, y : as :meth:`forward`.
+        dv : (k, n, d), keyword-only: cotangents (directions in the output).
+
+        Returns
+        -------
+        v : (n, d) the velocity; dx : (k, n, d) ``J(x_j)^T dv_{k, j}``.
+        """
+        dv = np.asarray(dv, dtype=self.dtype)
+        work = Workspace(self.dtype, reuse=False)  # backward's dL/dx outlives the next pass
+        v, cache = self.forward_train(x, t, y, work)
+        if dv.ndim != 3 or dv.shape[1:] != v.shape:
+            raise ValueError(f"dv must have shape (k, {v.shape[0]}, {self.dim}), got {dv.shape}")
+        return v, np.stack([self.backward(cache, cotangent, work) for cotangent in dv])
+
     def torch_state(self):
         """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""
         state = {}

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from npflow.likelihood import (DEFAULT_PROBES, EXACT_MAX_DIM, LogLikelihood, divergence,
                                draw_probes, hutchinson_divergence, log_likelihood,
                                standard_normal_log_density)
-from npflow import solvers
+from npflow import likelihood, solvers
 from npflow.nn import MLP
 
 SMOOTH = ("silu", "tanh")
@@ -477,3 +477,39 @@ def test_log_likelihood_of_rows_adds_the_transforms_log_jacobian():
                                        Standardize(mean, scale, dequantize=True), steps=8)
     shifted = log_likelihood(net, (x + u - mean) / scale, steps=8).log_prob
     np.testing.assert_allclose(log_pu, shifted - np.log(scale).sum(), rtol=1e-10)
+
+
+class _ReverseOnly:
+    """A field that offers only vector-Jacobian products (as a network without jvp does)."""
+
+    def __init__(self, net):
+        self.net, self.dim, self.dtype = net, net.dim, net.dtype
+
+    def __call__(self, x, t):
+        return self.net.forward(x, t)
+
+    def vjp(self, x, t, *, dv):
+        return self.net.vjp(x, t, dv=dv)
+
+
+@pytest.mark.parametrize("divergence", ["exact", "hutchinson"])
+def test_a_field_with_only_vjp_gets_the_same_log_likelihood(divergence):
+    """Reverse mode gives eps^T J^T eps = eps^T J eps: the same divergence, the same density."""
+    net = make_mlp(3, (8, 8))
+    x1 = np.random.default_rng(2).standard_normal((6, 3))
+    probes = {} if divergence == "exact" else {"n_probes": 4}
+    ll = [likelihood.log_likelihood(field, x1, steps=5, divergence=divergence,
+                                    rng=None if divergence == "exact" else
+                                    np.random.default_rng(7), **probes).log_prob
+          for field in (net, _ReverseOnly(net))]
+    np.testing.assert_allclose(ll[1], ll[0], rtol=1e-10, atol=1e-10)
+
+
+def test_vjp_is_the_transpose_of_jvp():
+    net = make_mlp(3, (8, 8))
+    rng = np.random.default_rng(4)
+    x, u, w = (rng.standard_normal(s) for s in ((5, 3), (2, 5, 3), (2, 5, 3)))
+    _, ju = net.jvp(x, 0.4, dx=u)
+    _, jtw = net.vjp(x, 0.4, dv=w)
+    np.testing.assert_allclose(np.einsum("knd,knd->kn", w, ju), np.einsum("knd,knd->kn", jtw, u),
+                               rtol=1e-10)
