@@ -198,8 +198,9 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
                     transformer_tags=TransformerTags(preserves_dtype=["float64"]))
 
-    def _train_config(self, conditional):
-        """The :class:`TrainConfig` of ``fit``: its errors name the parameter."""
+    def train_config(self, conditional=False):
+        """The :class:`TrainConfig` that ``fit`` trains (``conditional``: fitted with labels);
+        its errors name the parameter."""
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         options = {name: value for name, value in self.get_params().items() if name in fields}
         return data_config(**options, conditional=conditional)
@@ -220,7 +221,7 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         -------
         self
         """
-        config = self._train_config(conditional=y is not None)
+        config = self.train_config(conditional=y is not None)
         self._check_options()
         rows = data.Dataset.from_arrays(X, y)  # the one boundary check of X and y
         trainer = Trainer(config, data=rows, labels=rows.y)
