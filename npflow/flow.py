@@ -343,7 +343,7 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
     # --- files ----------------------------------------------------------------------------------
     def save(self, path):
-        """Write the fitted flow (a resumable checkpoint, format 2) to ``path`` atomically."""
+        """Write the fitted flow (a resumable checkpoint, :mod:`npflow.checkpoint`) to ``path`` atomically."""
         self._check_fitted()
         checkpoint.save(path, self.checkpoint_)
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, data, datasets, paths, transforms
+from . import _checks, checkpoint, couplings, data, datasets, networks, paths, transforms
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, check_hidden, param_count
+from .nn import ACTIVATIONS, TIME_EMBEDDINGS, Workspace, check_hidden
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -475,12 +475,7 @@ class Trainer:
         else:
             dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
             self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
-        _checks.affordable(training_memory(config, dim, self.n_classes),
-                           f"training with batch_size {config.batch_size} and hidden "
-                           f"{','.join(map(str, config.hidden))} in d = {dim}")
-        self.model = MLP(dim, config.hidden, config.activation, config.time_embedding,
-                         config.embed_dim, config.time_scale, np.dtype(config.dtype).type,
-                         rng=self.rng, n_classes=self.n_classes, residual=config.residual)
+        self.model = _network(config, dim, self.n_classes, self.rng)
         opt_cls = AdamW if config.weight_decay > 0 else Adam
         self.optimizer = opt_cls(self.model.params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
@@ -555,7 +550,7 @@ class Trainer:
 
         ``best=True``: the EMA weights of the lowest validation loss so far (finite datasets).
         """
-        net = MLP(**self.model.config(), rng=np.random.default_rng(0))
+        net = networks.build(networks.describe(self.model), np.random.default_rng(0))
         net.params[...] = self.best_params if best else self.ema.shadow
         return net
 
@@ -643,7 +638,7 @@ class Trainer:
         else:
             data = None
         return checkpoint.Checkpoint(
-            self.model.config(), self.config.to_dict(), _rng_state(self.rng),
+            networks.describe(self.model), self.config.to_dict(), _rng_state(self.rng),
             self.model.params.copy(), self.ema.shadow.copy(), state["m"], state["v"],
             int(state["step_count"]), self.step, np.asarray(self.losses), data)
 
@@ -850,21 +845,35 @@ def _signal_name(signum):
     return None if signum is None else signal.Signals(signum).name
 
 
-def training_memory(config, dim, n_classes=0):
-    """Bytes a run needs at least: weights and optimizer state, activations, batch draws.
+def network_description(config, dim, n_classes=0):
+    """The description (:func:`npflow.networks.describe`) of the network ``config`` trains in
+    ``d = dim`` with ``n_classes`` classes."""
+    return {"arch": "mlp", "dim": dim, "hidden": list(config.hidden),
+            "activation": config.activation, "time_embedding": config.time_embedding,
+            "embed_dim": config.embed_dim, "time_scale": config.time_scale,
+            "dtype": config.dtype, "n_classes": n_classes, "residual": config.residual}
 
-    Seven arrays of P parameters (weights, gradients, two Adam moments, the EMA, two scratch
-    buffers); per batch row, four arrays per hidden unit (pre-activation, activation, their
-    gradients; five with residual shortcuts, which keep the branch ``act(z_i)`` apart) and a
-    dozen float64 values per coordinate (draws, path, coupling); an OT or Sinkhorn coupling adds
-    three (B, B) float64 matrices. An estimate for a clear error before allocating, not an exact
-    count.
+
+def _network(config, dim, n_classes, rng):
+    """The run's network, after checking that training it fits in memory (one line if not).
+
+    The weights alone (seven arrays of P parameters: :func:`npflow.networks.count_params`) are
+    checked before anything is allocated, then a step's whole need (the network's
+    ``memory(batch_size)``) and the batch draws: a dozen float64 values per coordinate and row
+    (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
+    description = network_description(config, dim, n_classes)
+    what = (f"training with batch_size {config.batch_size} and "
+            f"{'hidden ' + _shown(config.hidden) if description['arch'] == 'mlp' else description['arch']} "
+            f"in d = {dim}")
+    batch = config.batch_size
+    draws = batch * 12 * (dim + 1) * 8 + (0 if config.coupling == "independent" else
+                                          3 * 8 * batch ** 2)
     itemsize = np.dtype(config.dtype).itemsize
-    params = param_count(dim, config.hidden, config.time_embedding, config.embed_dim, n_classes)
-    per_row = (5 if config.residual else 4) * sum(config.hidden) * itemsize + 12 * (dim + 1) * 8
-    coupling = 0 if config.coupling == "independent" else 3 * 8 * config.batch_size ** 2
-    return 7 * params * itemsize + config.batch_size * per_row + coupling
+    _checks.affordable(7 * networks.count_params(description) * itemsize + draws, what)
+    net = networks.build(description, rng)
+    _checks.affordable(net.memory(batch) + draws, what)
+    return net
 
 
 def _check_pairs(pairs, reflow):
