@@ -68,12 +68,16 @@ class Dataset:
         Header names of the ``d`` feature columns of a text file with a header line.
     source : str
         The file's path, or ``"array"``.
+    image_shape : (c, h, w) tuple or None
+        Each row is an image of this shape, flattened (``d = c h w``): IDX images, arrays of
+        shape (n, h, w) or (n, c, h, w), or rows given an ``image_shape``.
     """
 
     x: np.ndarray
     y: np.ndarray | None
     columns: tuple | None
     source: str
+    image_shape: tuple | None = None
 
     @property
     def integer_valued(self):
@@ -256,7 +260,7 @@ def check_labels(y, n, name="labels"):
 # --- files -----------------------------------------------------------------------------------
 
 def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop_nonfinite=False,
-         name="--data"):
+         image_shape=None, name="--data"):
     """Read a dataset file (see the module docstring for the formats).
 
     Parameters
@@ -275,6 +279,9 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
         removed from ``x`` and returned as ``y``.
     drop_nonfinite : bool
         Drop rows with NaN or infinity instead of raising (this copies a memory map).
+    image_shape : (c, h, w), optional
+        Each row is an image of this shape (a CSV of pixels); arrays of images and IDX files
+        carry their own.
     name : str
         How messages call the file (the CLI option).
 
@@ -296,13 +303,45 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
                         f"is {path!r}; give labels of other files with --labels")
     where = f"{name} {path!r}"
     x, columns = _read(kind, path, where, key, delimiter, header)
-    if kind == "idx":
-        x = _flat_idx(x, where)
+    if kind == "idx" and x.ndim == 1:
+        raise DataError(f"{where} is a 1-D IDX file of {len(x)} labels, not data; give it as "
+                        f"--labels")
+    x, shape = _rows_of_images(x)
     x = check_array(x, where, drop_nonfinite=drop_nonfinite)
     y = None
     if label_column is not None:
         x, y, columns = _split_labels(x, columns, label_column, where)
-    return Dataset(x, y, columns, path)
+    if image_shape is not None:
+        if shape is not None:
+            raise _checks.OptionError(f"{{0}}: {where} holds images of shape {shape} already",
+                                      "image_shape")
+        shape = check_image_shape(image_shape, x.shape[1])
+    return Dataset(x, y, columns, path, shape)
+
+
+def _rows_of_images(x):
+    """Images (n, h, w) or (n, c, h, w) as flat rows (n, c h w) and their (c, h, w); rows as
+    they are, with None."""
+    if x.ndim == 3:
+        return x.reshape(len(x), -1), (1, *x.shape[1:])
+    if x.ndim == 4:
+        return x.reshape(len(x), -1), tuple(x.shape[1:])
+    return x, None
+
+
+def check_image_shape(image_shape, d):
+    """``image_shape`` as a (c, h, w) tuple of positive ints whose product is ``d``."""
+    try:
+        shape = tuple(_checks.positive_int(int(s), "image_shape") for s in image_shape)
+    except (TypeError, ValueError):
+        raise _checks.OptionError(f"{{0}} must be (c, h, w), positive integers, got "
+                                  f"{image_shape!r}", "image_shape") from None
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or int(np.prod(shape)) != d:
+        raise _checks.OptionError(f"{{0}} {shape} must be (h, w) or (c, h, w) with c h w = "
+                                  f"{d}, the number of columns", "image_shape")
+    return shape
 
 
 @dataclass(frozen=True)
@@ -324,10 +363,11 @@ class TrainingFiles:
     header: bool = None
     label_column: object = None
     drop_nonfinite: bool = False
+    image_shape: tuple = None
 
     def __post_init__(self):
         given = [f for f in ("labels", "source_data", "key", "delimiter", "header",
-                             "label_column", "drop_nonfinite")
+                             "label_column", "drop_nonfinite", "image_shape")
                  if getattr(self, f) not in (None, False)]
         if self.data is None and given:
             raise _checks.OptionError(", ".join(f"{{{i}}}" for i in range(len(given))) +
@@ -349,7 +389,8 @@ class TrainingFiles:
         None, and the Dataset of ``source_data`` or None (each checked once, as it is read)."""
         read = {"key": self.key, "delimiter": self.delimiter, "header": self.header,
                 "drop_nonfinite": self.drop_nonfinite}
-        table = load(self.data, name="--data", label_column=self.label_column, **read)
+        table = load(self.data, name="--data", label_column=self.label_column,
+                     image_shape=self.image_shape, **read)
         labels = table.y
         if self.labels is not None:
             labels = load_labels(self.labels, table.n, name="--labels")
@@ -359,7 +400,10 @@ class TrainingFiles:
         return table, labels, source
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.image_shape is not None:
+            values["image_shape"] = list(self.image_shape)
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -367,6 +411,8 @@ class TrainingFiles:
         checkpoints."""
         values = dict(values)
         values.update(values.pop("read", None) or {})
+        if values.get("image_shape") is not None:
+            values["image_shape"] = tuple(values["image_shape"])
         return cls(**values)
 
 
@@ -446,14 +492,6 @@ def _read_npz(path, key, where):
         except ValueError:
             raise DataError(f"{where}: array {key!r} holds Python objects (pickled), which "
                             f"npflow never loads; save numeric arrays with np.savez") from None
-
-
-def _flat_idx(images, where):
-    """IDX images (n, rows, cols, ...) as rows (n, rows * cols * ...)."""
-    if images.ndim == 1:
-        raise DataError(f"{where} is a 1-D IDX file of {len(images)} labels, not data; "
-                        f"give it as --labels")
-    return images.reshape(len(images), -1)  # (n, rows * cols)
 
 
 def _split_labels(table, columns, label_column, where):

@@ -83,7 +83,13 @@ class TrainConfig:
     eval_every: int = 500             # steps between validation losses
     patience: int = 0                 # evaluations without improvement before stopping; 0: never
     dequantize: bool = False          # integer data: x + u, u ~ U[0, 1) fresh each batch
-    standardize: bool = True          # the network sees (x - mean) / std, feature by feature
+    standardize: bool = True          # the network sees (x - mean) / std (images: one pooled map)
+    # The network (npflow.networks): the MLP above, or a U-Net for images (npflow.networks.unet).
+    arch: str = "mlp"                 # "unet" needs rows that are images
+    channels: int = 32                # U-Net: base width C
+    multipliers: tuple = (1, 2, 2)    # U-Net: C_i = C m_i per level (28 -> 14 -> 7 for MNIST)
+    blocks: int = 1                   # U-Net: residual blocks per level
+    groups: int = 8                   # U-Net: groups of every group norm
 
     def __post_init__(self):
         for name in ("source", "target"):
@@ -97,8 +103,12 @@ class TrainConfig:
         _checks.choice(self.time_embedding, "time_embedding", TIME_EMBEDDINGS)
         _checks.choice(self.time_sampling, "time_sampling", TIME_SAMPLINGS)
         _checks.choice(self.dtype, "dtype", ("float32", "float64"))
-        for name in ("steps", "batch_size", "embed_dim"):
+        for name in ("steps", "batch_size", "embed_dim", "channels", "blocks", "groups"):
             _checks.positive_int(getattr(self, name), name)
+        _checks.choice(self.arch, "arch", networks.ARCHITECTURES)
+        object.__setattr__(self, "multipliers", tuple(
+            _checks.positive_int(m, "multipliers") for m in _sequence(self.multipliers,
+                                                                       "multipliers")))
         for name in ("warmup_steps", "seed", "reflow", "patience"):
             _checks.nonnegative_int(getattr(self, name), name)
         _checks.positive_int(self.eval_every, "eval_every")
@@ -142,7 +152,9 @@ class TrainConfig:
             yield ("label_dropout", "conditional"), "needs {1} (a class-conditional run)"
         if self.path not in ("icfm", "lipman"):
             yield ("sigma",), f"is used by the icfm and lipman paths, not by path {self.path!r}"
-        if self.time_embedding != "sinusoidal":
+        for name in _UNET_ONLY if self.arch == "mlp" else _MLP_ONLY:
+            yield (name, "arch"), f"is an option of another network than {{1}} {self.arch!r}"
+        if self.arch == "mlp" and self.time_embedding != "sinusoidal":
             for name in ("embed_dim", "time_scale"):
                 yield (name,), (f"sets the sinusoidal time embedding, not time_embedding "
                                 f"{self.time_embedding!r}")
@@ -151,7 +163,8 @@ class TrainConfig:
         return getattr(self, name) != _FIELD_DEFAULTS[name]
 
     def to_dict(self):
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden),
+                "multipliers": list(self.multipliers)}
 
     @classmethod
     def from_dict(cls, values):
@@ -163,6 +176,8 @@ class TrainConfig:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_MLP_ONLY = ("hidden", "activation", "residual", "time_embedding")  # options of one network
+_UNET_ONLY = ("channels", "multipliers", "blocks", "groups")
 
 
 def start(options, files=None):
@@ -186,7 +201,9 @@ def data_config(source_rows=False, **options):
                                   f"a built-in target (got {options['target']!r})", "data",
                                   "target")
     source = {"source": DATA} if source_rows else {}
-    return TrainConfig(**{**DATA_DEFAULTS, **source, **options, "target": DATA})
+    defaults = DATA_DEFAULTS if options.get("arch", "mlp") == "mlp" else \
+        {k: v for k, v in DATA_DEFAULTS.items() if k not in _MLP_ONLY}
+    return TrainConfig(**{**defaults, **source, **options, "target": DATA})
 
 
 # Defaults for a run on a user's rows (``npflow train --data``, :class:`npflow.Flow`): these fields
@@ -266,12 +283,14 @@ class RowBatches:
     def __init__(self, config, x, labels=None, source=None, files=None):
         split_ss, batch_ss, val_ss, source_ss = np.random.SeedSequence(config.seed).spawn(4)
         self.config, self.files = config, files
+        self.image_shape = x.image_shape if isinstance(x, data.Dataset) else None
         self.x = _rows(x, "data")
         n, self.dim = self.x.shape
         self.y = _check_run_labels(config, labels, n)
         self.n_classes = int(self.y.max()) + 1 if self.y is not None else 0
         self.split = data.train_val_split(n, config.val_fraction, np.random.default_rng(split_ss))
-        self.transform = _fit_transform(self.x, self.split.train, config)
+        self.transform = _fit_transform(self.x, self.split.train, config,
+                                        pooled=self.image_shape is not None)
         self.sampler = data.EpochSampler(len(self.split.train), config.batch_size,
                                          np.random.default_rng(batch_ss))
         self.source = self.source_transform = self.source_sampler = None
@@ -396,12 +415,21 @@ def _check_run_labels(config, labels, n):
     return data.check_labels(labels, n, "labels")
 
 
-def _fit_transform(x, rows, config, dequantize=None):
-    """The Standardize of ``x[rows]`` (every row when None; identity when not standardizing)."""
+def _fit_transform(x, rows, config, dequantize=None, pooled=False):
+    """The Standardize of ``x[rows]`` (every row when None; identity when not standardizing;
+    one map for every coordinate when ``pooled``: the pixels of images)."""
     dequantize = config.dequantize if dequantize is None else dequantize
     if not config.standardize:
         return transforms.Standardize.identity(x.shape[1], dequantize)
-    return transforms.Standardize.fit(x, dequantize=dequantize, rows=rows)
+    return transforms.Standardize.fit(x, dequantize=dequantize, rows=rows, pooled=pooled)
+
+
+def _sequence(value, name):
+    """A list or tuple (not a string), or a ValueError naming ``name``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers, got "
+                         f"{value!r}")
+    return value
 
 
 def _fingerprint(x, y, source):
@@ -475,7 +503,8 @@ class Trainer:
         else:
             dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
             self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
-        self.model = _network(config, dim, self.n_classes, self.rng)
+        image_shape = None if self.rows is None else self.rows.image_shape
+        self.model = _network(config, dim, self.n_classes, self.rng, image_shape)
         opt_cls = AdamW if config.weight_decay > 0 else Adam
         self.optimizer = opt_cls(self.model.params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
@@ -845,16 +874,26 @@ def _signal_name(signum):
     return None if signum is None else signal.Signals(signum).name
 
 
-def network_description(config, dim, n_classes=0):
+def network_description(config, dim, n_classes=0, image_shape=None):
     """The description (:func:`npflow.networks.describe`) of the network ``config`` trains in
-    ``d = dim`` with ``n_classes`` classes."""
+    ``d = dim`` with ``n_classes`` classes (on images of ``image_shape`` (c, h, w))."""
+    if config.arch != "mlp":
+        if image_shape is None:
+            raise _checks.OptionError(f"{{0}} {config.arch!r} needs rows that are images (IDX "
+                                      f"files, arrays of shape (n, h, w) or (n, c, h, w), or "
+                                      f"{{1}} for a file of pixels)", "arch", "image_shape")
+        embed_dim = None if not config._is_set("embed_dim") else config.embed_dim
+        return {"arch": config.arch, "image_shape": list(image_shape),
+                "channels": config.channels, "multipliers": list(config.multipliers),
+                "blocks": config.blocks, "groups": config.groups, "embed_dim": embed_dim,
+                "time_scale": config.time_scale, "n_classes": n_classes, "dtype": config.dtype}
     return {"arch": "mlp", "dim": dim, "hidden": list(config.hidden),
             "activation": config.activation, "time_embedding": config.time_embedding,
             "embed_dim": config.embed_dim, "time_scale": config.time_scale,
             "dtype": config.dtype, "n_classes": n_classes, "residual": config.residual}
 
 
-def _network(config, dim, n_classes, rng):
+def _network(config, dim, n_classes, rng, image_shape=None):
     """The run's network, after checking that training it fits in memory (one line if not).
 
     The weights alone (seven arrays of P parameters: :func:`npflow.networks.count_params`) are
@@ -862,7 +901,7 @@ def _network(config, dim, n_classes, rng):
     ``memory(batch_size)``) and the batch draws: a dozen float64 values per coordinate and row
     (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
-    description = network_description(config, dim, n_classes)
+    description = network_description(config, dim, n_classes, image_shape)
     what = (f"training with batch_size {config.batch_size} and "
             f"{'hidden ' + _shown(config.hidden) if description['arch'] == 'mlp' else description['arch']} "
             f"in d = {dim}")

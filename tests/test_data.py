@@ -477,3 +477,20 @@ def test_sampler_state_is_validated():
         data.EpochSampler.from_state(10, 3, {"epoch": 0})
     with pytest.raises(TypeError, match="rng"):
         data.EpochSampler(10, 3, 0)
+
+
+def test_arrays_of_images_keep_their_shape_as_flat_rows(tmp_path):
+    images = np.arange(5 * 2 * 3 * 4, dtype=np.float32).reshape(5, 2, 3, 4)
+    np.save(tmp_path / "c.npy", images)
+    np.save(tmp_path / "g.npy", images[:, 0])
+    color, gray = data.load(tmp_path / "c.npy"), data.load(tmp_path / "g.npy")
+    assert color.image_shape == (2, 3, 4) and color.x.shape == (5, 24)
+    np.testing.assert_array_equal(color.x, images.reshape(5, -1))
+    assert gray.image_shape == (1, 3, 4) and gray.x.shape == (5, 12)
+    np.savetxt(tmp_path / "p.csv", images.reshape(5, -1)[:, :12], delimiter=",")
+    assert data.load(tmp_path / "p.csv", image_shape=(3, 4)).image_shape == (1, 3, 4)
+    with pytest.raises(ValueError, match=r"image_shape \(1, 5, 4\) must be .* = 12"):
+        data.load(tmp_path / "p.csv", image_shape=(5, 4))
+    with pytest.raises(ValueError, match="holds images of shape"):
+        data.load(tmp_path / "g.npy", image_shape=(3, 4))
+    assert data.load(tmp_path / "p.csv").image_shape is None
