@@ -33,9 +33,9 @@ explicit keyword argument stored unchanged under its own name (``get_params``, `
 ``npflow train``) and checks ``X`` and ``y``; fitted state ends in ``_``. ``score`` being the
 mean log-density of the rows given, ``GridSearchCV`` picks by held-out likelihood. The defaults
 for data are :data:`npflow.train.DATA_DEFAULTS`, each with its measured reason, then
-TrainConfig's. scikit-learn's ``check_estimator`` passes but for eight checks of how bad input
-is refused (in :func:`npflow.data.check_array`'s own words; object arrays are not converted),
-listed with their reasons in ``tests/test_flow_sklearn.py``.
+TrainConfig's. scikit-learn's ``check_estimator`` passes, its checks of bad input included
+(``tests/test_flow_sklearn.py``): :func:`npflow.data.check_array` refuses complex, 1-D, empty
+and sparse input in words scikit-learn's users know, and converts object arrays of numbers.
 """
 import contextlib
 import dataclasses
