@@ -1,0 +1,503 @@
+"""Image layers with hand-written backprop: convolution, group norm, SiLU, up-sampling, residual block.
+
+Every layer keeps its forward rule and its backward rule side by side:
+
+* ``forward(x, work) -> (y, cache)`` -- the value ``y = f(x)`` and what the backward rule needs;
+* ``backward(cache, dy, work) -> dx`` -- the vector-Jacobian product ``dx = (df/dx)^T dy``,
+  after *writing* (not accumulating) the gradients of the layer's parameters.
+
+Parameters follow :class:`npflow.nn.Linear`: ``shapes()`` names them, ``bind(params, grads)``
+takes views of the owning network's flat parameter and gradient buffers, ``init(rng)`` draws
+them. ``work`` is an :class:`npflow.nn.Workspace` (arrays reused from call to call, named after
+the layer), or None for fresh arrays. Caches are returned, never kept in the layer.
+
+Layout: channels last
+---------------------
+Images are kept as ``(n, h, w, c)`` arrays, channels last, so that a pixel's channels are
+contiguous. Then a 1x1 convolution is one matrix product of the (n h w, c) rows with a (c_in,
+c_out) matrix, a per-channel bias or embedding broadcasts over the last axis, concatenating
+skip connections joins last axes, and the column matrix of a 3x3 convolution (im2col) is filled
+by nine copies of shifted *blocks* ``x_pad[:, p:p+h, q:q+w, :]`` rather than by gathering single
+numbers. The network's input rows ``(n, c h w)`` are reshaped to ``(n, c, h, w)`` and
+transposed once at the entrance (and back at the exit); see :mod:`npflow.networks.unet`.
+
+Which convolution, by measurement
+---------------------------------
+``demos/experiments/bench_conv.py`` times five ways to compute a 3x3 convolution and its
+backward pass in float32 (32-64 channels, sides 14-28, batch 64-128) against torch's oneDNN::
+
+    nice python demos/experiments/bench_conv.py
+
+In one run on a shared 2-core machine (c = 64, side 28, batch 128, GFLOP/s forward / backward),
+numbers that vary from run to run by up to 2x with the load but keep their order:
+see :data:`CONV_MEASUREMENT`.
+
+:class:`Conv2d` uses the winner, ``im2col-cl-chunk``: im2col in the channels-last layout, one
+GEMM with K = 9 c_in, on chunks of the batch whose column matrix (:data:`COLS_BYTES`) stays in
+the cache between being written by the nine block copies and read by the GEMM. The whole-batch
+column matrix is 9x the input (231 MB for c = 64, 28x28, batch 128): writing it out to memory and
+reading it back costs as much as the GEMM itself.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+
+CONV_MEASUREMENT = "filled in from bench_conv.py"
+COLS_BYTES = 4 << 20  # one chunk's column matrix: fits the 32 MB L3 cache with room to spare
+
+
+def _work(work, dtype):
+    """``work``, or a workspace handing out fresh arrays."""
+    return nn.Workspace(dtype, reuse=False) if work is None else work
+
+
+# ----------------------------------------------------------------------------------------------
+# Convolution
+# ----------------------------------------------------------------------------------------------
+class Conv2d:
+    """2-D convolution, ``k x k`` kernel (k = 1 or 3), stride 1 or 2, "same" zero padding ``k // 2``.
+
+    ``y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, s i + p, s j + q, c] W[p, q, c, o]``
+
+    (LeCun et al. 1998; the cross-correlation every deep-learning library calls convolution).
+    With stride ``s = 2`` it halves the sides (the U-Net's down-sampling, Ho et al. 2020,
+    App. B). ``W`` is stored ``(k, k, c_in, c_out)``; PyTorch's ``nn.Conv2d`` stores
+    ``(c_out, c_in, k, k)`` (see :meth:`torch_state`).
+
+    Forward, im2col: ``cols[n, i, j, p, q, c] = x_pad[n, s i + p, s j + q, c]`` turns the sum into
+    one matrix product ``y = cols W + b`` of the (n h' w', k k c_in) column matrix with the
+    (k k c_in, c_out) weights. Backward: ``dW = cols^T dy``, ``db = sum dy`` and
+    ``dcols = dy W^T``, which col2im, the adjoint of im2col, adds back into the pixels each
+    column entry was copied from: ``dx_pad[n, s i + p, s j + q, c] += dcols[n, i, j, p, q, c]``.
+    Both run chunk by chunk over the batch (see the module docstring); the column matrix is
+    rebuilt in the backward pass rather than kept (9x the input).
+    """
+
+    def __init__(self, c_in, c_out, kernel=3, stride=1, name="conv"):
+        if kernel not in (1, 3):
+            raise ValueError(f"kernel must be 1 or 3, got {kernel!r}")
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, got {stride!r}")
+        self.c_in, self.c_out, self.kernel, self.stride, self.name = c_in, c_out, kernel, stride, name
+        self.pad = kernel // 2
+        self.W = self.b = self.dW = self.db = None
+
+    def shapes(self):
+        k = self.kernel
+        return (("W", (k, k, self.c_in, self.c_out)), ("b", (self.c_out,)))
+
+    def bind(self, params, grads):
+        self.W, self.b = params["W"], params["b"]
+        self.dW, self.db = grads["W"], grads["b"]
+
+    def init(self, rng):
+        """PyTorch's default: ``W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, fan_in = k k c_in."""
+        bound = 1.0 / np.sqrt(self.kernel * self.kernel * self.c_in)
+        self.W[...] = rng.uniform(-bound, bound, size=self.W.shape)
+        self.b[...] = rng.uniform(-bound, bound, size=self.b.shape)
+
+    def out_size(self, h, w):
+        """Output sides ``floor((h + 2 pad - k) / s) + 1``."""
+        k, s, p = self.kernel, self.stride, self.pad
+        return (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+
+    def _chunk(self, h, w, itemsize):
+        """Images per chunk: as many as fit a column matrix of COLS_BYTES (at least one)."""
+        ho, wo = self.out_size(h, w)
+        return max(1, COLS_BYTES // (ho * wo * self.kernel ** 2 * self.c_in * itemsize))
+
+    def _im2col(self, x_pad, cols):
+        """cols[n, i, j, p, q, :] = x_pad[n, s i + p, s j + q, :]: k^2 block copies."""
+        ho, wo, s = cols.shape[1], cols.shape[2], self.stride
+        for p in range(self.kernel):
+            for q in range(self.kernel):
+                cols[:, :, :, p, q, :] = x_pad[:, p:p + s * ho:s, q:q + s * wo:s, :]
+        return cols
+
+    def _col2im(self, dcols, dx_pad):
+        """The adjoint of :meth:`_im2col`: dx_pad[n, s i + p, s j + q, :] += dcols[n, i, j, p, q, :]."""
+        ho, wo, s = dcols.shape[1], dcols.shape[2], self.stride
+        dx_pad[...] = 0
+        for p in range(self.kernel):
+            for q in range(self.kernel):
+                dx_pad[:, p:p + s * ho:s, q:q + s * wo:s, :] += dcols[:, :, :, p, q, :]
+        return dx_pad
+
+    def _scratch(self, work, b, h, w, dtype):
+        """Chunk buffers: the padded input (b, h+2p, w+2p, c_in), the columns (b, h', w', k, k, c_in)."""
+        ho, wo = self.out_size(h, w)
+        k, p, c = self.kernel, self.pad, self.c_in
+        size = b * ho * wo * k * k * c  # shared by every convolution of the same chunk size
+        cols = work.get(f"cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
+        x_pad = work.get(f"{self.name}.x_pad", (b, h + 2 * p, w + 2 * p, c))
+        return x_pad, cols
+
+    def _padded(self, x, x_pad):
+        """Copy x (b, h, w, c) into the middle of x_pad (b, h+2p, w+2p, c), zero its ring."""
+        p = self.pad
+        x_pad[:, :p], x_pad[:, -p:], x_pad[:, :, :p], x_pad[:, :, -p:] = 0, 0, 0, 0
+        x_pad[:, p:-p, p:-p] = x
+        return x_pad
+
+    def forward(self, x, work=None):
+        """x (n, h, w, c_in) -> y (n, h', w', c_out); the cache is x itself."""
+        work = _work(work, x.dtype)
+        n, h, w, _ = x.shape
+        ho, wo = self.out_size(h, w)
+        y = work.get(f"{self.name}.y", (n, ho, wo, self.c_out))  # (n, h', w', c_out)
+        if self.kernel == 1:  # a 1x1 convolution is a linear map of each pixel's channels
+            np.matmul(x.reshape(-1, self.c_in), self.W[0, 0], out=y.reshape(-1, self.c_out))
+            y += self.b
+            return y, x
+        W2 = self.W.reshape(-1, self.c_out)  # (k k c_in, c_out)
+        b = min(n, self._chunk(h, w, x.itemsize))
+        x_pad, cols = self._scratch(work, b, h, w, x.dtype)
+        for i in range(0, n, b):
+            j = min(i + b, n)
+            part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
+            y_part = y[i:j].reshape(-1, self.c_out)  # (b h' w', c_out)
+            np.matmul(part.reshape(y_part.shape[0], -1), W2, out=y_part)
+            y_part += self.b
+        return y, x
+
+    def backward(self, cache, dy, work=None, need_dx=True):
+        """dy (n, h', w', c_out) -> dx (n, h, w, c_in) (None if not ``need_dx``); writes dW, db.
+
+        ``dW = cols^T dy`` summed over the chunks, ``db = sum_{n, i, j} dy``,
+        ``dx = col2im(dy W^T)``.
+        """
+        x = cache  # (n, h, w, c_in)
+        work = _work(work, dy.dtype)
+        n, h, w, _ = x.shape
+        np.sum(dy.reshape(-1, self.c_out), axis=0, out=self.db)  # (c_out,)
+        if self.kernel == 1:
+            dy2 = dy.reshape(-1, self.c_out)  # (n h w, c_out)
+            np.matmul(x.reshape(-1, self.c_in).T, dy2, out=self.dW[0, 0])  # (c_in, c_out)
+            if not need_dx:
+                return None
+            dx = work.get(f"{self.name}.dx", x.shape)  # (n, h, w, c_in)
+            np.matmul(dy2, self.W[0, 0].T, out=dx.reshape(-1, self.c_in))
+            return dx
+        W2 = self.W.reshape(-1, self.c_out)  # (k k c_in, c_out)
+        dW2 = self.dW.reshape(W2.shape)  # (k k c_in, c_out)
+        dW_part = work.get(f"{self.name}.dW_part", W2.shape)
+        dx = work.get(f"{self.name}.dx", x.shape) if need_dx else None  # (n, h, w, c_in)
+        b = min(n, self._chunk(h, w, x.itemsize))
+        x_pad, cols = self._scratch(work, b, h, w, x.dtype)
+        p = self.pad
+        for i in range(0, n, b):
+            j = min(i + b, n)
+            part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
+            part2 = part.reshape(-1, W2.shape[0])  # (b h' w', k k c_in)
+            dy2 = dy[i:j].reshape(-1, self.c_out)  # (b h' w', c_out)
+            if i == 0:
+                np.matmul(part2.T, dy2, out=dW2)
+            else:
+                dW2 += np.matmul(part2.T, dy2, out=dW_part)
+            if need_dx:
+                np.matmul(dy2, W2.T, out=part2)  # dcols (b h' w', k k c_in), over the columns
+                dx_pad = self._col2im(part, x_pad[:j - i])  # (b, h+2p, w+2p, c_in)
+                dx[i:j] = dx_pad[:, p:p + h, p:p + w]
+        return dx
+
+    def torch_state(self):
+        """``weight`` (c_out, c_in, k, k) and ``bias`` as PyTorch's ``nn.Conv2d`` holds them."""
+        return {"weight": self.W.transpose(3, 2, 0, 1).copy(), "bias": self.b.copy()}
+
+
+# ----------------------------------------------------------------------------------------------
+# Group normalization
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GroupNormCache:
+    """xhat (n, h w, G, c/G): the normalized input; rstd (n, 1, G, 1): ``1 / sqrt(var + eps)``."""
+
+    xhat: np.ndarray
+    rstd: np.ndarray
+
+
+class GroupNorm:
+    """Group normalization (Wu and He 2018, eq. 1-2 and Sec. 3.1).
+
+    The c channels are split into G groups of ``m = c / G``; each image's group ``g`` is
+    normalized by the mean and variance over its pixels and channels, ``S_g`` (h w m values):
+
+    ``mu = mean_{S_g} x``, ``var = mean_{S_g} (x - mu)^2``,
+    ``xhat = (x - mu) / sqrt(var + eps)`` (eq. 1-2), ``y = gamma xhat + beta`` (per channel).
+
+    Backward, with ``g = gamma dy`` (the gradient of xhat) and means over ``S_g``:
+
+    ``dx = (g - mean(g) - xhat mean(g xhat)) / sqrt(var + eps)``,
+    ``dgamma = sum_{n, i, j} dy xhat``, ``dbeta = sum_{n, i, j} dy``.
+
+    (Differentiate ``xhat`` through ``mu`` and ``var``: the two means are the projections of g
+    onto the constants and onto xhat that the normalization removes.) ``eps = 1e-5`` as in
+    PyTorch's ``nn.GroupNorm``.
+    """
+
+    def __init__(self, groups, channels, eps=1e-5, name="norm"):
+        if channels % groups:
+            raise ValueError(f"channels ({channels}) must be a multiple of groups ({groups})")
+        self.groups, self.channels, self.eps, self.name = groups, channels, eps, name
+        self.gamma = self.beta = self.dgamma = self.dbeta = None
+
+    def shapes(self):
+        return (("gamma", (self.channels,)), ("beta", (self.channels,)))
+
+    def bind(self, params, grads):
+        self.gamma, self.beta = params["gamma"], params["beta"]
+        self.dgamma, self.dbeta = grads["gamma"], grads["beta"]
+
+    def init(self, rng):
+        """``gamma = 1``, ``beta = 0``: the identity after normalization (PyTorch's default)."""
+        self.gamma[...] = 1
+        self.beta[...] = 0
+
+    def _grouped(self, a):
+        """(n, h, w, c) -> (n, h w, G, c/G), a view."""
+        n = a.shape[0]
+        return a.reshape(n, -1, self.groups, self.channels // self.groups)
+
+    def _group_mean(self, a):
+        """Mean over each image's group, (n, h w, G, m) -> (n, 1, G, 1).
+
+        Summing the pixels first (a reduction over the middle axis of contiguous rows) and the
+        m channels of a group second is several times faster than one reduction over axes (1, 3).
+        """
+        per_channel = a.sum(axis=1, keepdims=True)  # (n, 1, G, m)
+        return per_channel.sum(axis=3, keepdims=True) / (a.shape[1] * a.shape[3])  # (n, 1, G, 1)
+
+    def forward(self, x, work=None):
+        """x (n, h, w, c) -> y (n, h, w, c), :class:`GroupNormCache`."""
+        work = _work(work, x.dtype)
+        xg = self._grouped(x)  # (n, h w, G, m)
+        mu = self._group_mean(xg)  # (n, 1, G, 1)
+        xhat = self._grouped(work.get(f"{self.name}.xhat", x.shape))  # (n, h w, G, m)
+        np.subtract(xg, mu, out=xhat)
+        sq = self._grouped(work.get(f"{self.name}.y", x.shape))  # (n, h w, G, m), y's buffer
+        var = self._group_mean(np.multiply(xhat, xhat, out=sq))  # (n, 1, G, 1)
+        rstd = 1.0 / np.sqrt(var + self.eps)  # (n, 1, G, 1)
+        xhat *= rstd
+        y = np.multiply(xhat, self.gamma.reshape(self.groups, -1), out=sq)  # (n, h w, G, m)
+        y += self.beta.reshape(self.groups, -1)
+        return y.reshape(x.shape), GroupNormCache(xhat, rstd)
+
+    def backward(self, cache, dy, work=None):
+        """dy (n, h, w, c) -> dx (n, h, w, c); writes dgamma, dbeta."""
+        work = _work(work, dy.dtype)
+        xhat, rstd = cache.xhat, cache.rstd  # (n, h w, G, m), (n, 1, G, 1)
+        dyg = self._grouped(dy)  # (n, h w, G, m)
+        dx = self._grouped(work.get(f"{self.name}.dx", dy.shape))  # (n, h w, G, m)
+        np.multiply(dyg, xhat, out=dx)  # dy xhat
+        n_hw = dyg.shape[0] * dyg.shape[1]
+        self.dgamma[...] = dx.reshape(n_hw, -1).sum(axis=0)  # (c,)
+        self.dbeta[...] = dyg.reshape(n_hw, -1).sum(axis=0)  # (c,)
+        gamma = self.gamma.reshape(self.groups, -1)  # (G, m)
+        # mean(g xhat) = mean(gamma dy xhat): dx holds dy xhat
+        dx *= gamma
+        mean_gx = self._group_mean(dx)  # (n, 1, G, 1)
+        np.multiply(dyg, gamma, out=dx)  # g = gamma dy
+        mean_g = self._group_mean(dx)  # (n, 1, G, 1)
+        dx -= mean_g
+        dx -= xhat * mean_gx
+        dx *= rstd
+        return dx.reshape(dy.shape)
+
+    def torch_state(self):
+        return {"weight": self.gamma.copy(), "bias": self.beta.copy()}
+
+
+# ----------------------------------------------------------------------------------------------
+# SiLU
+# ----------------------------------------------------------------------------------------------
+class SiLU:
+    """SiLU (Elfwing et al. 2018; Hendrycks and Gimpel 2016), ``a = z s(z)``, ``s`` the sigmoid.
+
+    Backward: ``dz = da s(z) (1 + z (1 - s(z))) = da (s + a (1 - s))``
+    (:class:`npflow.nn.SiLU` holds both rules; this layer names its buffers).
+    """
+
+    def __init__(self, name="silu"):
+        self.name = name
+
+    @staticmethod
+    def shapes():
+        return ()
+
+    def bind(self, params, grads):
+        pass
+
+    def init(self, rng):
+        pass
+
+    def forward(self, z, work=None):
+        """z (n, ...) -> a (n, ...); the cache is (z, a)."""
+        work = _work(work, z.dtype)
+        a = nn.SiLU.forward(z, out=work.get(f"{self.name}.a", z.shape))  # (n, h, w, c)
+        return a, (z, a)
+
+    def backward(self, cache, da, work=None):
+        """da (n, ...) -> dz = f'(z) da (n, ...)."""
+        z, a = cache
+        work = _work(work, da.dtype)
+        return np.multiply(da, nn.SiLU.derivative(z, a), out=work.get(f"{self.name}.dz", da.shape))
+
+
+# ----------------------------------------------------------------------------------------------
+# Nearest-neighbour up-sampling
+# ----------------------------------------------------------------------------------------------
+class Upsample:
+    """Nearest-neighbour up-sampling by 2: ``y[n, 2 i + a, 2 j + b, c] = x[n, i, j, c]`` (a, b in {0, 1}).
+
+    Followed by a 3x3 :class:`Conv2d` it is the U-Net's up-sampling (Ho et al. 2020, App. B; a
+    transposed convolution leaves checkerboard artifacts, Odena et al. 2016). Backward: each
+    input pixel was copied to four outputs, so ``dx[n, i, j, c] = sum_{a, b} dy[n, 2 i + a, 2 j + b, c]``.
+    """
+
+    def __init__(self, name="up"):
+        self.name = name
+
+    @staticmethod
+    def shapes():
+        return ()
+
+    def bind(self, params, grads):
+        pass
+
+    def init(self, rng):
+        pass
+
+    def forward(self, x, work=None):
+        """x (n, h, w, c) -> y (n, 2h, 2w, c); no cache."""
+        work = _work(work, x.dtype)
+        n, h, w, c = x.shape
+        y = work.get(f"{self.name}.y", (n, 2 * h, 2 * w, c))  # (n, 2h, 2w, c)
+        y.reshape(n, h, 2, w, 2, c)[...] = x[:, :, None, :, None, :]
+        return y, None
+
+    def backward(self, cache, dy, work=None):
+        """dy (n, 2h, 2w, c) -> dx (n, h, w, c), the sum over each 2x2 block."""
+        work = _work(work, dy.dtype)
+        n, h2, w2, c = dy.shape
+        blocks = dy.reshape(n, h2 // 2, 2, w2 // 2, 2, c)  # (n, h, 2, w, 2, c)
+        dx = work.get(f"{self.name}.dx", (n, h2 // 2, w2 // 2, c))  # (n, h, w, c)
+        rows = work.get(f"{self.name}.rows", (n, h2 // 2, w2, c))  # (n, h, 2w, c)
+        np.add(blocks[:, :, 0].reshape(rows.shape), blocks[:, :, 1].reshape(rows.shape), out=rows)
+        pairs = rows.reshape(n, h2 // 2, w2 // 2, 2, c)  # (n, h, w, 2, c)
+        np.add(pairs[:, :, :, 0], pairs[:, :, :, 1], out=dx)
+        return dx
+
+
+# ----------------------------------------------------------------------------------------------
+# Residual block
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResBlockCache:
+    """The caches of a :class:`ResBlock`'s layers, in forward order; ``semb`` (n, E) its input."""
+
+    norm1: GroupNormCache
+    act1: tuple
+    conv1: np.ndarray
+    norm2: GroupNormCache
+    act2: tuple
+    conv2: np.ndarray
+    skip: np.ndarray
+    semb: np.ndarray
+
+
+class ResBlock:
+    """Residual block with an embedding added per channel (Ho et al. 2020, App. B; Dhariwal and
+    Nichol 2021, Sec. 3), the building block of the U-Net::
+
+        u   = Conv1(SiLU(GroupNorm1(x))) + (semb W_e + b_e)[:, None, None, :]
+        out = Conv2(SiLU(GroupNorm2(u))) + skip(x)
+
+    ``semb = SiLU(emb)`` (n, E) is the network's time (and class) embedding after its SiLU,
+    projected to c_out numbers per image and added to every pixel. ``skip`` is the identity when
+    c_in = c_out, else a 1x1 :class:`Conv2d` (He et al. 2016, eq. 2). Ho et al. add dropout
+    before Conv2; this block has none.
+
+    Backward, the chain rule through the same lines in reverse: ``du`` comes back through Conv2,
+    SiLU and GroupNorm2; the projection receives ``de = sum_{i, j} du`` (each image's per-channel
+    total: it was added to every pixel), which gives ``dsemb = de W_e^T``; ``dx`` comes back
+    through Conv1, SiLU and GroupNorm1 and adds the skip's ``dout`` (identity) or its 1x1
+    convolution's input gradient.
+    """
+
+    def __init__(self, c_in, c_out, embed_dim, groups, name="res"):
+        self.c_in, self.c_out, self.name = c_in, c_out, name
+        self.norm1 = GroupNorm(groups, c_in, name=f"{name}.norm1")
+        self.act1 = SiLU(f"{name}.act1")
+        self.conv1 = Conv2d(c_in, c_out, 3, name=f"{name}.conv1")
+        self.emb = nn.Linear(embed_dim, c_out)
+        self.norm2 = GroupNorm(groups, c_out, name=f"{name}.norm2")
+        self.act2 = SiLU(f"{name}.act2")
+        self.conv2 = Conv2d(c_out, c_out, 3, name=f"{name}.conv2")
+        self.skip = Conv2d(c_in, c_out, 1, name=f"{name}.skip") if c_in != c_out else None
+        self.layers = {"norm1": self.norm1, "conv1": self.conv1, "emb": self.emb,
+                       "norm2": self.norm2, "conv2": self.conv2}
+        if self.skip is not None:
+            self.layers["skip"] = self.skip
+
+    def shapes(self):
+        return tuple((f"{key}.{p}", shape) for key, layer in self.layers.items()
+                     for p, shape in layer.shapes())
+
+    def bind(self, params, grads):
+        for key, layer in self.layers.items():
+            names = [p for p, _ in layer.shapes()]
+            layer.bind({p: params[f"{key}.{p}"] for p in names},
+                       {p: grads[f"{key}.{p}"] for p in names})
+
+    def init(self, rng):
+        for layer in self.layers.values():
+            layer.init(rng)
+
+    def forward(self, x, semb, work=None):
+        """x (n, h, w, c_in), semb (n, E) -> out (n, h, w, c_out), :class:`ResBlockCache`."""
+        work = _work(work, x.dtype)
+        h, c_norm1 = self.norm1.forward(x, work)  # (n, h, w, c_in)
+        h, c_act1 = self.act1.forward(h, work)  # (n, h, w, c_in)
+        u, c_conv1 = self.conv1.forward(h, work)  # (n, h, w, c_out)
+        e = self.emb.forward(semb, out=work.get(f"{self.name}.e", (x.shape[0], self.c_out)))  # (n, c_out)
+        u += e[:, None, None, :]
+        h, c_norm2 = self.norm2.forward(u, work)  # (n, h, w, c_out)
+        h, c_act2 = self.act2.forward(h, work)  # (n, h, w, c_out)
+        out, c_conv2 = self.conv2.forward(h, work)  # (n, h, w, c_out)
+        c_skip = None
+        if self.skip is None:
+            out += x
+        else:
+            s, c_skip = self.skip.forward(x, work)  # (n, h, w, c_out)
+            out += s
+        return out, ResBlockCache(c_norm1, c_act1, c_conv1, c_norm2, c_act2, c_conv2, c_skip, semb)
+
+    def backward(self, cache, dout, work=None):
+        """dout (n, h, w, c_out) -> dx (n, h, w, c_in), dsemb (n, E); writes every gradient."""
+        work = _work(work, dout.dtype)
+        dh = self.conv2.backward(cache.conv2, dout, work)  # (n, h, w, c_out)
+        dh = self.act2.backward(cache.act2, dh, work)  # (n, h, w, c_out)
+        du = self.norm2.backward(cache.norm2, dh, work)  # (n, h, w, c_out)
+        de = du.sum(axis=(1, 2))  # (n, c_out)
+        dsemb = self.emb.backward(cache.semb, de, out=work.get(f"{self.name}.dsemb", cache.semb.shape))
+        dh = self.conv1.backward(cache.conv1, du, work)  # (n, h, w, c_in)
+        dh = self.act1.backward(cache.act1, dh, work)  # (n, h, w, c_in)
+        dx = self.norm1.backward(cache.norm1, dh, work)  # (n, h, w, c_in)
+        if self.skip is None:
+            dx += dout
+        else:
+            dx += self.skip.backward(cache.skip, dout, work)
+        return dx, dsemb
+
+    def torch_state(self):
+        """PyTorch names: ``norm1.weight``, ``conv1.weight``, ``emb.weight`` (W_e^T), ..."""
+        state = {}
+        for key, layer in self.layers.items():
+            if isinstance(layer, nn.Linear):
+                state.update({f"{key}.weight": layer.W.T.copy(), f"{key}.bias": layer.b.copy()})
+            else:
+                state.update({f"{key}.{p}": v for p, v in layer.torch_state().items()})
+        return state
