@@ -304,6 +304,70 @@ def chunk_col2im_backward(x_pad, W, dy):
     return dx, dW.reshape(W.shape)
 
 
+# --------------------------------------------------------------------------------------------
+# Channels first, batch second: (c, n, h, w), columns (9 c_in, n h w), y = W cols
+# --------------------------------------------------------------------------------------------
+def _chunk_cf(n, h, w, c):
+    return max(1, min(n, CHUNK_BYTES // (h * w * 9 * c * 4)))
+
+
+def im2col_cf(x_pad, h, w, out):
+    """x_pad (c, b, h+2, w+2) -> cols (c, 3, 3, b, h, w) by nine shifted block copies."""
+    for p in range(3):
+        for q in range(3):
+            out[:, p, q] = x_pad[:, :, p:p + h, q:q + w]
+    return out
+
+
+def cf_forward(x, W):
+    """x (ci, n, h, w), W (co, ci, 3, 3) -> y (co, n, h, w)."""
+    c, n, h, w = x.shape
+    co = W.shape[0]
+    b = _chunk_cf(n, h, w, c)
+    W2 = W.reshape(co, 9 * c)  # (co, 9 ci)
+    y = np.empty((co, n, h, w), x.dtype)  # (co, n, h, w)
+    x_pad = np.zeros((c, b, h + 2, w + 2), x.dtype)  # (ci, b, h+2, w+2)
+    cols = np.empty((c, 3, 3, b, h, w), x.dtype)  # (ci, 3, 3, b, h, w)
+    y_part = np.empty((co, b * h * w), x.dtype)
+    for i in range(0, n, b):
+        j = min(i + b, n)
+        x_pad[:, :j - i, 1:-1, 1:-1] = x[:, i:j]
+        part = im2col_cf(x_pad[:, :j - i], h, w, cols[:, :, :, :j - i]).reshape(9 * c, -1)
+        np.matmul(W2, part, out=y_part[:, :part.shape[1]])
+        y[:, i:j] = y_part[:, :part.shape[1]].reshape(co, j - i, h, w)
+    return y, x
+
+
+def cf_backward(x, W, dy):
+    c, n, h, w = x.shape
+    co = W.shape[0]
+    b = _chunk_cf(n, h, w, c)
+    W2 = W.reshape(co, 9 * c)
+    dW = np.zeros((co, 9 * c), x.dtype)
+    dW_part = np.empty_like(dW)
+    dx = np.empty_like(x)  # (ci, n, h, w)
+    x_pad = np.zeros((c, b, h + 2, w + 2), x.dtype)
+    cols = np.empty((c, 3, 3, b, h, w), x.dtype)
+    dy_part = np.empty((co, b, h, w), x.dtype)
+    for i in range(0, n, b):
+        j = min(i + b, n)
+        x_pad[:, :j - i, 1:-1, 1:-1] = x[:, i:j]
+        part = im2col_cf(x_pad[:, :j - i], h, w, cols[:, :, :, :j - i]).reshape(9 * c, -1)
+        dy2 = dy_part[:, :j - i]
+        dy2[...] = dy[:, i:j]
+        dy2 = dy2.reshape(co, -1)  # (co, b h w)
+        dW += np.matmul(dy2, part.T, out=dW_part)
+        dcols = np.matmul(W2.T, dy2, out=part).reshape(c, 3, 3, j - i, h, w)
+        dxp = x_pad[:, :j - i]
+        dxp[...] = 0
+        for p in range(3):
+            for q in range(3):
+                dxp[:, :, p:p + h, q:q + w] += dcols[:, p, q]
+        dx[:, i:j] = dxp[:, :, 1:-1, 1:-1]
+        x_pad[...] = 0
+    return dx, dW.reshape(W.shape)
+
+
 METHODS = {
     "numpy-ml": (numpyml_forward, numpyml_backward),
     "im2col-cl": (im2col_forward, im2col_backward),
@@ -311,18 +375,24 @@ METHODS = {
     "flat9": (flat9_forward, flat9_backward),
     "im2col-cl-chunk": (chunk_forward, chunk_backward),
     "im2col-cl-chunk-col2im": (chunk_forward, chunk_col2im_backward),
+    "cnhw-chunk": (cf_forward, cf_backward),
 }
 NCHW = {"numpy-ml"}
+CNHW = {"cnhw-chunk"}
 
 
 def _to_method(name, x, W):
     """x (n, h, w, c), W (3, 3, ci, co) in the method's layout."""
     if name in NCHW:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(W.transpose(3, 2, 0, 1))
+    if name in CNHW:
+        return np.ascontiguousarray(x.transpose(3, 0, 1, 2)), np.ascontiguousarray(W.transpose(3, 2, 0, 1))
     return x, W
 
 
 def _from_method(name, y):
+    if name in CNHW:
+        return y.transpose(1, 2, 3, 0)
     return y.transpose(0, 2, 3, 1) if name in NCHW else y
 
 
@@ -342,7 +412,7 @@ def check(rng):
         xm, Wm = _to_method(name, x, W)
         y, saved = forward(xm, Wm)
         dx, dW = backward(saved, Wm, _to_method(name, dy, W)[0])
-        if name in NCHW:
+        if name in NCHW or name in CNHW:
             dW = dW.transpose(2, 3, 1, 0)
         for label, got, want in (("y", _from_method(name, y), y_ref),
                                  ("dx", _from_method(name, dx), dx_ref), ("dW", dW, dW_ref)):

@@ -47,6 +47,7 @@ from .. import nn
 
 CONV_MEASUREMENT = "filled in from bench_conv.py"
 COLS_BYTES = 4 << 20  # one chunk's column matrix: fits the 32 MB L3 cache with room to spare
+SCRATCH = "scratch."  # workspace names of the chunk buffers, whose size does not grow with n
 
 
 def _work(work, dtype):
@@ -131,8 +132,8 @@ class Conv2d:
         ho, wo = self.out_size(h, w)
         k, p, c = self.kernel, self.pad, self.c_in
         size = b * ho * wo * k * k * c  # shared by every convolution of the same chunk size
-        cols = work.get(f"cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
-        x_pad = work.get(f"{self.name}.x_pad", (b, h + 2 * p, w + 2 * p, c))
+        cols = work.get(f"{SCRATCH}cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
+        x_pad = work.get(f"{SCRATCH}{self.name}.x_pad", (b, h + 2 * p, w + 2 * p, c))
         return x_pad, cols
 
     def _padded(self, x, x_pad):
