@@ -459,6 +459,21 @@ def torch_times(x, W, dy, repeats):
     return fwd, best_time(backward, repeats) - fwd
 
 
+def im2col_copies(repeats, images=4, side=28, c=32):
+    """Seconds of a 3x3 im2col of (images, side, side, c) by nine block copies, and by three
+    copies of overlapping windows of three adjacent pixels (npflow's ``Conv2d._im2col``)."""
+    x_pad = np.ones((images, side + 2, side + 2, c), np.float32)
+    cols = np.empty((images, side, side, 3, 3, c), np.float32)
+    windows = np.lib.stride_tricks.as_strided(
+        x_pad, shape=(images, side + 2, side, 3 * c), strides=x_pad.strides[:3] + (x_pad.itemsize,))
+    flat = cols.reshape(images, side, side, 3, 3 * c)
+
+    def three():
+        for p in range(3):
+            flat[:, :, :, p] = windows[:, p:p + side]
+    return best_time(lambda: im2col_cl(x_pad, side, side, cols), repeats), best_time(three, repeats)
+
+
 def matmul_gflops(repeats):
     a = np.ones((1024, 1024), np.float32)
     out = np.empty_like(a)
@@ -484,6 +499,9 @@ def _main(channels, sides, batches, methods, repeats, seed):
     methods = list(METHODS) if methods is None else methods
     print(f"{THREADS} thread(s), {CLOCK.__name__}; chunk of im2col-cl-chunk: {CHUNK_BYTES / 2**20:g} MiB")
     print(f"numpy {np.__version__}; float32 1024x1024 matmul: {matmul_gflops(repeats):.0f} GFLOP/s")
+    nine, three = im2col_copies(10 * repeats)
+    print(f"im2col of 4 x 28 x 28 x 32: nine block copies {nine * 1e3:.3f} ms, three window "
+          f"copies {three * 1e3:.3f} ms")
     print("GFLOP/s forward / backward (the backward pass does twice the forward FLOPs)")
     names = methods + ["torch"]
     print(f"{'c':>3} {'side':>4} {'batch':>5}  " + "  ".join(f"{m[-15:]:>15}" for m in names))

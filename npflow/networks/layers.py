@@ -72,7 +72,8 @@ class Conv2d:
     one matrix product ``y = cols W + b`` of the (n h' w', k k c_in) column matrix with the
     (k k c_in, c_out) weights. Backward: ``dW = cols^T dy``, ``db = sum dy`` and
     ``dcols = dy W^T``, which col2im, the adjoint of im2col, adds back into the pixels each
-    column entry was copied from: ``dx_pad[n, s i + p, s j + q, c] += dcols[n, i, j, p, q, c]``.
+    column entry was copied from: ``dx_pad[n, s i + p, s j + q, c] += dcols[n, i, j, p, q, c]``
+    (for stride 1, the same dx is computed faster as a convolution of dy, see :meth:`backward`).
     Both run chunk by chunk over the batch (see the module docstring); the column matrix is
     rebuilt in the backward pass rather than kept (9x the input).
     """
@@ -108,14 +109,44 @@ class Conv2d:
     def _chunk(self, h, w, itemsize):
         """Images per chunk: as many as fit a column matrix of COLS_BYTES (at least one)."""
         ho, wo = self.out_size(h, w)
-        return max(1, COLS_BYTES // (ho * wo * self.kernel ** 2 * self.c_in * itemsize))
+        c = max(self.c_in, self.c_out) if self.stride == 1 else self.c_in
+        return max(1, COLS_BYTES // (ho * wo * self.kernel ** 2 * c * itemsize))
+
+    def _buffers(self, work, role, b, h, w, c):
+        """Chunk buffers for the im2col of a (b, h, w, c) input: the padded input
+        (b, h+2p, w+2p, c) and the columns (b, h', w', k, k, c), shared by every convolution
+        with the same column size."""
+        ho, wo = self.out_size(h, w)
+        k, p = self.kernel, self.pad
+        size = b * ho * wo * k * k * c
+        cols = work.get(f"{SCRATCH}cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
+        padded = work.get(f"{SCRATCH}{self.name}.{role}_pad", (b, h + 2 * p, w + 2 * p, c))
+        return padded, cols
+
+    def _padded(self, x, x_pad):
+        """Copy x (b, h, w, c) into the middle of x_pad (b, h+2p, w+2p, c), zero its ring."""
+        p = self.pad
+        x_pad[:, :p], x_pad[:, -p:], x_pad[:, :, :p], x_pad[:, :, -p:] = 0, 0, 0, 0
+        x_pad[:, p:-p, p:-p] = x
+        return x_pad
 
     def _im2col(self, x_pad, cols):
-        """cols[n, i, j, p, q, :] = x_pad[n, s i + p, s j + q, :]: k^2 block copies."""
-        ho, wo, s = cols.shape[1], cols.shape[2], self.stride
-        for p in range(self.kernel):
-            for q in range(self.kernel):
-                cols[:, :, :, p, q, :] = x_pad[:, p:p + s * ho:s, q:q + s * wo:s, :]
+        """cols[n, i, j, p, q, :] = x_pad[n, s i + p, s j + q, :], in k block copies.
+
+        For fixed (n, row, j), the k pixels ``s j + q`` (q < k) of a padded row are adjacent in
+        memory, so their k c values form one contiguous run: ``windows`` views x_pad as
+        (b, h+2p, w', k c) with overlapping runs (a read-only strided view, no copy), and the
+        k taps q of one row offset p are copied at once, in runs of k c numbers rather than c
+        (``bench_conv.py`` prints both ways' times: k copies are the faster).
+        """
+        ho, wo, s, k = cols.shape[1], cols.shape[2], self.stride, self.kernel
+        sb, sh, sw, sc = x_pad.strides
+        windows = np.lib.stride_tricks.as_strided(
+            x_pad, shape=x_pad.shape[:2] + (wo, k * x_pad.shape[3]), strides=(sb, sh, s * sw, sc),
+            writeable=False)  # (b, h+2p, w', k c)
+        flat = cols.reshape(cols.shape[:3] + (k, -1))  # (b, h', w', k, k c)
+        for p in range(k):
+            flat[:, :, :, p] = windows[:, p:p + s * ho:s]
         return cols
 
     def _col2im(self, dcols, dx_pad):
@@ -126,22 +157,6 @@ class Conv2d:
             for q in range(self.kernel):
                 dx_pad[:, p:p + s * ho:s, q:q + s * wo:s, :] += dcols[:, :, :, p, q, :]
         return dx_pad
-
-    def _scratch(self, work, b, h, w, dtype):
-        """Chunk buffers: the padded input (b, h+2p, w+2p, c_in), the columns (b, h', w', k, k, c_in)."""
-        ho, wo = self.out_size(h, w)
-        k, p, c = self.kernel, self.pad, self.c_in
-        size = b * ho * wo * k * k * c  # shared by every convolution of the same chunk size
-        cols = work.get(f"{SCRATCH}cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
-        x_pad = work.get(f"{SCRATCH}{self.name}.x_pad", (b, h + 2 * p, w + 2 * p, c))
-        return x_pad, cols
-
-    def _padded(self, x, x_pad):
-        """Copy x (b, h, w, c) into the middle of x_pad (b, h+2p, w+2p, c), zero its ring."""
-        p = self.pad
-        x_pad[:, :p], x_pad[:, -p:], x_pad[:, :, :p], x_pad[:, :, -p:] = 0, 0, 0, 0
-        x_pad[:, p:-p, p:-p] = x
-        return x_pad
 
     def forward(self, x, work=None):
         """x (n, h, w, c_in) -> y (n, h', w', c_out); the cache is x itself."""
@@ -155,7 +170,7 @@ class Conv2d:
             return y, x
         W2 = self.W.reshape(-1, self.c_out)  # (k k c_in, c_out)
         b = min(n, self._chunk(h, w, x.itemsize))
-        x_pad, cols = self._scratch(work, b, h, w, x.dtype)
+        x_pad, cols = self._buffers(work, "x", b, h, w, self.c_in)
         for i in range(0, n, b):
             j = min(i + b, n)
             part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
@@ -167,8 +182,16 @@ class Conv2d:
     def backward(self, cache, dy, work=None, need_dx=True):
         """dy (n, h', w', c_out) -> dx (n, h, w, c_in) (None if not ``need_dx``); writes dW, db.
 
-        ``dW = cols^T dy`` summed over the chunks, ``db = sum_{n, i, j} dy``,
-        ``dx = col2im(dy W^T)``.
+        ``dW = cols^T dy`` summed over the chunks, ``db = sum_{n, i, j} dy``. The input gradient:
+
+        * stride 2: ``dx = col2im(dy W^T)``;
+        * stride 1: the same numbers computed as a forward convolution,
+          ``dx = conv(dy, W')`` with ``W'[p, q, o, c] = W[k-1-p, k-1-q, c, o]`` (the kernel
+          flipped in space, its channel axes swapped): substituting ``p -> k-1-p`` in
+          ``dx[a, b, c] = sum_{p, q, o} dy[a - p + pad, b - q + pad, o] W[p, q, c, o]`` gives a
+          convolution of dy padded by ``pad = (k-1)/2``. This im2col of dy and a GEMM with
+          K = k k c_out write dx directly; col2im's k^2 strided additions and its GEMM with
+          K = c_out measured slower (30% of the backward pass went to col2im).
         """
         x = cache  # (n, h, w, c_in)
         work = _work(work, dy.dtype)
@@ -182,13 +205,18 @@ class Conv2d:
             dx = work.get(f"{self.name}.dx", x.shape)  # (n, h, w, c_in)
             np.matmul(dy2, self.W[0, 0].T, out=dx.reshape(-1, self.c_in))
             return dx
+        k, p = self.kernel, self.pad
         W2 = self.W.reshape(-1, self.c_out)  # (k k c_in, c_out)
         dW2 = self.dW.reshape(W2.shape)  # (k k c_in, c_out)
         dW_part = work.get(f"{self.name}.dW_part", W2.shape)
         dx = work.get(f"{self.name}.dx", x.shape) if need_dx else None  # (n, h, w, c_in)
+        flip = self.stride == 1
+        if need_dx and flip:
+            W_flip = self.W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c_in)  # (k k c_out, c_in)
         b = min(n, self._chunk(h, w, x.itemsize))
-        x_pad, cols = self._scratch(work, b, h, w, x.dtype)
-        p = self.pad
+        x_pad, cols = self._buffers(work, "x", b, h, w, self.c_in)
+        if need_dx and flip:
+            dy_pad, dcols = self._buffers(work, "dy", b, h, w, self.c_out)
         for i in range(0, n, b):
             j = min(i + b, n)
             part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
@@ -198,7 +226,11 @@ class Conv2d:
                 np.matmul(part2.T, dy2, out=dW2)
             else:
                 dW2 += np.matmul(part2.T, dy2, out=dW_part)
-            if need_dx:
+            if need_dx and flip:  # cols is free again: dcols may share its buffer
+                dpart = self._im2col(self._padded(dy[i:j], dy_pad[:j - i]), dcols[:j - i])  # (b, h, w, k, k, c_out)
+                np.matmul(dpart.reshape(-1, k * k * self.c_out), W_flip,
+                          out=dx[i:j].reshape(-1, self.c_in))
+            elif need_dx:
                 np.matmul(dy2, W2.T, out=part2)  # dcols (b h' w', k k c_in), over the columns
                 dx_pad = self._col2im(part, x_pad[:j - i])  # (b, h+2p, w+2p, c_in)
                 dx[i:j] = dx_pad[:, p:p + h, p:p + w]
@@ -317,8 +349,11 @@ class GroupNorm:
 class SiLU:
     """SiLU (Elfwing et al. 2018; Hendrycks and Gimpel 2016), ``a = z s(z)``, ``s`` the sigmoid.
 
-    Backward: ``dz = da s(z) (1 + z (1 - s(z))) = da (s + a (1 - s))``
-    (:class:`npflow.nn.SiLU` holds both rules; this layer names its buffers).
+    Forward: ``s = (1 + tanh(z / 2)) / 2`` (never overflows), ``a = z s``.
+    Backward: ``dz = da s (1 + z (1 - s)) = da (s + a (1 - s))``.
+
+    The same rules as :class:`npflow.nn.SiLU`, but the cache keeps ``s`` next to ``a``, so the
+    backward rule does not evaluate the tanh again (four passes over the array instead of eight).
     """
 
     def __init__(self, name="silu"):
@@ -335,16 +370,24 @@ class SiLU:
         pass
 
     def forward(self, z, work=None):
-        """z (n, ...) -> a (n, ...); the cache is (z, a)."""
+        """z (n, ...) -> a (n, ...); the cache is (s, a)."""
         work = _work(work, z.dtype)
-        a = nn.SiLU.forward(z, out=work.get(f"{self.name}.a", z.shape))  # (n, h, w, c)
-        return a, (z, a)
+        s = np.multiply(z, 0.5, out=work.get(f"{self.name}.s", z.shape))  # (n, h, w, c)
+        np.tanh(s, out=s)
+        s *= 0.5
+        s += 0.5
+        a = np.multiply(z, s, out=work.get(f"{self.name}.a", z.shape))  # (n, h, w, c)
+        return a, (s, a)
 
     def backward(self, cache, da, work=None):
-        """da (n, ...) -> dz = f'(z) da (n, ...)."""
-        z, a = cache
+        """da (n, ...) -> dz = (s + a (1 - s)) da (n, ...)."""
+        s, a = cache
         work = _work(work, da.dtype)
-        return np.multiply(da, nn.SiLU.derivative(z, a), out=work.get(f"{self.name}.dz", da.shape))
+        dz = np.subtract(1, s, out=work.get(f"{self.name}.dz", da.shape))  # (n, h, w, c)
+        dz *= a
+        dz += s
+        dz *= da
+        return dz
 
 
 # ----------------------------------------------------------------------------------------------
