@@ -319,24 +319,29 @@ class GroupNorm:
         return y.reshape(x.shape), GroupNormCache(xhat, rstd)
 
     def backward(self, cache, dy, work=None):
-        """dy (n, h, w, c) -> dx (n, h, w, c); writes dgamma, dbeta."""
+        """dy (n, h, w, c) -> dx (n, h, w, c); writes dgamma, dbeta.
+
+        Per image and channel, the pixel sums ``S0 = sum_{i, j} dy`` and ``S1 = sum_{i, j} dy xhat``
+        give everything else: ``dbeta = sum_n S0``, ``dgamma = sum_n S1``, and per group
+        ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``, ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``;
+        then ``dx = (rstd gamma) dy - rstd mean(g) - (rstd mean(g xhat)) xhat``: three passes
+        over the image after the two sums.
+        """
         work = _work(work, dy.dtype)
         xhat, rstd = cache.xhat, cache.rstd  # (n, h w, G, m), (n, 1, G, 1)
         dyg = self._grouped(dy)  # (n, h w, G, m)
-        dx = self._grouped(work.get(f"{self.name}.dx", dy.shape))  # (n, h w, G, m)
-        np.multiply(dyg, xhat, out=dx)  # dy xhat
-        n_hw = dyg.shape[0] * dyg.shape[1]
-        self.dgamma[...] = dx.reshape(n_hw, -1).sum(axis=0)  # (c,)
-        self.dbeta[...] = dyg.reshape(n_hw, -1).sum(axis=0)  # (c,)
+        count = dyg.shape[1] * dyg.shape[3]  # |S_g| = h w m
         gamma = self.gamma.reshape(self.groups, -1)  # (G, m)
-        # mean(g xhat) = mean(gamma dy xhat): dx holds dy xhat
-        dx *= gamma
-        mean_gx = self._group_mean(dx)  # (n, 1, G, 1)
-        np.multiply(dyg, gamma, out=dx)  # g = gamma dy
-        mean_g = self._group_mean(dx)  # (n, 1, G, 1)
-        dx -= mean_g
-        dx -= xhat * mean_gx
-        dx *= rstd
+        dx = self._grouped(work.get(f"{self.name}.dx", dy.shape))  # (n, h w, G, m)
+        S0 = dyg.sum(axis=1, keepdims=True)  # (n, 1, G, m)
+        S1 = np.multiply(dyg, xhat, out=dx).sum(axis=1, keepdims=True)  # (n, 1, G, m)
+        self.dbeta[...] = S0.sum(axis=0).ravel()  # (c,)
+        self.dgamma[...] = S1.sum(axis=0).ravel()  # (c,)
+        mean_g = (gamma * S0).sum(axis=3, keepdims=True) / count  # (n, 1, G, 1)
+        mean_gx = (gamma * S1).sum(axis=3, keepdims=True) / count  # (n, 1, G, 1)
+        np.multiply(dyg, rstd * gamma, out=dx)  # (n, h w, G, m)
+        dx -= rstd * mean_g
+        dx -= xhat * (rstd * mean_gx)
         return dx.reshape(dy.shape)
 
     def torch_state(self):
