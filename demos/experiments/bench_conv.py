@@ -34,6 +34,14 @@ on this machine; they differ in how much memory they copy to get there:
 ``im2col-cl-chunk-col2im``
     the same forward; backward dx by ``dcols = dy W^T`` and col2im (nine shifted adds) chunk by
     chunk, which works for any stride.
+``cnhw-chunk``
+    channels first, batch second, (c, n, h, w): the columns (9 c_in, n h w) and ``y = W cols``,
+    the orientation in which OpenBLAS runs these narrow products fastest, at the price of
+    im2col copies whose contiguous runs are one image row (w numbers) long.
+``npflow``
+    :class:`npflow.networks.layers.Conv2d` itself (``im2col-cl-chunk`` with the im2col done by
+    three copies of overlapping windows, and dx as the convolution of dy with the flipped
+    kernel), through a reused workspace.
 ``torch``
     ``torch.nn.functional.conv2d`` and its autograd backward (oneDNN), when torch is installed,
     in the same process for a ratio measured under the same load.
@@ -55,7 +63,8 @@ import time
 
 import numpy as np
 
-from npflow import _blas
+from npflow import _blas, nn
+from npflow.networks import layers
 
 CHUNK_BYTES = 4 << 20  # the column matrix of one chunk of im2col-cl-chunk (--chunk-mb)
 
@@ -368,6 +377,25 @@ def cf_backward(x, W, dy):
     return dx, dW.reshape(W.shape)
 
 
+def npflow_forward(x, W):
+    """npflow's ``layers.Conv2d`` (x (n, h, w, ci), W (3, 3, ci, co)), with a reused workspace."""
+    conv = layers.Conv2d(W.shape[2], W.shape[3], name="bench")
+    conv.bind({"W": W, "b": np.zeros(W.shape[3], W.dtype)},
+              {"W": np.empty_like(W), "b": np.empty(W.shape[3], W.dtype)})
+    work = _WORK.setdefault(x.shape + W.shape, nn.Workspace(x.dtype))
+    y, cache = conv.forward(x, work)
+    return y, (conv, cache, work)
+
+
+def npflow_backward(saved, W, dy):
+    conv, cache, work = saved
+    dx = conv.backward(cache, dy, work)
+    return dx, conv.dW
+
+
+_WORK = {}
+
+
 METHODS = {
     "numpy-ml": (numpyml_forward, numpyml_backward),
     "im2col-cl": (im2col_forward, im2col_backward),
@@ -376,6 +404,7 @@ METHODS = {
     "im2col-cl-chunk": (chunk_forward, chunk_backward),
     "im2col-cl-chunk-col2im": (chunk_forward, chunk_col2im_backward),
     "cnhw-chunk": (cf_forward, cf_backward),
+    "npflow": (npflow_forward, npflow_backward),
 }
 NCHW = {"numpy-ml"}
 CNHW = {"cnhw-chunk"}
