@@ -189,23 +189,49 @@ def test_group_norm_rejects_channels_not_a_multiple_of_groups():
 # --- SiLU and up-sampling ---------------------------------------------------------------------
 
 @given(n=st.integers(1, 3), h=st.integers(1, 4), c=st.integers(1, 3), seed=st.integers(0, 2 ** 32 - 1))
-def test_silu_and_upsample_gradients(n, h, c, seed):
+def test_silu_gradients(n, h, c, seed):
     rng = np.random.default_rng(seed)
     z = 3 * rng.standard_normal((n, h, h + 1, c))
-    for layer in (layers.SiLU(), layers.Upsample()):
-        y, cache = layer.forward(z)
-        weight = rng.standard_normal(y.shape)
-        analytic = {"z": layer.backward(cache, weight).copy()}
-        check(lambda: weight * layer.forward(z)[0], analytic, {"z": z})
+    layer = layers.SiLU()
+    y, cache = layer.forward(z)
+    weight = rng.standard_normal(y.shape)
+    analytic = {"z": layer.backward(cache, weight).copy()}
+    check(lambda: weight * layer.forward(z)[0], analytic, {"z": z})
 
 
-def test_silu_and_upsample_values():
+def test_silu_values():
     z = np.array([-2.0, 0.0, 1.5]).reshape(1, 1, 3, 1)
     np.testing.assert_allclose(layers.SiLU().forward(z)[0].ravel(),
                                [-2 / (1 + np.e ** 2), 0, 1.5 / (1 + np.exp(-1.5))], rtol=1e-14)
-    x = np.arange(6.0).reshape(1, 2, 3, 1)
-    y, _ = layers.Upsample().forward(x)
-    np.testing.assert_array_equal(y[0, :, :, 0], np.kron(x[0, :, :, 0], np.ones((2, 2))))
+
+
+up_cases = dict(n=st.integers(1, 2), h=st.integers(1, 4), w=st.integers(1, 4),
+                c_in=st.integers(1, 3), c_out=st.integers(1, 3), seed=st.integers(0, 2 ** 32 - 1))
+
+
+@given(**up_cases)
+def test_upconv_is_upsampling_then_convolution(n, h, w, c_in, c_out, seed):
+    """UpConv (computed at the low resolution) equals its definition: every pixel repeated 2x2
+    (nearest neighbour), then the direct 3x3 sum."""
+    rng = np.random.default_rng(seed)
+    up = layers.UpConv(c_in, c_out)
+    bind(up, rng)
+    x = rng.standard_normal((n, h, w, c_in))
+    u = x.repeat(2, axis=1).repeat(2, axis=2)  # (n, 2h, 2w, c_in)
+    np.testing.assert_allclose(up.forward(x)[0], direct_conv(u, up.W, up.b, 1), rtol=1e-12,
+                               atol=1e-12)
+
+
+@given(**up_cases)
+def test_upconv_gradients(n, h, w, c_in, c_out, seed):
+    rng = np.random.default_rng(seed)
+    up = layers.UpConv(c_in, c_out)
+    named_p, named_g = bind(up, rng)
+    x = rng.standard_normal((n, h, w, c_in))
+    y, cache = up.forward(x)
+    weight = rng.standard_normal(y.shape)
+    analytic = {"x": up.backward(cache, weight).copy(), **{k: g.copy() for k, g in named_g.items()}}
+    check(lambda: weight * up.forward(x)[0], analytic, {"x": x, **named_p})
 
 
 # --- residual block ---------------------------------------------------------------------------

@@ -65,6 +65,8 @@ def torch_unet(net):
             return Res(layer)
         if isinstance(layer, layers.Conv2d):
             return tnn.Conv2d(layer.c_in, layer.c_out, layer.kernel, layer.stride, layer.pad)
+        if isinstance(layer, layers.UpConv):  # applied after F.interpolate
+            return tnn.Conv2d(layer.c_in, layer.c_out, 3, padding=1)
         if isinstance(layer, layers.GroupNorm):
             return tnn.GroupNorm(layer.groups, layer.channels, layer.eps)
         if isinstance(layer, nn.Embedding):
@@ -97,7 +99,7 @@ def torch_unet(net):
                 if kind == "res":
                     h = L[name](torch.cat([h, skips.pop()], dim=1), semb)
                 else:
-                    h = L[f"{name}conv"](F.interpolate(h, scale_factor=2, mode="nearest"))
+                    h = L[name](F.interpolate(h, scale_factor=2, mode="nearest"))
             h = L["conv_out"](F.silu(L["norm_out"](h)))  # (n, c, H, W)
             return h.reshape(h.shape[0], -1)
 
@@ -181,7 +183,7 @@ def _kind(layer):
 def profiled(totals):
     """Wrap the forward and backward rules of the leaf layers with a clock adding into
     ``totals[(kind, rule)]``."""
-    classes = (layers.Conv2d, layers.GroupNorm, layers.SiLU, layers.Upsample, nn.Linear)
+    classes = (layers.Conv2d, layers.UpConv, layers.GroupNorm, layers.SiLU, nn.Linear)
     saved = []
     for cls in classes:
         for rule in ("forward", "backward"):

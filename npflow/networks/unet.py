@@ -98,7 +98,7 @@ class UNet:
                               if i < L-1:      h = Conv3x3 stride 2 (h);  push h  (sides / 2)
         middle:               h = Res(h), h = Res(h)
         level i = L-1 .. 0:   `blocks + 1` times:  h = Res([h, pop]) -> C_i
-                              if i > 0:        h = Conv3x3(Upsample(h))          (sides x 2)
+                              if i > 0:        h = Conv3x3(Upsample(h))  (sides x 2; UpConv)
         v = conv_out(SiLU(GroupNorm(h)))         c channels
 
     This is the DDPM U-Net of Ho et al. (2020, App. B) without dropout and without
@@ -182,7 +182,6 @@ class UNet:
             name = f"mid_res{b}"
             self.layers[name] = layers.ResBlock(c, c, E, G, name=name)
             self.mid.append(("res", name))
-        self.upsample = {}
         for i in range(last, -1, -1):
             for b in range(self.blocks + 1):
                 name = f"up{i}_res{b}"
@@ -193,8 +192,7 @@ class UNet:
                 self.up.append(("res", name, c_skip))
             if i > 0:
                 name = f"up{i}_up"
-                self.upsample[name] = layers.Upsample(name=name)
-                self.layers[f"{name}conv"] = layers.Conv2d(c, c, 3, name=f"{name}conv")
+                self.layers[name] = layers.UpConv(c, c, name=name)
                 self.up.append(("up", name, 0))
         self.layers["norm_out"] = layers.GroupNorm(G, c, name="norm_out")
         self.act_out = layers.SiLU("act_out")
@@ -294,8 +292,7 @@ class UNet:
                 np.concatenate([h, skip], axis=3, out=cat)  # (n, H_i, W_i, C + C_skip)
                 h, caches[name] = self.layers[name].forward(cat, semb, work)  # (n, H_i, W_i, C_i)
             else:
-                h, _ = self.upsample[name].forward(h, work)  # (n, 2 H_i, 2 W_i, C_i)
-                h, caches[f"{name}conv"] = self.layers[f"{name}conv"].forward(h, work)
+                h, caches[name] = self.layers[name].forward(h, work)  # (n, 2 H_i, 2 W_i, C_i)
         h, caches["norm_out"] = self.layers["norm_out"].forward(h, work)  # (n, H, W, C_0)
         h, caches["act_out"] = self.act_out.forward(h, work)  # (n, H, W, C_0)
         out, caches["conv_out"] = self.layers["conv_out"].forward(h, work)  # (n, H, W, c)
@@ -336,8 +333,7 @@ class UNet:
                 dh, dskip = dcat[..., :-c_skip], dcat[..., -c_skip:]  # views
                 dskips.append(dskip)
             else:
-                dh = self.layers[f"{name}conv"].backward(L[f"{name}conv"], dh, work)
-                dh = self.upsample[name].backward(None, dh, work)  # (n, H_i, W_i, C_i)
+                dh = self.layers[name].backward(L[name], dh, work)  # (n, H_i, W_i, C_i)
         for _, name in reversed(self.mid):
             dh, ds = self.layers[name].backward(L[name], dh, work)
             dsemb += ds
