@@ -503,6 +503,18 @@ def im2col_copies(repeats, images=4, side=28, c=32):
     return best_time(lambda: im2col_cl(x_pad, side, side, cols), repeats), best_time(three, repeats)
 
 
+def narrow_gemm_gflops(repeats, m=3136, k=288, n=32):
+    """GFLOP/s of a chunk's forward GEMM, (m, k) @ (k, n) (channels last: 4 images of 28x28,
+    32 channels), and of the same product transposed, (n, k) @ (k, m) (channels first)."""
+    rng = np.random.default_rng(0)
+    cols, W = rng.random((m, k), np.float32), rng.random((k, n), np.float32)
+    cols_t, W_t = np.ascontiguousarray(cols.T), np.ascontiguousarray(W.T)
+    y, y_t = np.empty((m, n), np.float32), np.empty((n, m), np.float32)
+    last = best_time(lambda: np.matmul(cols, W, out=y), repeats)
+    first = best_time(lambda: np.matmul(W_t, cols_t, out=y_t), repeats)
+    return 2 * m * k * n / last / 1e9, 2 * m * k * n / first / 1e9
+
+
 def matmul_gflops(repeats):
     a = np.ones((1024, 1024), np.float32)
     out = np.empty_like(a)
@@ -528,6 +540,9 @@ def _main(channels, sides, batches, methods, repeats, seed):
     methods = list(METHODS) if methods is None else methods
     print(f"{THREADS} thread(s), {CLOCK.__name__}; chunk of im2col-cl-chunk: {CHUNK_BYTES / 2**20:g} MiB")
     print(f"numpy {np.__version__}; float32 1024x1024 matmul: {matmul_gflops(repeats):.0f} GFLOP/s")
+    last, first = narrow_gemm_gflops(10 * repeats)
+    print(f"GEMM (3136 x 288) @ (288 x 32): {last:.0f} GFLOP/s; transposed, (32 x 288) @ "
+          f"(288 x 3136): {first:.0f} GFLOP/s")
     nine, three = im2col_copies(10 * repeats)
     print(f"im2col of 4 x 28 x 28 x 32: nine block copies {nine * 1e3:.3f} ms, three window "
           f"copies {three * 1e3:.3f} ms")

@@ -181,19 +181,24 @@ def _kind(layer):
 
 @contextlib.contextmanager
 def profiled(totals):
-    """Wrap the forward and backward rules of the leaf layers with a clock adding into
-    ``totals[(kind, rule)]``."""
+    """Wrap the forward and backward rules of the layers with a clock adding into
+    ``totals[(kind, rule)]`` the time spent in the rule itself, the time of the wrapped rules it
+    calls subtracted (UpConv runs a Conv2d inside)."""
     classes = (layers.Conv2d, layers.UpConv, layers.GroupNorm, layers.SiLU, nn.Linear)
     saved = []
+    inner = [0.0]  # time of the wrapped calls made by the call being timed, innermost last
     for cls in classes:
         for rule in ("forward", "backward"):
             original = cls.__dict__[rule]
             saved.append((cls, rule, original))
 
             def timed(self, *args, _original=original, _rule=rule, **kwargs):
+                inner.append(0.0)
                 start = CLOCK()
                 out = _original(self, *args, **kwargs)
-                totals[(_kind(self), _rule)] += CLOCK() - start
+                elapsed = CLOCK() - start
+                totals[(_kind(self), _rule)] += elapsed - inner.pop()
+                inner[-1] += elapsed
                 return out
             setattr(cls, rule, timed)
     try:

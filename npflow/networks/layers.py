@@ -17,26 +17,46 @@ Images are kept as ``(n, h, w, c)`` arrays, channels last, so that a pixel's cha
 contiguous. Then a 1x1 convolution is one matrix product of the (n h w, c) rows with a (c_in,
 c_out) matrix, a per-channel bias or embedding broadcasts over the last axis, concatenating
 skip connections joins last axes, and the column matrix of a 3x3 convolution (im2col) is filled
-by nine copies of shifted *blocks* ``x_pad[:, p:p+h, q:q+w, :]`` rather than by gathering single
-numbers. The network's input rows ``(n, c h w)`` are reshaped to ``(n, c, h, w)`` and
-transposed once at the entrance (and back at the exit); see :mod:`npflow.networks.unet`.
+by copying shifted *blocks* of ``x_pad`` rather than by gathering single numbers. The network's
+input rows ``(n, c h w)`` are reshaped to ``(n, c, h, w)`` and transposed once at the entrance
+(and back at the exit); see :mod:`npflow.networks.unet`.
 
 Which convolution, by measurement
 ---------------------------------
-``demos/experiments/bench_conv.py`` times five ways to compute a 3x3 convolution and its
-backward pass in float32 (32-64 channels, sides 14-28, batch 64-128) against torch's oneDNN::
+``demos/experiments/bench_conv.py`` times ways to compute a 3x3 convolution and its backward
+pass in float32 (32-64 channels, sides 14-28, batch 64-128) against torch's oneDNN, each checked
+against the defining sum first; one OpenBLAS thread, CPU time of the calling thread::
 
-    nice python demos/experiments/bench_conv.py
+    PYTHONPATH=. nice python demos/experiments/bench_conv.py --methods numpy-ml im2col-cl \
+        shift9 flat9 im2col-cl-chunk-col2im im2col-cl-chunk cnhw-chunk npflow
 
-In one run on a shared 2-core machine (c = 64, side 28, batch 128, GFLOP/s forward / backward),
-numbers that vary from run to run by up to 2x with the load but keep their order:
-see :data:`CONV_MEASUREMENT`.
+GFLOP/s forward / backward, side 28, batch 128, in one run on a 2-core machine shared with
+other jobs (its 1024x1024 float32 matmul: 55 GFLOP/s; single runs move by up to 1.5x with the
+load, so only large ratios within a run are worth reading)::
 
-:class:`Conv2d` uses the winner, ``im2col-cl-chunk``: im2col in the channels-last layout, one
-GEMM with K = 9 c_in, on chunks of the batch whose column matrix (:data:`COLS_BYTES`) stays in
-the cache between being written by the nine block copies and read by the GEMM. The whole-batch
-column matrix is 9x the input (231 MB for c = 64, 28x28, batch 128): writing it out to memory and
-reading it back costs as much as the GEMM itself.
+    method                    c = 32         c = 64
+    numpy-ml                  5.1 /  4.8     10.0 /  8.8   (im2col by fancy indexing, np.add.at)
+    im2col-cl (whole batch)  12.0 / 13.5     22.1 / 25.5
+    shift9                   15.6 / 17.6     18.9 / 24.1   (nine shifted channels-last matmuls)
+    flat9                    17.5 / 20.4     20.2 / 24.7   (nine row-offset matmuls, no copies)
+    im2col-cl-chunk          16.9 / 18.5     34.5 / 27.7
+    cnhw-chunk               27.5 / 21.1     30.9 / 25.4   (channels first, batch second)
+    npflow (this Conv2d)     14.9 / 17.0     29.4 / 26.7
+    torch (oneDNN)           44.9 / 30.3     33.7 / 48.6
+
+:class:`Conv2d` computes im2col in the channels-last layout, one GEMM with K = 9 c_in, on
+chunks of the batch whose column matrix (:data:`COLS_BYTES`) stays in the cache between being
+written by the copies and read by the GEMM: the whole-batch column matrix is 9x the input
+(231 MB for c = 64, 28x28, batch 128), and writing it out to memory and reading it back costs
+as much as the GEMM (``im2col-cl`` against ``im2col-cl-chunk``: 1.1-1.6x). numpy-ml's fancy
+indexing and ``np.add.at`` are 3-4x slower still. What is left is OpenBLAS on narrow products:
+a chunk's GEMM with c_out = 32 output columns, (3136 x 288) @ (288 x 32), ran at 34-42 GFLOP/s
+against 65-73 for 1024 x 1024 (the lines ``bench_conv.py`` prints first, three runs). The
+channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran at
+43-48; in a second run (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64
+--batches 64 --repeats 5``) a channels-first convolution's forward pass was 1.1-1.5x faster than
+:class:`Conv2d`'s, its backward pass (with col2im) 0.9-1.2x, so channels last, whose
+per-channel operations are simpler, stays.
 """
 import math
 from dataclasses import dataclass
@@ -45,7 +65,6 @@ import numpy as np
 
 from .. import nn
 
-CONV_MEASUREMENT = "filled in from bench_conv.py"
 COLS_BYTES = 4 << 20  # one chunk's column matrix: fits the 32 MB L3 cache with room to spare
 SCRATCH = "scratch."  # workspace names of the chunk buffers, whose size does not grow with n
 
@@ -136,8 +155,9 @@ class Conv2d:
         For fixed (n, row, j), the k pixels ``s j + q`` (q < k) of a padded row are adjacent in
         memory, so their k c values form one contiguous run: ``windows`` views x_pad as
         (b, h+2p, w', k c) with overlapping runs (a read-only strided view, no copy), and the
-        k taps q of one row offset p are copied at once, in runs of k c numbers rather than c
-        (``bench_conv.py`` prints both ways' times: k copies are the faster).
+        k taps q of one row offset p are copied at once, in runs of k c numbers rather than c:
+        0.20-0.22 ms for 4 x 28 x 28 x 32 against 0.32-0.63 ms for k^2 copies (the third line
+        ``demos/experiments/bench_conv.py`` prints, three runs).
         """
         ho, wo, s, k = cols.shape[1], cols.shape[2], self.stride, self.kernel
         sb, sh, sw, sc = x_pad.strides
