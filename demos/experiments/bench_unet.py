@@ -20,6 +20,7 @@ disturb least; ``--threads 2`` measures wall time on two threads.
 """
 import argparse
 import contextlib
+import resource
 import time
 from collections import defaultdict
 
@@ -274,6 +275,10 @@ def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeat
                 tseconds = best_time(torch_step(module, x, t, None, weight), repeats)
                 line += f"; torch {tseconds * 1e3:.0f} ms/step; npflow / torch = {seconds / tseconds:.2f}"
             print(line, flush=True)
+            workspace = sum(a.nbytes for a in work._arrays.values())
+            print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "
+                  f"{workspace / 2**20:.0f} MiB; peak resident memory of the process so far "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
             total, table = profile(net, x, t, None, weight, work, repeats)
             print(f"  profile of the npflow step ({total * 1e3:.0f} ms with the clocks):")
             for (kind, rule), sec in sorted(table.items(), key=lambda kv: -kv[1]):

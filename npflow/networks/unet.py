@@ -368,24 +368,32 @@ class UNet:
 
         ``7 P`` parameter-sized arrays (weights, gradients, two Adam moments, the EMA, two
         scratch buffers, as :func:`npflow.train.training_memory` counts them), plus the
-        :class:`npflow.nn.Workspace` of one ``forward_train`` and ``backward``: the bytes of
-        its per-image arrays (activations, caches, gradients; counted by running one image)
-        times ``batch_size``, plus its convolution chunk buffers (at most ``max(COLS_BYTES,
-        one image's column matrix)`` each), plus four of the largest activations for the
-        temporaries NumPy allocates inside group norm and SiLU.
+        :class:`npflow.nn.Workspace` of one ``forward_train`` and ``backward``, measured by
+        running them on one and on two images (``self.grads`` is restored afterwards): the
+        growth from one image to two is the per-image part (activations, caches, gradients),
+        exact times ``batch_size``; what does not grow (per-layer copies of weights) is added
+        once; each convolution chunk buffer is bounded by ``min(batch_size x its one-image
+        size, max(COLS_BYTES, its one-image size))``. Four of the largest per-image arrays are
+        added per image for the temporaries NumPy allocates inside group norm and SiLU.
         """
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        work = _Recording(self.dtype)
-        rng = np.random.default_rng(0)
-        v, cache = self.forward_train(rng.standard_normal((1, self.dim)), 0.5, work=work)
-        self.backward(cache, np.zeros_like(v), work)
-        per_image = {name: b for name, b in work.nbytes.items() if not name.startswith(layers.SCRATCH)}
-        scratch = sum(max(layers.COLS_BYTES, b) for name, b in work.nbytes.items()
+        grads = self.grads.copy()
+        one, two = (self._workspace_bytes(n) for n in (1, 2))
+        self.grads[...] = grads
+        per_image = {name: two[name] - one[name] for name in one if not name.startswith(layers.SCRATCH)}
+        fixed = sum(one[name] - per_image[name] for name in per_image)
+        scratch = sum(min(batch_size * b, max(layers.COLS_BYTES, b)) for name, b in one.items()
                       if name.startswith(layers.SCRATCH))
-        largest = max(per_image.values())
+        rows = sum(per_image.values()) + 4 * max(per_image.values())
         itemsize = np.dtype(self.dtype).itemsize
-        rows = sum(per_image.values()) + 4 * largest
-        return 7 * self.num_params * itemsize + batch_size * rows + scratch
+        return 7 * self.num_params * itemsize + batch_size * rows + fixed + scratch
+
+    def _workspace_bytes(self, n):
+        """Bytes per workspace name of one ``forward_train`` and ``backward`` on n images."""
+        work = _Recording(self.dtype)
+        v, cache = self.forward_train(np.zeros((n, self.dim), self.dtype), 0.5, work=work)
+        self.backward(cache, np.zeros_like(v), work)
+        return work.nbytes
 
     def torch_state(self):
         """Weights named as the modules of ``demos/experiments/bench_unet.py``'s torch U-Net.
