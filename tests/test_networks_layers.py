@@ -188,7 +188,8 @@ def test_group_norm_rejects_channels_not_a_multiple_of_groups():
 
 # --- SiLU and up-sampling ---------------------------------------------------------------------
 
-@given(n=st.integers(1, 3), h=st.integers(1, 4), c=st.integers(1, 3), seed=st.integers(0, 2 ** 32 - 1))
+@given(n=st.integers(1, 3), h=st.integers(1, 4), c=st.integers(1, 3),
+       seed=st.integers(0, 2 ** 32 - 1))
 def test_silu_gradients(n, h, c, seed):
     rng = np.random.default_rng(seed)
     z = 3 * rng.standard_normal((n, h, h + 1, c))
@@ -269,11 +270,12 @@ def test_reused_workspace_gives_what_fresh_arrays_give():
         dy = rng.standard_normal((3, 5, 4, 4))
         y, cache = block.forward(x, semb, work)
         dx, dsemb = block.backward(cache, dy, work)
-        grads = [layer_grad.copy() for layer_grad in (block.conv1.dW, block.norm1.dgamma, block.emb.dW)]
+        blocks = (block.conv1.dW, block.norm1.dgamma, block.emb.dW, block.skip.dW)
+        grads = [g.copy() for g in blocks]
         y0, cache0 = block.forward(x, semb)
         dx0, dsemb0 = block.backward(cache0, dy)
         np.testing.assert_array_equal(y, y0)
         np.testing.assert_array_equal(dx, dx0)
         np.testing.assert_array_equal(dsemb, dsemb0)
-        for g, g0 in zip(grads, (block.conv1.dW, block.norm1.dgamma, block.emb.dW)):
+        for g, g0 in zip(grads, blocks):
             np.testing.assert_array_equal(g, g0)

@@ -76,7 +76,8 @@ def check_unet_gradients(net, x, t, y, weight, rng):
         u[:, c] = 1
         fd = (row_loss(x + H * u) - row_loss(x - H * u)) / (2 * H)  # (n,)
         err = np.abs(fd - dx[:, c]).max()
-        assert err <= RTOL * scale + floor, f"d L / d x[:, {c}]: max error {err:.3g} (scale {scale:.3g})"
+        assert err <= RTOL * scale + floor, (
+            f"d L / d x[:, {c}]: max error {err:.3g} (scale {scale:.3g})")
     for _ in range(X_DIRECTIONS):
         u = rng.standard_normal(x.shape)
         u /= np.linalg.norm(u, axis=1, keepdims=True)  # (n, d), a unit direction per row

@@ -410,12 +410,15 @@ NCHW = {"numpy-ml"}
 CNHW = {"cnhw-chunk"}
 
 
+_c = np.ascontiguousarray
+
+
 def _to_method(name, x, W):
     """x (n, h, w, c), W (3, 3, ci, co) in the method's layout."""
     if name in NCHW:
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(W.transpose(3, 2, 0, 1))
+        return _c(x.transpose(0, 3, 1, 2)), _c(W.transpose(3, 2, 0, 1))
     if name in CNHW:
-        return np.ascontiguousarray(x.transpose(3, 0, 1, 2)), np.ascontiguousarray(W.transpose(3, 2, 0, 1))
+        return _c(x.transpose(3, 0, 1, 2)), _c(W.transpose(3, 2, 0, 1))
     return x, W
 
 
@@ -538,7 +541,8 @@ def _main(channels, sides, batches, methods, repeats, seed):
     rng = np.random.default_rng(seed)
     check(rng)
     methods = list(METHODS) if methods is None else methods
-    print(f"{THREADS} thread(s), {CLOCK.__name__}; chunk of im2col-cl-chunk: {CHUNK_BYTES / 2**20:g} MiB")
+    print(f"{THREADS} thread(s), {CLOCK.__name__}; chunk of im2col-cl-chunk: "
+          f"{CHUNK_BYTES / 2**20:g} MiB")
     print(f"numpy {np.__version__}; float32 1024x1024 matmul: {matmul_gflops(repeats):.0f} GFLOP/s")
     last, first = narrow_gemm_gflops(10 * repeats)
     print(f"GEMM (3136 x 288) @ (288 x 32): {last:.0f} GFLOP/s; transposed, (32 x 288) @ "

@@ -77,7 +77,8 @@ def torch_unet(net):
     class TorchUNet(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.layers = tnn.ModuleDict({name: module_of(layer) for name, layer in net.layers.items()})
+            self.layers = tnn.ModuleDict({name: module_of(layer)
+                                          for name, layer in net.layers.items()})
             self.register_buffer("freqs", torch.from_numpy(net.embed.freqs.astype(net.dtype)))
 
         def forward(self, x, t, y=None):
@@ -273,7 +274,8 @@ def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeat
                 print(f"batch {n}: npflow vs torch, max relative difference: v {errs[0]:.1e}, "
                       f"dL/dx {errs[1]:.1e}, parameter gradients {errs[2]:.1e}")
                 tseconds = best_time(torch_step(module, x, t, None, weight), repeats)
-                line += f"; torch {tseconds * 1e3:.0f} ms/step; npflow / torch = {seconds / tseconds:.2f}"
+                line += (f"; torch {tseconds * 1e3:.0f} ms/step; "
+                         f"npflow / torch = {seconds / tseconds:.2f}")
             print(line, flush=True)
             workspace = sum(a.nbytes for a in work._arrays.values())
             print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "

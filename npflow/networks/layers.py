@@ -1,4 +1,5 @@
-"""Image layers with hand-written backprop: convolution, group norm, SiLU, up-sampling, residual block.
+"""Image layers with hand-written backprop: convolution, group norm, SiLU, up-sampling, residual
+block.
 
 Every layer keeps its forward rule and its backward rule side by side:
 
@@ -58,7 +59,6 @@ channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, w
 :class:`Conv2d`'s, its backward pass (with col2im) 0.9-1.2x, so channels last, whose
 per-channel operations are simpler, stays.
 """
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,7 +78,7 @@ def _work(work, dtype):
 # Convolution
 # ----------------------------------------------------------------------------------------------
 class Conv2d:
-    """2-D convolution, ``k x k`` kernel (k = 1 or 3), stride 1 or 2, "same" zero padding ``k // 2``.
+    """2-D convolution: ``k x k`` kernel (k = 1 or 3), stride 1 or 2, zero padding ``k // 2``.
 
     ``y[n, i, j, o] = b[o] + sum_{p, q, c} x_pad[n, s i + p, s j + q, c] W[p, q, c, o]``
 
@@ -102,7 +102,8 @@ class Conv2d:
             raise ValueError(f"kernel must be 1 or 3, got {kernel!r}")
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, got {stride!r}")
-        self.c_in, self.c_out, self.kernel, self.stride, self.name = c_in, c_out, kernel, stride, name
+        self.c_in, self.c_out, self.kernel, self.stride = c_in, c_out, kernel, stride
+        self.name = name
         self.pad = kernel // 2
         self.W = self.b = self.dW = self.db = None
 
@@ -170,7 +171,8 @@ class Conv2d:
         return cols
 
     def _col2im(self, dcols, dx_pad):
-        """The adjoint of :meth:`_im2col`: dx_pad[n, s i + p, s j + q, :] += dcols[n, i, j, p, q, :]."""
+        """The adjoint of :meth:`_im2col`:
+        ``dx_pad[n, s i + p, s j + q, :] += dcols[n, i, j, p, q, :]``."""
         ho, wo, s = dcols.shape[1], dcols.shape[2], self.stride
         dx_pad[...] = 0
         for p in range(self.kernel):
@@ -193,7 +195,8 @@ class Conv2d:
         x_pad, cols = self._buffers(work, "x", b, h, w, self.c_in)
         for i in range(0, n, b):
             j = min(i + b, n)
-            part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
+            x_part = self._padded(x[i:j], x_pad[:j - i])  # (b, h+2p, w+2p, c_in)
+            part = self._im2col(x_part, cols[:j - i])  # (b, h', w', k, k, c_in)
             y_part = y[i:j].reshape(-1, self.c_out)  # (b h' w', c_out)
             np.matmul(part.reshape(y_part.shape[0], -1), W2, out=y_part)
             y_part += self.b
@@ -232,14 +235,16 @@ class Conv2d:
         dx = work.get(f"{self.name}.dx", x.shape) if need_dx else None  # (n, h, w, c_in)
         flip = self.stride == 1
         if need_dx and flip:
-            W_flip = self.W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, self.c_in)  # (k k c_out, c_in)
+            W_flip = self.W[::-1, ::-1].transpose(0, 1, 3, 2)  # (k, k, c_out, c_in)
+            W_flip = W_flip.reshape(-1, self.c_in)  # (k k c_out, c_in), a copy
         b = min(n, self._chunk(h, w, x.itemsize))
         x_pad, cols = self._buffers(work, "x", b, h, w, self.c_in)
         if need_dx and flip:
             dy_pad, dcols = self._buffers(work, "dy", b, h, w, self.c_out)
         for i in range(0, n, b):
             j = min(i + b, n)
-            part = self._im2col(self._padded(x[i:j], x_pad[:j - i]), cols[:j - i])  # (b, h', w', k, k, c_in)
+            x_part = self._padded(x[i:j], x_pad[:j - i])  # (b, h+2p, w+2p, c_in)
+            part = self._im2col(x_part, cols[:j - i])  # (b, h', w', k, k, c_in)
             part2 = part.reshape(-1, W2.shape[0])  # (b h' w', k k c_in)
             dy2 = dy[i:j].reshape(-1, self.c_out)  # (b h' w', c_out)
             if i == 0:
@@ -247,7 +252,8 @@ class Conv2d:
             else:
                 dW2 += np.matmul(part2.T, dy2, out=dW_part)
             if need_dx and flip:  # cols is free again: dcols may share its buffer
-                dpart = self._im2col(self._padded(dy[i:j], dy_pad[:j - i]), dcols[:j - i])  # (b, h, w, k, k, c_out)
+                dy_part = self._padded(dy[i:j], dy_pad[:j - i])  # (b, h+2p, w+2p, c_out)
+                dpart = self._im2col(dy_part, dcols[:j - i])  # (b, h, w, k, k, c_out)
                 np.matmul(dpart.reshape(-1, k * k * self.c_out), W_flip,
                           out=dx[i:j].reshape(-1, self.c_in))
             elif need_dx:
@@ -343,7 +349,8 @@ class GroupNorm:
 
         Per image and channel, the pixel sums ``S0 = sum_{i, j} dy`` and ``S1 = sum_{i, j} dy xhat``
         give everything else: ``dbeta = sum_n S0``, ``dgamma = sum_n S1``, and per group
-        ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``, ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``;
+        ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``,
+        ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``;
         then ``dx = (rstd gamma) dy - rstd mean(g) - (rstd mean(g xhat)) xhat``: three passes
         over the image after the two sums.
         """
@@ -589,7 +596,8 @@ class ResBlock:
         h, c_norm1 = self.norm1.forward(x, work)  # (n, h, w, c_in)
         h, c_act1 = self.act1.forward(h, work)  # (n, h, w, c_in)
         u, c_conv1 = self.conv1.forward(h, work)  # (n, h, w, c_out)
-        e = self.emb.forward(semb, out=work.get(f"{self.name}.e", (x.shape[0], self.c_out)))  # (n, c_out)
+        e = work.get(f"{self.name}.e", (x.shape[0], self.c_out))  # (n, c_out)
+        e = self.emb.forward(semb, out=e)
         u += e[:, None, None, :]
         h, c_norm2 = self.norm2.forward(u, work)  # (n, h, w, c_out)
         h, c_act2 = self.act2.forward(h, work)  # (n, h, w, c_out)
@@ -609,7 +617,8 @@ class ResBlock:
         dh = self.act2.backward(cache.act2, dh, work)  # (n, h, w, c_out)
         du = self.norm2.backward(cache.norm2, dh, work)  # (n, h, w, c_out)
         de = du.sum(axis=(1, 2))  # (n, c_out)
-        dsemb = self.emb.backward(cache.semb, de, out=work.get(f"{self.name}.dsemb", cache.semb.shape))
+        dsemb = work.get(f"{self.name}.dsemb", cache.semb.shape)  # (n, E)
+        dsemb = self.emb.backward(cache.semb, de, out=dsemb)
         dh = self.conv1.backward(cache.conv1, du, work)  # (n, h, w, c_in)
         dh = self.act1.backward(cache.act1, dh, work)  # (n, h, w, c_in)
         dx = self.norm1.backward(cache.norm1, dh, work)  # (n, h, w, c_in)

@@ -45,7 +45,8 @@ def _check_image_shape(image_shape, levels):
     try:
         shape = tuple(int(s) for s in image_shape)
     except (TypeError, ValueError):
-        raise TypeError(f"image_shape must be (channels, height, width), got {image_shape!r}") from None
+        raise TypeError(
+            f"image_shape must be (channels, height, width), got {image_shape!r}") from None
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"image_shape must be three positive sizes (channels, height, width), "
                          f"got {image_shape!r}")
@@ -60,7 +61,8 @@ def _check_multipliers(multipliers):
     try:
         mult = tuple(multipliers)
     except TypeError:
-        raise TypeError(f"multipliers must be a sequence of positive integers, got {multipliers!r}") from None
+        raise TypeError(
+            f"multipliers must be a sequence of positive integers, got {multipliers!r}") from None
     if not mult:
         raise ValueError("multipliers must name at least one level, got an empty sequence")
     return tuple(_checks.positive_int(m, "multipliers entry") for m in mult)
@@ -138,7 +140,8 @@ class UNet:
         self.channels = _checks.positive_int(channels, "channels")
         self.blocks = _checks.positive_int(blocks, "blocks")
         self.groups = _checks.positive_int(groups, "groups")
-        self.embed_dim = 4 * self.channels if embed_dim is None else _checks.positive_int(embed_dim, "embed_dim")
+        self.embed_dim = (4 * self.channels if embed_dim is None
+                          else _checks.positive_int(embed_dim, "embed_dim"))
         self.time_scale = _checks.finite_float(time_scale, "time_scale", low=0, low_open=True)
         self.n_classes = nn._check_n_classes(n_classes)
         self.dtype = nn.check_dtype(dtype)
@@ -254,7 +257,7 @@ class UNet:
 
     # --- forward, backward --------------------------------------------------------------------
     def forward(self, x, t, y=None, work=None):
-        """``v_theta(x, t[, y])``: x (n, d), t scalar, (n,) or (n, 1), y (n,) int or None -> v (n, d).
+        """``v_theta(x, t[, y])``: x (n, d), t scalar, (n,) or (n, 1), y (n,) or None -> v (n, d).
 
         ``work``: an :class:`npflow.nn.Workspace` whose arrays are reused from call to call (v
         is overwritten by the next call), or None for fresh arrays.
@@ -281,7 +284,10 @@ class UNet:
         skips = [h]
         for kind, name in self.down:
             layer = self.layers[name]
-            h, caches[name] = layer.forward(h, semb, work) if kind == "res" else layer.forward(h, work)
+            if kind == "res":
+                h, caches[name] = layer.forward(h, semb, work)  # (n, H_i, W_i, C_i)
+            else:
+                h, caches[name] = layer.forward(h, work)  # (n, H_i / 2, W_i / 2, C_i)
             skips.append(h)  # (n, H_i, W_i, C_i)
         for _, name in self.mid:
             h, caches[name] = self.layers[name].forward(h, semb, work)  # (n, H_L, W_L, C_L)
@@ -328,7 +334,7 @@ class UNet:
         dskips = []
         for kind, name, c_skip in reversed(self.up):
             if kind == "res":
-                dcat, ds = self.layers[name].backward(L[name], dh, work)  # (n, H_i, W_i, C + C_skip)
+                dcat, ds = self.layers[name].backward(L[name], dh, work)  # (n, H_i, W_i, C + C_s)
                 dsemb += ds
                 dh, dskip = dcat[..., :-c_skip], dcat[..., -c_skip:]  # views
                 dskips.append(dskip)
@@ -380,7 +386,8 @@ class UNet:
         grads = self.grads.copy()
         one, two = (self._workspace_bytes(n) for n in (1, 2))
         self.grads[...] = grads
-        per_image = {name: two[name] - one[name] for name in one if not name.startswith(layers.SCRATCH)}
+        per_image = {name: two[name] - one[name] for name in one
+                     if not name.startswith(layers.SCRATCH)}
         fixed = sum(one[name] - per_image[name] for name in per_image)
         scratch = sum(min(batch_size * b, max(layers.COLS_BYTES, b)) for name, b in one.items()
                       if name.startswith(layers.SCRATCH))
