@@ -117,6 +117,25 @@ def test_backward_is_a_vector_jacobian_product_of_forward():
     np.testing.assert_allclose(np.sum(vjp * u, axis=1), np.sum(w * jvp, axis=1), rtol=1e-7)
 
 
+def test_vjp_for_several_cotangents_leaves_the_gradients():
+    """vjp's k products through one forward pass equal k separate backward passes, v equals
+    forward, and grads keep the last backward's values."""
+    rng = np.random.default_rng(4)
+    net = tiny(n_classes=2)
+    x, t, y = rng.standard_normal((3, 64)), rng.uniform(size=3), np.array([0, 2, 1])
+    dv = rng.standard_normal((2, 3, 64))
+    net.backward(net.forward_train(x, t, y)[1], np.ones((3, 64)))
+    grads = net.grads.copy()
+    v, dx = net.vjp(x, t, y, dv=dv, work=nn.Workspace(np.float64))
+    np.testing.assert_array_equal(net.grads, grads)
+    np.testing.assert_allclose(v, net.forward(x, t, y), rtol=1e-13, atol=1e-15)
+    for k in range(2):
+        want = net.backward(net.forward_train(x, t, y)[1], dv[k])
+        np.testing.assert_allclose(dx[k], want, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="dv must have shape"):
+        net.vjp(x, t, y, dv=dv[0])
+
+
 # --- interface ------------------------------------------------------------------------------
 
 def test_interface_like_the_mlp():

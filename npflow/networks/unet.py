@@ -358,6 +358,38 @@ class UNet:
         dx.reshape(n, c, H, W)[...] = dimg.transpose(0, 3, 1, 2)
         return dx
 
+    def vjp(self, x, t, y=None, *, dv, work=None):
+        """Vector-Jacobian products ``J(x_j)^T dv_{k, j}`` for k cotangents at once (reverse mode).
+
+        The reverse-mode counterpart of :meth:`npflow.nn.MLP.jvp`: one forward pass, then one
+        :meth:`backward` per cotangent through the same cache (backward reads caches, never
+        writes them). Hutchinson's divergence estimate is ``eps^T J eps = (J^T eps) . eps``.
+        ``self.grads`` is left as it was.
+
+        Parameters
+        ----------
+        x : (n, d) points; t : scalar, (n,) or (n, 1) times; y : (n,) labels or None: the same
+            arguments as :meth:`forward`.
+        dv : (k, n, d), keyword-only: cotangents (t and y are held fixed).
+        work : an :class:`npflow.nn.Workspace`, or None.
+
+        Returns
+        -------
+        v : (n, d) the velocity ``v_theta(x, t)``.
+        dx : (k, n, d) ``J(x_j)^T dv_{k, j}`` for every cotangent k and point j.
+        """
+        work = layers._work(work, self.dtype)
+        v, cache = self.forward_train(x, t, y, work)
+        dv = np.asarray(dv, dtype=self.dtype)
+        if dv.ndim != 3 or dv.shape[1:] != v.shape:
+            raise ValueError(f"dv must have shape (k, {v.shape[0]}, {self.dim}), got {dv.shape}")
+        grads = self.grads.copy()
+        dx = np.empty_like(dv)  # (k, n, d)
+        for k in range(dv.shape[0]):
+            dx[k] = self.backward(cache, dv[k], work)
+        self.grads[...] = grads
+        return v.copy(), dx
+
     def _time_backward(self, cache, dsemb):
         """dsemb (n, E) back through SiLU, Linear2, the label table, SiLU and Linear1."""
         time = cache.time
