@@ -17,6 +17,21 @@ disturb least; ``--threads 2`` measures wall time on two threads.
 
     PYTHONPATH=. nice python demos/experiments/bench_unet.py
     PYTHONPATH=. nice python demos/experiments/bench_unet.py --batches 128 --threads 2
+
+Measured with the first command (``--repeats 3``, torch 2.13.0, NumPy 2.4.6, one thread, on a
+2-core machine shared with other jobs; two runs of the same code): the default U-Net for 28x28
+(channels 32, multipliers (1, 2, 2), one block per level, 1,045,729 parameters, 1.11 GFLOP of
+convolutions per image for forward and backward) agrees with torch to a relative 2e-6 in v,
+3e-6 in dL/dx and 2e-5 in the parameter gradients, and takes
+
+    batch 64:  npflow 2556 / 2907 ms per step, torch 1537 / 1885 ms: npflow / torch 1.66 / 1.54
+    batch 128: npflow 4399 / 5247 ms per step, torch 3418 / 3557 ms: npflow / torch 1.29 / 1.47
+
+Where the npflow step goes (batch 128, second run): 3x3 convolutions 73% (backward 49%, forward
+24%), group norm 11.5%, SiLU 7%, 1x1 convolutions 3.7%, the stride-2 convolutions 2.4%, the
+rest (concatenations, skip-gradient additions, transposes at the entrance and exit, the
+up-convolution's regrouping, the time MLP) 2.7%. ``UNet.memory(128)`` = 2207 MiB against a
+workspace of 1871 MiB after the step (memory(64) = 1196 MiB, workspace 964 MiB).
 """
 import argparse
 import contextlib
