@@ -106,6 +106,11 @@ class UNet:
     This is the DDPM U-Net of Ho et al. (2020, App. B) without dropout and without
     self-attention, with a learned class embedding as in Dhariwal and Nichol (2021).
 
+    Cost, for 28x28 images with the defaults (``demos/experiments/bench_unet.py``): 1.11 GFLOP
+    of convolutions per image for a training step (forward and backward), a workspace of
+    1871 MiB at batch 128; one float32 step at batch 128 took 4.4-5.2 s on one thread,
+    1.3-1.5x the time of torch eager on the same weights.
+
     Parameters
     ----------
     image_shape : (c, h, w)
