@@ -139,8 +139,10 @@ class Conv2d:
         ho, wo = self.out_size(h, w)
         k, p = self.kernel, self.pad
         size = b * ho * wo * k * k * c
-        cols = work.get(f"{SCRATCH}cols{size}", (size,)).reshape(b, ho, wo, k, k, c)
-        padded = work.get(f"{SCRATCH}{self.name}.{role}_pad", (b, h + 2 * p, w + 2 * p, c))
+        cols = work.get(f"{SCRATCH}cols{size}", (size,))  # (b h' w' k k c,)
+        cols = cols.reshape(b, ho, wo, k, k, c)  # (b, h', w', k, k, c)
+        padded = work.get(f"{SCRATCH}{self.name}.{role}_pad",
+                          (b, h + 2 * p, w + 2 * p, c))  # (b, h+2p, w+2p, c)
         return padded, cols
 
     def _padded(self, x, x_pad):
@@ -231,7 +233,7 @@ class Conv2d:
         k, p = self.kernel, self.pad
         W2 = self.W.reshape(-1, self.c_out)  # (k k c_in, c_out)
         dW2 = self.dW.reshape(W2.shape)  # (k k c_in, c_out)
-        dW_part = work.get(f"{self.name}.dW_part", W2.shape)
+        dW_part = work.get(f"{self.name}.dW_part", W2.shape)  # (k k c_in, c_out)
         dx = work.get(f"{self.name}.dx", x.shape) if need_dx else None  # (n, h, w, c_in)
         flip = self.stride == 1
         if need_dx and flip:
@@ -489,8 +491,8 @@ class UpConv:
                   out=W4.reshape(3, 3, self.c_in, 2, 2, self.c_out))
         b4 = work.get(f"{self.name}.b4", (4 * self.c_out,))  # (4 c_out,)
         b4.reshape(4, self.c_out)[...] = self.b
-        dW4 = work.get(f"{self.name}.dW4", W4.shape)
-        db4 = work.get(f"{self.name}.db4", b4.shape)
+        dW4 = work.get(f"{self.name}.dW4", W4.shape)  # (3, 3, c_in, 4 c_out)
+        db4 = work.get(f"{self.name}.db4", b4.shape)  # (4 c_out,)
         self.conv.bind({"W": W4, "b": b4}, {"W": dW4, "b": db4})
 
     def forward(self, x, work=None):
@@ -597,7 +599,7 @@ class ResBlock:
         h, c_act1 = self.act1.forward(h, work)  # (n, h, w, c_in)
         u, c_conv1 = self.conv1.forward(h, work)  # (n, h, w, c_out)
         e = work.get(f"{self.name}.e", (x.shape[0], self.c_out))  # (n, c_out)
-        e = self.emb.forward(semb, out=e)
+        e = self.emb.forward(semb, out=e)  # (n, c_out)
         u += e[:, None, None, :]
         h, c_norm2 = self.norm2.forward(u, work)  # (n, h, w, c_out)
         h, c_act2 = self.act2.forward(h, work)  # (n, h, w, c_out)
@@ -618,7 +620,7 @@ class ResBlock:
         du = self.norm2.backward(cache.norm2, dh, work)  # (n, h, w, c_out)
         de = du.sum(axis=(1, 2))  # (n, c_out)
         dsemb = work.get(f"{self.name}.dsemb", cache.semb.shape)  # (n, E)
-        dsemb = self.emb.backward(cache.semb, de, out=dsemb)
+        dsemb = self.emb.backward(cache.semb, de, out=dsemb)  # (n, E)
         dh = self.conv1.backward(cache.conv1, du, work)  # (n, h, w, c_in)
         dh = self.act1.backward(cache.act1, dh, work)  # (n, h, w, c_in)
         dx = self.norm1.backward(cache.norm1, dh, work)  # (n, h, w, c_in)

@@ -299,7 +299,8 @@ class UNet:
         for kind, name, _ in self.up:
             if kind == "res":
                 skip = skips.pop()  # (n, H_i, W_i, C_skip)
-                cat = work.get(f"{name}.cat", h.shape[:3] + (h.shape[3] + skip.shape[3],))
+                shape = h.shape[:3] + (h.shape[3] + skip.shape[3],)  # (n, H_i, W_i, C + C_skip)
+                cat = work.get(f"{name}.cat", shape)
                 np.concatenate([h, skip], axis=3, out=cat)  # (n, H_i, W_i, C + C_skip)
                 h, caches[name] = self.layers[name].forward(cat, semb, work)  # (n, H_i, W_i, C_i)
             else:
@@ -332,8 +333,8 @@ class UNet:
         dh = work.get("dv_image", (n, H, W, c))  # (n, H, W, c)
         dh[...] = dv.reshape(n, c, H, W).transpose(0, 2, 3, 1)
         dh = self.layers["conv_out"].backward(L["conv_out"], dh, work)  # (n, H, W, C_0)
-        dh = self.act_out.backward(L["act_out"], dh, work)
-        dh = self.layers["norm_out"].backward(L["norm_out"], dh, work)
+        dh = self.act_out.backward(L["act_out"], dh, work)  # (n, H, W, C_0)
+        dh = self.layers["norm_out"].backward(L["norm_out"], dh, work)  # (n, H, W, C_0)
         dsemb = work.get("time.dsemb", cache.time["semb"].shape)  # (n, E)
         dsemb[...] = 0
         dskips = []
@@ -346,16 +347,17 @@ class UNet:
             else:
                 dh = self.layers[name].backward(L[name], dh, work)  # (n, H_i, W_i, C_i)
         for _, name in reversed(self.mid):
-            dh, ds = self.layers[name].backward(L[name], dh, work)
+            dh, ds = self.layers[name].backward(L[name], dh, work)  # (n, H_L, W_L, C_L)
             dsemb += ds
         for kind, name in reversed(self.down):
             # the output's gradient: from the next layer and from the skip connection
-            dh = np.add(dh, dskips.pop(), out=work.get(f"{name}.dout", dh.shape))
+            dout = work.get(f"{name}.dout", dh.shape)  # (n, H_i, W_i, C_i)
+            dh = np.add(dh, dskips.pop(), out=dout)
             if kind == "res":
-                dh, ds = self.layers[name].backward(L[name], dh, work)
+                dh, ds = self.layers[name].backward(L[name], dh, work)  # (n, H_i, W_i, C_in)
                 dsemb += ds
             else:
-                dh = self.layers[name].backward(L[name], dh, work)
+                dh = self.layers[name].backward(L[name], dh, work)  # (n, 2 H_i, 2 W_i, C_i)
         dh = np.add(dh, dskips.pop(), out=work.get("conv_in.dout", dh.shape))  # (n, H, W, C)
         dimg = self.layers["conv_in"].backward(L["conv_in"], dh, work)  # (n, H, W, c)
         self._time_backward(cache, dsemb)
