@@ -639,7 +639,7 @@ class MLP:
 
         One :meth:`forward_train` and k :meth:`backward` passes; :meth:`jvp` does the same work
         in one forward pass, so the likelihood uses it when a field has both. ``self.grads`` is
-        overwritten (the parameter gradients are a by-product).
+        left as it was (the backward passes' parameter gradients are a by-product).
 
         Parameters
         ----------
@@ -655,7 +655,10 @@ class MLP:
         v, cache = self.forward_train(x, t, y, work)
         if dv.ndim != 3 or dv.shape[1:] != v.shape:
             raise ValueError(f"dv must have shape (k, {v.shape[0]}, {self.dim}), got {dv.shape}")
-        return v, np.stack([self.backward(cache, cotangent, work) for cotangent in dv])
+        grads = self.grads.copy()
+        dx = np.stack([self.backward(cache, cotangent, work) for cotangent in dv])  # (k, n, d)
+        self.grads[...] = grads
+        return v, dx
 
     def torch_state(self):
         """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""

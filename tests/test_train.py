@@ -720,8 +720,9 @@ def test_images_get_one_pooled_map_and_the_unet_needs_images(tmp_path):
     np.testing.assert_allclose(transform.mean[0], images[trainer.rows.split.train].mean() + 0.5)
     with pytest.raises(ValueError, match="channels is an option of another network than arch 'mlp'"):
         data_config(channels=16)
-    unet_defaults = data_config(arch="unet") if "unet" in networks.ARCHITECTURES else None
-    if unet_defaults is not None:
-        assert unet_defaults.hidden == TrainConfig.hidden  # the MLP's data defaults stay out
-        with pytest.raises(ValueError, match="arch 'unet' needs rows that are images"):
-            Trainer(dataclasses.replace(unet_defaults, steps=1), data=rows.x)
+    unet = data_config(arch="unet", channels=4, multipliers=(1, 2), groups=2, steps=1)
+    assert unet.hidden == TrainConfig.hidden  # the MLP's data defaults stay out
+    with pytest.raises(ValueError, match="arch 'unet' needs rows that are images"):
+        Trainer(unet, data=rows.x)
+    trainer = Trainer(unet, data=rows)
+    assert networks.describe(trainer.model)["image_shape"] == [1, 4, 4]

@@ -1,8 +1,10 @@
 """Velocity fields ``v(x, t, y)``: every network npflow trains offers the same few methods.
 
-Where networks live: the MLP is :class:`npflow.nn.MLP`; architectures for images go in this
-folder. :data:`ARCHITECTURES` maps a name to its class, and that name is the ``"arch"`` of a
-checkpoint's model description. Adding an architecture is one module that offers the interface
+Where networks live: the MLP is :class:`npflow.nn.MLP` (:mod:`npflow.nn`); the convolutional
+U-Net for images is :class:`npflow.networks.unet.UNet`, built from the image layers of
+:mod:`npflow.networks.layers` (convolution, group norm, SiLU, up-sampling, residual block), each
+with its forward and backward rule side by side. :data:`ARCHITECTURES` maps a name to its class,
+and that name is the ``"arch"`` of a checkpoint's model description. Adding an architecture is one module that offers the interface
 below and one line in :data:`ARCHITECTURES`; the trainer, checkpoints, sampling, the likelihood,
 guidance, reflow, :class:`npflow.Flow` and the command line then take it as they take the MLP.
 
@@ -22,7 +24,8 @@ which class a field is):
 ``vjp(x, t, y=None, *, dv)``                    ``(v, dv_k^T dv/dx)``: the likelihood's reverse
                                                 mode (``dv`` (k, n, d))
 ``jvp(x, t, y=None, *, dx)`` (optional)         ``(v, (dv/dx) dx_k)``: forward mode, preferred
-                                                by the likelihood where it exists
+                                                by the likelihood where it exists (the MLP;
+                                                the U-Net has only ``vjp``)
 ``config()``                                    the constructor's arguments, JSON
 ``count_params(description)`` (classmethod)     checks a description, returns P without
                                                 allocating anything (checkpoint validation)
@@ -32,8 +35,9 @@ which class a field is):
 import numpy as np
 
 from ..nn import MLP
+from .unet import UNet
 
-ARCHITECTURES = {"mlp": MLP}
+ARCHITECTURES = {"mlp": MLP, "unet": UNet}
 
 
 def architecture(description):
