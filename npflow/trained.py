@@ -56,7 +56,7 @@ class TrainedFlow:
         self.checkpoint = ckpt
         self.config = ckpt.train_config
         self.model = ckpt.model(ema=ema, best=best)
-        self.dim = ckpt.model_config["dim"]
+        self.dim = self.model.dim
         self.on_rows = ckpt.data is not None
         self.transform = self.source_transform = None
         if self.on_rows:

@@ -816,3 +816,35 @@ def test_reflow_of_a_data_to_data_model_pairs_the_source_rows(tmp_path, capsys):
                        20, "--sample-steps", 4, "--out", child)
     assert code == 0 and "300 pairs" in out
     assert checkpoint.load(child).data.source_transform is not None
+
+
+def test_a_unet_trains_on_images_and_every_command_takes_it(tmp_path, capsys):
+    """--arch unet on an array of images: train, resume, sample in data units, score with
+    Hutchinson's estimate through vector-Jacobian products."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 16, size=(60, 1, 8, 8)).astype(np.float64)
+    path, straight = tmp_path / "i.npy", tmp_path / "u.npz"
+    np.save(path, images)
+    argv = ["train", "--data", path, "--arch", "unet", "--channels", "4", "--multipliers",
+            "1,2", "--groups", "2", "--steps", "6", "--batch-size", "8", "--eval-every", "3",
+            "--dequantize", "--quiet"]
+    assert run(capsys, *argv, "--out", straight)[0] == 0
+    ckpt = checkpoint.load(straight)
+    assert ckpt.model_config["arch"] == "unet" and ckpt.model_config["image_shape"] == [1, 8, 8]
+    stopped = npflow.Trainer.resume(straight)  # the stored files and options, read again
+    assert stopped.config.arch == "unet" and stopped.step == 6
+    np.testing.assert_array_equal(stopped.model.params, ckpt.params)
+    code, out, _ = run(capsys, *argv[:-1], "--out", straight, "--resume")  # the same command
+    assert code == 0 and "trained 0 steps" in out
+    samples = tmp_path / "s.npy"
+    assert run(capsys, "sample", "--model", straight, "--n", 5, "--steps", 2, "--out", samples,
+               "--quiet")[0] == 0
+    assert np.load(samples).shape == (5, 64)
+    code, out, err = run(capsys, "evaluate", "--model", straight, "--data", path, "--n", 10,
+                         "--steps", 2, "--probes", 2, "--json")
+    result = json.loads(out)
+    assert code == 0 and np.isfinite(result["nll"]) and result["nll_probe_stderr"] > 0
+    assert np.isfinite(result["bits_per_dim"])
+    assert_usage_error(*run(capsys, "train", "--data", tmp_path / "i.npy", "--arch", "unet",
+                            "--hidden", "8", "--out", tmp_path / "x.npz"),
+                       "--hidden is an option of another network than --arch 'unet'")
