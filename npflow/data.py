@@ -94,17 +94,19 @@ class Dataset:
         return _integer_valued(self.x)
 
     @classmethod
-    def from_arrays(cls, x, y=None, *, drop_nonfinite=False, name="X"):
+    def from_arrays(cls, x, y=None, *, drop_nonfinite=False, image_shape=None, name="X"):
         """A dataset from in-memory points ``x`` (n, d) and optional labels ``y`` (n,).
 
         Checked with :func:`check_array` and :func:`check_labels`; with ``drop_nonfinite`` the
-        labels of the dropped rows are dropped too. ``source`` is ``"array"``.
+        labels of the dropped rows are dropped too. ``source`` is ``"array"``; ``image_shape``
+        (c, h, w) says each row is an image (:func:`check_image_shape`).
         """
         x, bad = _checked(x, name, 2, drop_nonfinite)
         if y is not None:
             y = np.delete(check_labels(y, len(x), "y"), bad)
         x = np.delete(x, bad, axis=0) if bad.size else x
-        return cls(x, y, None, "array")
+        shape = None if image_shape is None else check_image_shape(image_shape, x.shape[1])
+        return cls(x, y, None, "array", shape)
 
     @property
     def n(self):

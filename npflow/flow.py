@@ -87,10 +87,13 @@ class Flow:
         No progress line while fitting.
     hidden, residual, activation, steps, batch_size, lr, schedule, warmup_steps, weight_decay, \
 grad_clip, ema_decay, time_embedding, embed_dim, time_scale, time_sampling, path, sigma, \
-coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, standardize
+coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, standardize, \
+arch, channels, multipliers, blocks, groups
         The fields of :class:`~npflow.train.TrainConfig` of the same names (network, optimizer,
         probability path, coupling, validation and early stopping, dequantization and
         standardization of the rows); their comments there give each one's meaning.
+    image_shape : (c, h, w), optional
+        Each row of ``X`` is an image of this shape, flattened (``arch="unet"`` needs it).
 
     Attributes
     ----------
@@ -122,7 +125,9 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
                  label_dropout=_DEFAULTS["label_dropout"], dtype=_DEFAULTS["dtype"],
                  val_fraction=_DEFAULTS["val_fraction"], eval_every=_DEFAULTS["eval_every"],
                  patience=_DEFAULTS["patience"], dequantize=_DEFAULTS["dequantize"],
-                 standardize=_DEFAULTS["standardize"]):
+                 standardize=_DEFAULTS["standardize"], arch=_DEFAULTS["arch"],
+                 channels=_DEFAULTS["channels"], multipliers=_DEFAULTS["multipliers"],
+                 blocks=_DEFAULTS["blocks"], groups=_DEFAULTS["groups"], image_shape=None):
         self.solver = solver
         self.solver_steps = solver_steps
         self.divergence = divergence
@@ -154,6 +159,12 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         self.patience = patience
         self.dequantize = dequantize
         self.standardize = standardize
+        self.arch = arch
+        self.channels = channels
+        self.multipliers = multipliers
+        self.blocks = blocks
+        self.groups = groups
+        self.image_shape = image_shape
 
     # --- parameters -----------------------------------------------------------------------------
     @classmethod
@@ -202,7 +213,9 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         """The :class:`TrainConfig` that ``fit`` trains (``conditional``: fitted with labels);
         its errors name the parameter."""
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
-        options = {name: value for name, value in self.get_params().items() if name in fields}
+        defaults = inspect.signature(type(self).__init__).parameters
+        options = {name: value for name, value in self.get_params().items()  # those set: the
+                   if name in fields and value != defaults[name].default}  # rest are defaults
         return data_config(**options, conditional=conditional)
 
     def _check_options(self):
@@ -223,7 +236,7 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         """
         config = self.train_config(conditional=y is not None)
         self._check_options()
-        rows = data.Dataset.from_arrays(X, y)  # the one boundary check of X and y
+        rows = data.Dataset.from_arrays(X, y, image_shape=self.image_shape)  # the one check
         trainer = Trainer(config, data=rows, labels=rows.y)
         trainer.run(quiet=self.quiet)
         self._set_fitted(trainer.to_checkpoint())

@@ -46,7 +46,7 @@ def test_every_run_option_is_a_parameter_with_the_data_default_then_trainconfigs
     # target and source are "data" and noise, conditional follows y, reflow follows reflow()
     assert set(fields) - set(params) == {"source", "target", "conditional", "reflow"}
     assert set(params) - set(fields) == {"solver", "solver_steps", "divergence", "n_probes",
-                                         "quiet"}
+                                         "quiet", "image_shape"}
     for name in set(params) & set(fields):
         expected = DATA_DEFAULTS.get(name, fields[name])
         assert params[name] == expected and type(params[name]) is type(expected), name
@@ -239,3 +239,16 @@ def test_reflow_straightens_a_flow_of_rows_in_five_dimensions():
     assert straightness["child"] < 0.5 * straightness["parent"]
     with pytest.raises(ValueError, match="conditional"):
         Flow(steps=5).fit(X[:50], np.arange(50) % 2).reflow(n_pairs=10, steps=2)
+
+
+def test_a_flow_of_images_fits_a_unet():
+    X = np.random.default_rng(0).integers(0, 16, size=(80, 64)).astype(float)
+    flow = Flow(arch="unet", channels=4, multipliers=(1, 2), groups=2, steps=3, batch_size=8,
+                image_shape=(8, 8), dequantize=True, solver_steps=2, eval_every=3).fit(X)
+    assert flow.model_.arch == "unet" and flow.model_.image_shape == (1, 8, 8)
+    assert flow.sample(2, rng=np.random.default_rng(1)).shape == (2, 64)
+    assert np.isfinite(flow.score(X[:3]))
+    with pytest.raises(ValueError, match="arch 'unet' needs rows that are images"):
+        Flow(arch="unet", steps=1).fit(X)
+    with pytest.raises(ValueError, match=r"image_shape \(1, 7, 7\) must be"):
+        Flow(arch="unet", image_shape=(7, 7), steps=1).fit(X)
