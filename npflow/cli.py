@@ -576,7 +576,8 @@ def _add_plot(sub):
     p.add_argument("--steps", type=POSITIVE_INT, default=None,
                    help="rk4 steps (default: 100; density: 16)")
     _add_data_reading(p, "a model of your rows: rows to draw beside its samples (--kind samples: "
-                         "side by side in 2-D, pairwise scatter plots of a few coordinates above)")
+                         "side by side in 2-D, pairwise scatter plots of a few coordinates above; "
+                         "a model of grey images draws a grid of samples without --data)")
     p.set_defaults(run=_cmd_plot)
 
 

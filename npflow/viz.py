@@ -675,7 +675,8 @@ def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
     ``kind``: ``samples`` (noise | generated | target; a flow of rows: its samples beside
     ``rows`` (m, d), side by side in 2-D, pairwise plots above), ``trajectories`` (paths
     x0 -> x1), ``field`` (v(x, t) at five times), ``density`` (the model's p1 beside the true
-    one) or ``loss`` (the training loss). ``n`` points (300 paths for trajectories), ``steps``
+    one) or ``loss`` (the training loss); a flow of grey images draws a grid of up to 100 samples
+    without ``rows``. ``n`` points (300 paths for trajectories), ``steps``
     of rk4 (16 for density, else 100); ``rng`` draws the points. Every kind but ``samples`` and
     ``loss`` draws a flow of a built-in 2-D target.
     """
@@ -711,6 +712,11 @@ def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
 
 def _plot_rows(flow, kind, n, steps, rng, rows):
     """A flow of rows: its samples beside ``rows`` (panels in 2-D, pairwise plots above)."""
+    image_shape = getattr(flow.model, "image_shape", None)
+    if kind == "samples" and image_shape is not None and image_shape[0] == 1 and rows is None:
+        generated = flow.sample(min(n, 100), rng, steps=steps)  # a grid of 10 columns
+        return image_grid(generated, shape=image_shape[1:], vmin=0.0,
+                          title="generated images (data units)")
     if kind != "samples":
         raise _checks.OptionError(f"{{0}} {kind} draws a model of a built-in 2-D target; for a "
                                   f"model of rows use {{0}} samples (with {{1}}) or loss",

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from npflow import cli, datasets, viz  # noqa: E402
 from npflow.nn import MLP  # noqa: E402
 from npflow.train import TrainConfig, Trainer  # noqa: E402
+from npflow.trained import TrainedFlow  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -467,3 +468,18 @@ def test_cli_plot_of_a_model_of_rows_draws_pairwise_panels_beside_the_data(tmp_p
     assert main(["plot", "--model", model, "--out", out]) == 2
     err = capsys.readouterr().err.splitlines()
     assert "--kind samples" in err[-2] and "needs --data" in err[-1]
+
+
+def test_plot_of_an_image_model_draws_a_grid_of_samples(tmp_path):
+    images = np.random.default_rng(0).integers(0, 16, size=(40, 8, 8)).astype(np.float64)
+    np.save(tmp_path / "i.npy", images)
+    model, out = str(tmp_path / "u.npz"), str(tmp_path / "grid.png")
+    assert cli.main(["train", "--data", str(tmp_path / "i.npy"), "--arch", "unet", "--channels",
+                     "4", "--multipliers", "1,2", "--groups", "2", "--steps", "2", "--batch-size",
+                     "8", "--out", model, "--quiet"]) == 0
+    assert cli.main(["plot", "--model", model, "--n", "20", "--steps", "2", "--out", out]) == 0
+    with open(out, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    fig = viz.plot_flow(TrainedFlow.load(model), n=20, steps=2)
+    assert sum(ax.get_visible() for ax in fig.axes) == 20  # one cell per sample, 10 per row
+    viz.pyplot().close(fig)
