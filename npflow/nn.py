@@ -407,20 +407,8 @@ class MLP:
 
     def _allocate(self):
         """Lay every parameter out in one flat buffer and bind the layers to views of it."""
-        shapes = [(f"{name}.{p}", shape) for name, layer in self.layers.items()
-                  for p, shape in layer.shapes()]
-        sizes = [int(np.prod(shape)) for _, shape in shapes]
-        self.params = np.zeros(sum(sizes), dtype=self.dtype)
-        self.grads = np.zeros_like(self.params)
-        self.named_params, self.named_grads = {}, {}
-        offset = 0
-        for (name, shape), size in zip(shapes, sizes):
-            self.named_params[name] = self.params[offset:offset + size].reshape(shape)
-            self.named_grads[name] = self.grads[offset:offset + size].reshape(shape)
-            offset += size
-        for name, layer in self.layers.items():
-            layer.bind({p: self.named_params[f"{name}.{p}"] for p, _ in layer.shapes()},
-                       {p: self.named_grads[f"{name}.{p}"] for p, _ in layer.shapes()})
+        self.params, self.grads, self.named_params, self.named_grads = flat_buffers(
+            self.layers, self.dtype)
 
     @property
     def num_params(self):
@@ -466,24 +454,6 @@ class MLP:
             return np.concatenate([x, t], axis=1), None  # (n, d + 1)
         return x, self.embed(t)  # (n, d), (n, E)
 
-    def _labels(self, y, n):
-        """Validate class labels y (n,) in 0 .. n_classes; None -> the null label (or None)."""
-        if not self.n_classes:
-            if y is not None:
-                raise ValueError("y must be None: this network is unconditional (n_classes=0)")
-            return None
-        if y is None:
-            return np.full(n, self.n_classes, dtype=np.int64)
-        y = np.asarray(y)
-        if not np.issubdtype(y.dtype, np.integer):
-            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},) to match x, got shape {y.shape}")
-        if y.size and (y.min() < 0 or y.max() > self.n_classes):
-            raise ValueError(f"y must hold labels in 0 .. {self.n_classes} ({self.n_classes} = "
-                             f"null), got values in {y.min()} .. {y.max()}")
-        return y
-
     def _first_layer(self, inp, emb, labels, work=None):
         work = self._workspace(work)
         n, h0 = inp.shape[0], self.hidden[0]
@@ -517,7 +487,7 @@ class MLP:
         work = self._workspace(work)
         inp, emb = self._inputs(x, t)
         n = inp.shape[0]
-        labels = self._labels(y, n)
+        labels = network_labels(y, n, self.n_classes)
         z = self._first_layer(inp, emb, labels, work)
         a = self.activation.forward(z, out=z)
         for i, name in enumerate(self._hidden_names(), start=1):
@@ -542,7 +512,7 @@ class MLP:
         work = self._workspace(work)
         inp, emb = self._inputs(x, t)
         n = inp.shape[0]
-        labels = self._labels(y, n)
+        labels = network_labels(y, n, self.n_classes)
         zs = [self._first_layer(inp, emb, labels, work)]
         acts = [self.activation.forward(zs[0], out=work.get("a0", zs[0].shape))]
         branches = [acts[0]] if self.residual else None
@@ -616,7 +586,7 @@ class MLP:
         dx = np.asarray(dx, dtype=self.dtype)
         if dx.ndim != 3 or dx.shape[1:] != (inp.shape[0], self.dim):
             raise ValueError(f"dx must have shape (k, {inp.shape[0]}, {self.dim}), got {dx.shape}")
-        labels = self._labels(y, inp.shape[0])
+        labels = network_labels(y, inp.shape[0], self.n_classes)
         z = self._first_layer(inp, emb, labels)
         dz = dx @ self.layers["in"].W[:self.dim]  # (k, n, h0): t and e(t) do not move with x
         if labels is not None:
@@ -670,6 +640,50 @@ class MLP:
             state[f"{name}.weight"] = layer.W.T.copy()
             state[f"{name}.bias"] = layer.b.copy()
         return state
+
+
+def network_labels(y, n, n_classes):
+    """Class labels y (n,) in 0 .. n_classes (``n_classes`` the learned null label) as a
+    network's input; None -> the null label, or None for an unconditional network."""
+    if not n_classes:
+        if y is not None:
+            raise ValueError("y must be None: this network is unconditional (n_classes=0)")
+        return None
+    if y is None:
+        return np.full(n, n_classes, dtype=np.int64)
+    y = np.asarray(y)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match x, got shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() > n_classes):
+        raise ValueError(f"y must hold labels in 0 .. {n_classes} ({n_classes} = null), got "
+                         f"values in {y.min()} .. {y.max()}")
+    return y
+
+
+def flat_buffers(layers, dtype):
+    """One flat parameter buffer and one gradient buffer for ``layers`` (name -> layer), every
+    layer bound to views of them (``bind``): the optimizer, the EMA and checkpoints see one array.
+
+    Returns ``(params, grads, named_params, named_grads)``: the buffers (P,) and their views
+    ``"layer.param"`` -> array of the parameter's shape.
+    """
+    shapes = [(f"{name}.{p}", shape) for name, layer in layers.items()
+              for p, shape in layer.shapes()]
+    sizes = [int(np.prod(shape)) for _, shape in shapes]
+    params = np.zeros(sum(sizes), dtype=dtype)
+    grads = np.zeros_like(params)
+    named_params, named_grads, offset = {}, {}, 0
+    for (name, shape), size in zip(shapes, sizes):
+        named_params[name] = params[offset:offset + size].reshape(shape)
+        named_grads[name] = grads[offset:offset + size].reshape(shape)
+        offset += size
+    for name, layer in layers.items():
+        keys = [p for p, _ in layer.shapes()]
+        layer.bind({p: named_params[f"{name}.{p}"] for p in keys},
+                   {p: named_grads[f"{name}.{p}"] for p in keys})
+    return params, grads, named_params, named_grads
 
 
 def check_hidden(hidden):

@@ -22,25 +22,6 @@ from .. import _checks, nn
 from . import layers
 
 
-def _labels(y, n, n_classes):
-    """Class labels y (n,) in 0 .. n_classes checked; None -> the null label (or None)."""
-    if not n_classes:
-        if y is not None:
-            raise ValueError("y must be None: this network is unconditional (n_classes=0)")
-        return None
-    if y is None:
-        return np.full(n, n_classes, dtype=np.int64)
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got shape {y.shape}")
-    if y.size and (y.min() < 0 or y.max() > n_classes):
-        raise ValueError(f"y must hold labels in 0 .. {n_classes} ({n_classes} = null), got "
-                         f"values in {y.min()} .. {y.max()}")
-    return y
-
-
 def _check_image_shape(image_shape, levels):
     try:
         shape = tuple(int(s) for s in image_shape)
@@ -226,21 +207,8 @@ class UNet:
 
     def _allocate(self):
         """Lay every parameter out in one flat buffer and bind the layers to views of it."""
-        shapes = [(f"{name}.{p}", shape) for name, layer in self.layers.items()
-                  for p, shape in layer.shapes()]
-        sizes = [math.prod(shape) for _, shape in shapes]
-        self.params = np.zeros(sum(sizes), dtype=self.dtype)
-        self.grads = np.zeros_like(self.params)
-        self.named_params, self.named_grads = {}, {}
-        offset = 0
-        for (name, shape), size in zip(shapes, sizes):
-            self.named_params[name] = self.params[offset:offset + size].reshape(shape)
-            self.named_grads[name] = self.grads[offset:offset + size].reshape(shape)
-            offset += size
-        for name, layer in self.layers.items():
-            keys = [p for p, _ in layer.shapes()]
-            layer.bind({p: self.named_params[f"{name}.{p}"] for p in keys},
-                       {p: self.named_grads[f"{name}.{p}"] for p in keys})
+        self.params, self.grads, self.named_params, self.named_grads = nn.flat_buffers(
+            self.layers, self.dtype)
 
     @property
     def num_params(self):
@@ -300,7 +268,7 @@ class UNet:
         work = layers._work(work, self.dtype)
         h = self._image(x, work)  # (n, H, W, c)
         n = h.shape[0]
-        labels = _labels(y, n, self.n_classes)
+        labels = nn.network_labels(y, n, self.n_classes)
         semb, e, time = self._time_embedding(t, labels, n, work)
         caches = {}
         h, caches["conv_in"] = self.layers["conv_in"].forward(h, work)  # (n, H, W, C)
