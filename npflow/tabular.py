@@ -272,3 +272,123 @@ def has_text_or_gaps(table):
         except ValueError:
             return True
     return False
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Efficiency:
+    """Machine-learning efficiency: a classifier of ``target`` from the other columns, trained
+    on synthetic rows and on real training rows, both tested on the held-out rows.
+
+    Attributes
+    ----------
+    target : str
+    synthetic : float
+        Held-out accuracy of the classifier trained on the synthetic rows.
+    real : float or None
+        Held-out accuracy of the same classifier trained on the real training rows (None when
+        they were not given).
+    majority : float
+        Share of the held-out rows' most frequent level: what always guessing it scores.
+    """
+
+    target: str
+    synthetic: float
+    real: float = None
+    majority: float = 0.0
+
+    def summary(self):
+        real = "" if self.real is None else f", trained on real rows {self.real:.4f}"
+        return (f"classifier of {self.target} tested on held-out rows: trained on synthetic rows "
+                f"{self.synthetic:.4f}{real} (majority level {self.majority:.4f})")
+
+
+CLASSIFIER = {"hidden": (64,), "epochs": 40}  # npflow.classifier.Classifier, batch 64, Adam 3e-3
+
+
+def efficiency(schema, target, synthetic, held_out, train, rng):
+    """:class:`Efficiency` of ``synthetic`` rows for predicting the categorical column
+    ``target`` (rows whose target is missing are left out).
+
+    The features are the other columns' coordinates (:meth:`TableEncoder.transform`); the
+    classifier is :class:`npflow.classifier.Classifier` with one hidden layer of 64 units, 40
+    epochs (:data:`CLASSIFIER`), its weights and batches drawn from ``rng``.
+    """
+    from .classifier import Classifier  # only evaluation needs it
+    encoder = schema.encoder
+    if target not in schema.names:
+        raise _checks.OptionError(f"{{0}} {target!r} is not a column: {', '.join(schema.names)}",
+                                  "target")
+    j = schema.names.index(target)
+    levels = encoder.columns_[j].levels
+    if encoder.columns_[j].kind != "categorical" or len(levels) < 2:
+        raise _checks.OptionError(f"{{0}} {target!r} must be a categorical column with at least "
+                                  f"two levels", "target")
+    index = {level: i for i, level in enumerate(levels)}
+
+    def rows(table):
+        x = encoder.transform(table)[:, encoder.feature_columns_ != j]  # (n, k - K)
+        cells = table.column(target)
+        keep = np.array([cell is not None for cell in cells], dtype=bool)
+        return x[keep], np.array([index[c] for c in cells[keep]], dtype=np.int64)
+
+    x_test, y_test = rows(held_out)
+
+    def accuracy(table):
+        x, y = rows(table)
+        model = Classifier(x.shape[1], len(levels), hidden=CLASSIFIER["hidden"], rng=rng)
+        return model.fit(x, y, rng, epochs=CLASSIFIER["epochs"]).accuracy(x_test, y_test)
+
+    majority = float(np.max(np.bincount(y_test, minlength=len(levels))) / max(len(y_test), 1))
+    return Efficiency(target, accuracy(synthetic), None if train is None else accuracy(train),
+                      majority)
+
+
+@dataclass(frozen=True)
+class TableEvaluation:
+    """Synthetic rows of a table model scored against held-out rows.
+
+    Attributes
+    ----------
+    n : int
+        Synthetic rows generated.
+    quality : QualityReport
+        SDMetrics' column shapes, column pair trends, overall score, and missing shares
+        (:func:`npflow.report.quality_report`; real = the held-out rows).
+    closest : ClosestRecords or None
+        Distance to the closest training row of synthetic and of held-out rows
+        (:func:`npflow.report.closest_records`); None without the training rows.
+    efficiency : Efficiency or None
+        None without a target column.
+    """
+
+    n: int
+    quality: object
+    closest: object = None
+    efficiency: Efficiency = None
+
+    def summary(self):
+        lines = [self.quality.summary()]
+        if self.closest is not None:
+            lines.append(self.closest.summary())
+        if self.efficiency is not None:
+            lines.append(self.efficiency.summary())
+        return "\n".join(lines)
+
+    def to_dict(self):
+        """The scores as plain JSON values."""
+        q = self.quality
+        out = {"n": self.n, "column_shapes": q.column_shapes_score,
+               "column_pair_trends": q.column_pair_trends_score, "overall": q.score,
+               "columns": {s.columns[0]: {"metric": s.metric, "score": s.score}
+                           for s in q.column_shapes},
+               "missing": {name: {"real": a, "synthetic": b} for name, a, b in q.missing}}
+        if self.closest is not None:
+            out["dcr_median_synthetic"] = float(np.median(self.closest.synthetic))
+            out["dcr_median_holdout"] = float(np.median(self.closest.holdout))
+            out["dcr_share_closer"] = self.closest.share_closer
+        if self.efficiency is not None:
+            e = self.efficiency
+            out["efficiency"] = {"target": e.target, "synthetic": e.synthetic, "real": e.real,
+                                 "majority": e.majority}
+        return out
