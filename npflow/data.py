@@ -401,6 +401,9 @@ class TrainingFiles:
                 "source_data" if self.source_data is not None else "key"
             raise _checks.OptionError("{0} applies to rows of numbers; {1} is read as a table "
                                       "(its rows with missing cells are kept)", name, "data")
+        if _file_kind(self.data, "--data") != "text":
+            raise _checks.OptionError(f"{{0}} {self.data!r} is not a text file (.csv, .tsv, "
+                                      f"or .gz), so it cannot be read as a table", "data")
         if table is None:
             table = tabular.read_table(self.data, self.delimiter, self.header)
         rows = tabular.dataset(table, self.column_kinds,

@@ -78,12 +78,18 @@ class TableSchema:
         ----------
         table : Table or (n, d) array_like
         types : dict, optional
-            Column name -> kind, over the inferred kinds (:class:`TableEncoder`).
+            Column name -> kind, over the inferred kinds (:class:`TableEncoder`); the
+            ``column_kinds`` of :class:`~npflow.data.TrainingFiles` and :class:`npflow.Flow`.
         label : str, optional
             A column of class labels (no missing cells); it must be categorical.
         """
         table = as_table(table)
         types = dict(types or {})
+        unknown = [name for name in types if name not in table.names]
+        if unknown:
+            raise _checks.OptionError(f"{{0}} names columns not in the table: "
+                                      f"{', '.join(unknown)} (its columns are "
+                                      f"{', '.join(table.names)})", "column_kinds")
         if label is not None:
             if label not in table.names:
                 raise DataError(f"label column {label!r} is not a column of the table; its "
@@ -318,12 +324,12 @@ def efficiency(schema, target, synthetic, held_out, train, rng):
     encoder = schema.encoder
     if target not in schema.names:
         raise _checks.OptionError(f"{{0}} {target!r} is not a column: {', '.join(schema.names)}",
-                                  "target")
+                                  "target_column")
     j = schema.names.index(target)
     levels = encoder.columns_[j].levels
     if encoder.columns_[j].kind != "categorical" or len(levels) < 2:
         raise _checks.OptionError(f"{{0}} {target!r} must be a categorical column with at least "
-                                  f"two levels", "target")
+                                  f"two levels", "target_column")
     index = {level: i for i, level in enumerate(levels)}
 
     def rows(table):

@@ -778,10 +778,13 @@ def _check_same_run(path, ckpt, given, data_files):
 
 
 def _shown(value):
-    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``."""
+    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``, ``year=integer``
+    (braces doubled: the text goes into a message template)."""
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
-    return str(value)
+    if isinstance(value, dict):
+        return ",".join(f"{name}={kind}" for name, kind in value.items())
+    return str(value).replace("{", "{{").replace("}", "}}")
 
 
 @dataclass(frozen=True)

@@ -169,14 +169,20 @@ class TrainedFlow:
     # --- sampling -------------------------------------------------------------------------------
     def sample_chunks(self, n=None, rng=None, *, label=None, guidance=None, source_rows=None,
                       chunk_size=20000, method="rk4", steps=None, rtol=1e-5, atol=1e-5,
-                      return_trajectory=False):
+                      return_trajectory=False, complete=False):
         """Generate rows chunk by chunk: an iterator of ``(rows, solution)``, one per chunk.
 
         ``x0`` is drawn from the source (``n`` points, from ``rng``) or, for a data-to-data flow,
         is ``source_rows`` (m, d) in data units; ``dx/dt = v(x, t)`` is integrated from 0 to 1
         (:func:`npflow.sample_flow`) and ``rows`` (chunk, d) are in data units. Memory is bounded
         by ``chunk_size`` whatever ``n``. The arguments are checked here, before any work.
+        ``complete`` is for a model of a table (:meth:`sample_table`) and refused here.
         """
+        if complete:
+            raise _checks.OptionError("{0} applies to a model of a table", "complete")
+        if self.table is not None:
+            raise ValueError("sample_chunks gives rows of numbers; this model is of a table: "
+                             "draw its rows with sample")
         field = self.field(label, guidance)
         solvers.check_steps(method, steps)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
@@ -214,10 +220,8 @@ class TrainedFlow:
         """
         if self.table is not None:
             return self.sample_table(n, rng, complete=complete, **kwargs)
-        if complete:
-            raise _checks.OptionError("{0} applies to a model of a table (rows with missing "
-                                      "cells)", "complete")
-        return np.concatenate([rows for rows, _ in self.sample_chunks(n, rng, **kwargs)])
+        return np.concatenate([rows for rows, _ in self.sample_chunks(n, rng, complete=complete,
+                                                                      **kwargs)])
 
     def sample_table(self, n, rng, *, complete=False, label=None, guidance=None, method="rk4",
                      steps=None, rtol=1e-5, atol=1e-5):
@@ -320,7 +324,7 @@ class TrainedFlow:
         target). A dequantized flow scores ``x + u``, ``u ~ U[0, 1)`` drawn from ``rng``, which
         also draws Hutchinson's probes when the divergence is estimated.
         """
-        self._refuse_table("log_prob")
+        self.refuse_table("log_prob")
         if not self.has_density:
             raise ValueError("this flow's source has no density (rows of data, or a 2-D source "
                              "without a closed form), so its rows have none either")
@@ -334,14 +338,17 @@ class TrainedFlow:
 
     def encode(self, x, method="rk4", steps=None, **solver):
         """Rows (n, d) to noise: the flow integrated from t = 1 back to t = 0 (network space)."""
-        self._refuse_table("encode")
+        self.refuse_table("encode")
         z1 = self.to_network(self.check_rows(x)).astype(self.model.dtype)
         steps = _likelihood_steps(method, steps)
         with _integrating("integrating the flow backwards failed"):
             sol = solvers.solve(self.model, z1, method, steps, t0=1.0, t1=0.0, **solver)
         return sol.x.astype(np.float64)
 
-    def _refuse_table(self, what):
+    def refuse_table(self, what):
+        """Raise a one-line ValueError naming ``what`` (log_prob, encode: maps of rows of
+        numbers with a density) when this flow is of a table, whose categories, integers and
+        missing cells have probabilities, not a density."""
         if self.table is not None:
             raise ValueError(f"{what}: this model is of a table, whose categories, integers and "
                              f"missing cells have probabilities, not a density; compare it with "
@@ -355,9 +362,9 @@ class TrainedFlow:
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, n=2000, rng=None, held_out=None, divergence="auto", n_probes=None,
-                 method="rk4", steps=None, train=None, target=None, **solver):
+                 method="rk4", steps=None, train=None, target_column=None, **solver):
         """Sample metrics beside their floors, and the held-out NLL, as a dict; for a model of
-        a table, the report of :meth:`evaluate_table` (``train``, ``target`` are its).
+        a table, the report of :meth:`evaluate_table` (``train``, ``target_column`` are its).
 
         ``n`` generated points are compared with ``n`` reference points (fresh points of a
         built-in target, or ``held_out`` rows (m, d) of a flow of rows) by W2, MMD^2 (one RBF
@@ -368,11 +375,11 @@ class TrainedFlow:
         """
         rng = _checks.generator(np.random.default_rng(0) if rng is None else rng)
         if self.table is not None:
-            return self.evaluate_table(held_out, rng, n, train, target, method=method,
+            return self.evaluate_table(held_out, rng, n, train, target_column, method=method,
                                        steps=steps, **solver)
-        if train is not None or target is not None:
+        if train is not None or target_column is not None:
             raise _checks.OptionError("{0} and {1} apply to a model of a table", "train",
-                                      "target")
+                                      "target_column")
         likelihood.check_divergence(divergence, n_probes)  # before any work
         steps = _likelihood_steps(method, steps)
         if self.on_rows != (held_out is not None):
@@ -404,14 +411,14 @@ class TrainedFlow:
             if self.config["target"] == "checkerboard" else None
         return result
 
-    def evaluate_table(self, held_out, rng, n=2000, train=None, target=None, **solver):
+    def evaluate_table(self, held_out, rng, n=2000, train=None, target_column=None, **solver):
         """Score ``n`` generated rows of a table against held-out rows: a
         :class:`~npflow.tabular.TableEvaluation`.
 
         The quality report (:func:`npflow.report.quality_report`, the held-out rows as the real
         table: column shapes, column pair trends, overall, missing shares); with the training
         rows ``train``, the distance to the closest training row of synthetic and held-out rows
-        (:func:`npflow.report.closest_records`); with a categorical ``target`` column (default:
+        (:func:`npflow.report.closest_records`); with a categorical ``target_column`` (default:
         the label column), machine-learning efficiency (:func:`npflow.tabular.efficiency`).
         ``solver``: as :meth:`sample_table`.
         """
@@ -421,7 +428,7 @@ class TrainedFlow:
                                       "({0})", "held_out")
         held_out = schema.checked(held_out, "held_out")
         train = None if train is None else schema.checked(train, "train")
-        target = schema.label if target is None else target
+        target = schema.label if target_column is None else target_column
         synthetic = self.sample_table(n, rng, **solver)
         quality = report.quality_report(held_out, synthetic, schema.encoder)
         closest = None if train is None else report.closest_records(synthetic, held_out, train,
