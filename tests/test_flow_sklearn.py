@@ -25,12 +25,13 @@ SMALL = dict(hidden=(8,), steps=20, solver_steps=4, batch_size=16, val_fraction=
 
 # Checks that Flow fails on purpose: each one's X is refused by npflow.data.check_array, the one
 # boundary check of npflow (a DataError, a ValueError), in words other than those the check
-# looks for, or refused where scikit-learn would convert.
+# looks for, or refused where scikit-learn would convert, or (an object array) read as a table.
 EXPECTED_FAILED_CHECKS = {
     "check_complex_data": "complex X is refused as 'must hold real numbers, got dtype "
                           "complex128', not with the words 'Complex data not supported'",
-    "check_dtype_object": "an object array of numbers is refused (the message asks for "
-                          "X.astype(float)) where scikit-learn converts it",
+    "check_dtype_object": "an object array is a table of cells (npflow.tabular), whose class "
+                          "labels are one of its columns (label_column), so the y the check "
+                          "passes is refused",
     "check_estimators_empty_data_messages": "X of shape (12, 0) is refused as 'X has no "
                                             "columns', not with scikit-learn's '0 feature(s)'",
     "check_estimator_sparse_tag": "sparse X is refused as an object array, without the word "
