@@ -17,7 +17,12 @@ harmonise both parts; neither is done here. ForestDiffusion (Jolicoeur-Martineau
 Kachman 2024, AISTATS) imputes tables with RePaint through its VP diffusion and not through its
 flow; moving the known coordinates along the flow's own path is this module's use of the same
 replacement. It is a heuristic, not exact conditional sampling: the field is that of the joint
-law, and the unknown coordinates are steered only through the known ones they see.
+law, and the unknown coordinates are steered only through the known ones they see. For the
+exact field of ``x1 ~ N(m, S)`` from ``N(0, I)`` (``m = (1, -2)``, unit variances, correlation
+0.8) and ``x1_a = 2`` known, 4,000 imputations of ``x1_b`` (rk4, 50 steps) have mean -1.66 and
+variance 0.66, between the marginal (-2, 1) and the true conditional (-1.2, 0.36)
+(``tests/test_imputation.py``): the draws lean towards the observed cells, not all the way.
+With independent coordinates they are exactly the marginal's, as they should be.
 """
 import numpy as np
 
@@ -29,6 +34,15 @@ def path_mean(path, x0, x1, t):
     draws noise, such as icfm), at one time ``t`` for every row."""
     eps = np.zeros_like(x0) if path.needs_noise else None
     return path.sample(x0, x1, np.full(len(x0), t, dtype=x0.dtype), eps=eps).xt
+
+
+def check_solver(method, steps):
+    """The steps of a fixed-step ``method`` (:func:`npflow.solvers.check_steps`); dopri5 is
+    refused: replacement happens between fixed steps."""
+    if method == "dopri5":
+        raise _checks.OptionError("imputation puts known coordinates back between fixed steps: "
+                                  "give {0} euler, midpoint, heun or rk4", "method")
+    return solvers.check_steps(method, steps)
 
 
 def impute(field, x0, x1, known, path, method="rk4", steps=None):
@@ -62,10 +76,7 @@ def impute(field, x0, x1, known, path, method="rk4", steps=None):
     if known.shape != x0.shape or x1.shape != x0.shape:
         raise ValueError(f"x1 and known must have the shape of x0 {x0.shape}, got {x1.shape} "
                          f"and {known.shape}")
-    if method == "dopri5":
-        raise _checks.OptionError("imputation puts known coordinates back between fixed steps: "
-                                  "give {0} euler, midpoint, heun or rk4", "method")
-    steps = solvers.check_steps(method, steps)
+    steps = check_solver(method, steps)
     times = np.linspace(0.0, 1.0, steps + 1)  # (N + 1,)
     x = np.where(known, path_mean(path, x0, x1, 0.0), x0)  # (n, d)
     for i in range(steps):

@@ -240,7 +240,7 @@ class TrainedFlow:
         if y is None and schema.label is not None and guidance is None:
             y = schema.draw_labels(n, rng)
         field = self.field(y, guidance)
-        solvers.check_steps(method, steps)
+        (imputation.check_solver if complete else solvers.check_steps)(method, steps)
         if complete:
             indicators = np.broadcast_to(schema.features.indicators(), (n, self.dim))
             z = self._impute(field, np.zeros((n, self.dim)), indicators, rng, method, steps)
@@ -282,6 +282,7 @@ class TrainedFlow:
         table = schema.checked(table, "table")
         rng = _checks.generator(rng)
         k = _checks.positive_int(n_imputations, "n_imputations")
+        imputation.check_solver(method, steps)
         z, known = schema.known(table)  # (n, d) each
         y = schema.labels_of(table)
         gaps = ~known.all(axis=1)  # (n,) rows with something to fill in
