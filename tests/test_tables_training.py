@@ -141,20 +141,18 @@ def test_a_table_run_resumes_bit_identically(files, tmp_path):
 def test_integer_columns_are_dequantized_afresh_every_batch(files):
     trainer = train.start({"steps": 2, "batch_size": 8, "hidden": (8,)},
                           data.TrainingFiles(files["train"]))
-    rows = trainer.rows
-    x = rows.x[:8]
-    a, b = (rows.to_model(x, np.random.default_rng(s)) for s in (0, 1))
-    year = list(rows.table.features.get_feature_names_out()).index("year")
-    others = np.ones(rows.dim, dtype=bool)
-    others[[list(rows.table.features.get_feature_names_out()).index(n)
-            for n in ("year", "flipper_length_mm", "body_mass_g")]] = False
-    assert np.all(a[:, year] != b[:, year]) and np.array_equal(a[:, others], b[:, others])
-    # u in [0, 1): the data value stays within its unit interval
-    back = rows.transform.inverse(a)[:, year] * rows.table.features.columns_[-1].scale + \
-        rows.table.features.columns_[-1].mean
-    assert np.array_equal(np.floor(back), np.floor(back + 0 * x[:, year])) and \
-        np.all(np.abs(back - (rows.table.features.columns_[-1].scale * x[:, year] +
-                              rows.table.features.columns_[-1].mean)) <= 0.5)
+    rows, features = trainer.rows, trainer.rows.table.features
+    x = rows.x[:8]  # encoder coordinates, integers at v + 1/2
+    a, b = (rows.transform.inverse(rows.to_model(x, np.random.default_rng(s))) for s in (0, 1))
+    names = list(features.get_feature_names_out())
+    integer = np.isin(names, ["flipper_length_mm", "body_mass_g", "year"])
+    np.testing.assert_allclose(a[:, ~integer], x[:, ~integer], atol=1e-12)  # the rest as is
+    year = features.columns_[-1]
+    assert year.name == "year" and names[-1] == "year"
+    v = np.floor(x[:, -1] * year.scale + year.mean)  # the years themselves
+    for z in (a, b):  # v + u, u in [0, 1): the same year, a fresh point of its unit interval
+        np.testing.assert_array_equal(np.floor(z[:, -1] * year.scale + year.mean + 1e-9), v)
+    assert np.all(a[:, -1] != b[:, -1]) and np.all(a[:, -1] != x[:, -1])
 
 
 def test_generated_rows_keep_each_columns_missing_share(tmp_path):
