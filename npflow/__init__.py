@@ -35,7 +35,7 @@ from . import (baselines, checkpoint, classifier, couplings, data, datasets, flo
                imputation, likelihood, metrics, nn, optim, paths, reflow, report, sampling,
                solvers, tables, tabular, train, trained, transforms)
 from .checkpoint import CheckpointError, load_model
-from .data import DataError
+from .data import DataError, DataTypeError
 from .flow import Flow, NotFittedError
 from .guidance import GuidedField
 from .likelihood import divergence, log_likelihood
@@ -51,7 +51,7 @@ from .transforms import Standardize
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "AdamW", "CheckpointError", "DATA_DEFAULTS", "DataError", "EMA", "Flow",
+    "Adam", "AdamW", "CheckpointError", "DATA_DEFAULTS", "DataError", "DataTypeError", "EMA", "Flow",
     "GuidedField", "MLP", "NotFittedError", "Standardize", "TrainConfig", "TrainedFlow",
     "Trainer", "baselines", "checkpoint",
     "classifier", "couplings",

@@ -7,7 +7,8 @@ bit for bit:
 key                 content
 ==================  ==============================================================
 ``format_version``  int, :data:`FORMAT_VERSION`
-``meta``            JSON text: ``{"model": MLP config, "train": TrainConfig, "rng": bit-generator
+``meta``            JSON text: ``{"model": network description (its ``"arch"`` and
+                    options, :func:`npflow.networks.describe`), "train": TrainConfig, "rng": bit-generator
                     state, "data": DataState description or null}``
 ``params``          (P,) network weights
 ``ema_params``      (P,) exponential moving average of the weights
@@ -23,7 +24,7 @@ key                 content
 ==================  ==============================================================
 
 Format 1 (before finite datasets) has no ``data`` in its meta and none of the last three
-arrays; it still loads.
+arrays; formats 1 and 2 describe an MLP without naming its ``"arch"``. Both still load.
 
 Writes go to a temporary file ``.npflow-<pid>-*.tmp`` in the same folder, are flushed to disk,
 then ``os.replace`` d over the target, and the folder itself is synced so the rename survives a
@@ -46,10 +47,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _checks
-from .nn import MLP, param_count
+from . import networks
 
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 _ARRAY_KEYS = ("params", "ema_params", "adam_m", "adam_v")
 _SCALAR_KEYS = ("format_version", "adam_step", "step")
 _KEYS = _ARRAY_KEYS + _SCALAR_KEYS + ("meta", "losses")
@@ -122,13 +123,13 @@ class Checkpoint:
     data: DataState = None
 
     def model(self, ema=True, best=True):
-        """Rebuild the :class:`~npflow.nn.MLP` with the chosen weights.
+        """Rebuild the network (:func:`npflow.networks.build`) with the chosen weights.
 
         ``ema=False``: the raw weights of the last step. ``ema=True`` (default): the moving
         average; for a run on a finite dataset, the moving average at the lowest validation
         loss unless ``best=False`` (then the last one).
         """
-        net = MLP(**_model_kwargs(self.model_config), rng=np.random.default_rng(0))
+        net = networks.build(self.model_config, np.random.default_rng(0))
         if not ema:
             net.params[...] = self.params
         elif best and self.data is not None:
@@ -269,14 +270,14 @@ def _validate(path, arrays):
     try:
         meta = json.loads(str(arrays["meta"]))
         model_config, train_config, rng_state = meta["model"], meta["train"], meta["rng"]
-        _check_description(model_config)
-        expected = param_count(**model_config)
+        model_config = {"arch": "mlp", **model_config}  # formats 1 and 2: an MLP
+        expected = networks.count_params(model_config)
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
         raise CheckpointError(f"{path!r} has an invalid model description: {err}") from None
     for key in _ARRAY_KEYS:
         _check_weights(path, arrays, key, expected)
     try:  # the sizes agree, so building the network allocates only what the file holds
-        net = MLP(**_model_kwargs(model_config), rng=np.random.default_rng(0))
+        net = networks.build(model_config, np.random.default_rng(0))
     except (ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"{path!r} has an invalid model description: {err}") from None
     step, adam_step = int(arrays["step"]), int(arrays["adam_step"])
@@ -293,18 +294,6 @@ def _validate(path, arrays):
     return Checkpoint(model_config, train_config, rng_state,
                       *(arrays[key].astype(net.dtype) for key in _ARRAY_KEYS),
                       adam_step, step, arrays["losses"], data)
-
-
-def _check_description(config):
-    """Validate every option of a model description on a tiny network of the same kind.
-
-    Raises what :class:`~npflow.nn.MLP` raises; sizes (``dim``, ``hidden``) are checked by
-    :func:`~npflow.nn.param_count` against the arrays before the real network is built.
-    """
-    tiny = {**_model_kwargs(config), "dim": 1, "hidden": [1] * len(config["hidden"])}
-    MLP(**tiny, rng=np.random.default_rng(0))
-    for width in (config["dim"], *config["hidden"]):
-        _checks.positive_int(width, "dim and hidden widths")
 
 
 def _check_weights(path, arrays, key, expected):
@@ -342,12 +331,6 @@ def _data_state(path, meta, arrays, expected, net):
         raise CheckpointError(f"{path!r}: the data description (n={n}, d={dim}) does not fit "
                               f"the network (d={net.dim}) or the validation rows")
     return state
-
-
-def _model_kwargs(config):
-    kwargs = dict(config)
-    kwargs["dtype"] = np.dtype(kwargs.get("dtype", "float32")).type
-    return kwargs
 
 
 def load_model(path, ema=True, best=True):

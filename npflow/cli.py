@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from . import _checks, couplings, data, datasets, likelihood, paths, solvers, tables, tabular, train
+from . import (_checks, couplings, data, datasets, likelihood, networks, paths, solvers, tables,
+               tabular, train)
 from ._progress import Progress
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
 from .optim import SCHEDULES
@@ -125,6 +126,11 @@ _TRAIN_OPTIONS = {
     "--patience": ("patience", NONNEG_INT, "with --data: stop after this many evaluations "
                                            "without a better validation loss (0: never)"),
     "--eval-every": ("eval_every", POSITIVE_INT, "with --data: steps between validation losses"),
+    "--arch": ("arch", sorted(networks.ARCHITECTURES), "the network: an MLP, or a U-Net for images"),
+    "--channels": ("channels", POSITIVE_INT, "--arch unet: base width C"),
+    "--multipliers": ("multipliers", _typed(_widths), "--arch unet: C_i = C m_i per level"),
+    "--blocks": ("blocks", POSITIVE_INT, "--arch unet: residual blocks per level"),
+    "--groups": ("groups", POSITIVE_INT, "--arch unet: groups of each group norm"),
 }
 _TRAIN_FLAGS = {  # store_true / BooleanOptionalAction options: (field, value when given, help)
     "--residual": ("residual", None, "shortcuts a_i = a_(i-1) + act(z_i) around each hidden "
@@ -166,6 +172,9 @@ def _add_data_reading(p, data_help, label_help=False):
                    help="whether a text file's first line names the columns (default: auto)")
     p.add_argument("--drop-nonfinite", action="store_true",
                    help="drop rows holding NaN or infinity instead of refusing the file")
+    p.add_argument("--image-shape", type=_typed(_widths), default=None,
+                   help="each row is an image of this shape, C,H,W or H,W (a file of pixels; "
+                        "IDX files and arrays of images carry their own)")
     p.add_argument("--label-column", default=None,
                    help="the column (index from 0, or header name) that holds class labels: "
                         "taken out of the rows" + (" and learned (a conditional flow)"
@@ -267,7 +276,8 @@ def _training_files(args):
     files = data.TrainingFiles(args.data, getattr(args, "labels", None),
                                getattr(args, "source_data", None), args.key,
                                args.delimiter, _header(args), column, args.drop_nonfinite,
-                               getattr(args, "table", None), _column_kinds(args))
+                               args.image_shape, getattr(args, "table", None),
+                               _column_kinds(args))
     return None if files.data is None else files
 
 
@@ -619,7 +629,8 @@ def _add_impute(sub):
                                    "gaps are written unchanged. With --n-imputations K > 1 the "
                                    "K filled tables are written one after the other, numbered in "
                                    "a first column '.imp' (1 .. K).",
-                       epilog=_IMPUTE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=_IMPUTE_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_solver_options(p)
     p.add_argument("--data", default=None, help="the table's rows with missing cells (.csv)")
     p.add_argument("--delimiter", default=None,

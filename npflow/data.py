@@ -33,6 +33,7 @@ import json
 import numbers
 import os
 import re
+import reprlib
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ class DataError(ValueError):
     """A data file or array is missing, unreadable, or not what npflow can train on."""
 
 
+class DataTypeError(DataError, TypeError):
+    """Entries that are not numbers at all: a sparse matrix, None or a dict in an object array.
+
+    A :class:`DataError`, and a TypeError as NumPy and scikit-learn raise for such input."""
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A finite dataset, as :func:`load` returns it.
@@ -69,6 +76,9 @@ class Dataset:
         table: the names of its coordinates).
     source : str
         The file's path, or ``"array"``.
+    image_shape : (c, h, w) tuple or None
+        Each row is an image of this shape, flattened (``d = c h w``): IDX images, arrays of
+        shape (n, h, w) or (n, c, h, w), or rows given an ``image_shape``.
     table : TableSchema or None
         For the rows of a table (:mod:`npflow.tabular`): its columns, and ``x`` holds their
         coordinates.
@@ -78,6 +88,7 @@ class Dataset:
     y: np.ndarray | None
     columns: tuple | None
     source: str
+    image_shape: tuple | None = None
     table: object = None
 
     @property
@@ -116,10 +127,13 @@ class Dataset:
 def check_array(X, name="X", min_rows=2, drop_nonfinite=False, finite=True):
     """Return ``X`` as a floating ``(n, d)`` array after the one boundary check.
 
-    float32 and float64 are kept (a memory map stays a memory map); other real dtypes become
-    float64. Finiteness is checked chunk by chunk, so a memory-mapped array larger than memory is
-    never loaded whole; ``finite=False`` skips that pass, for a caller whose own pass over the
-    rows finds NaN and infinity anyway (:meth:`npflow.transforms.Standardize.fit`).
+    float32 and float64 are kept (a memory map stays a memory map); other real dtypes, and object
+    arrays holding numbers, become float64. Finiteness is checked chunk by chunk, so a
+    memory-mapped array larger than memory is never loaded whole; ``finite=False`` skips that
+    pass, for a caller whose own pass over the rows finds NaN and infinity anyway
+    (:meth:`npflow.transforms.Standardize.fit`). The messages use scikit-learn's key words
+    ("Reshape your data", "1 sample", "0 feature(s)", "Complex data not supported", "sparse"),
+    so that code written against scikit-learn's ``check_array`` recognises them.
 
     Parameters
     ----------
@@ -141,7 +155,11 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False, finite=True):
     Raises
     ------
     DataError
-        Not 2-D, not real numbers, too few rows, no columns, or NaN/infinity.
+        Not 2-D, not real numbers (complex, text, bool), too few rows, no columns, or
+        NaN/infinity.
+    DataTypeError
+        (a DataError and a TypeError) A sparse matrix, or an object array holding None or an
+        entry that is not a number (a dict, a list).
     """
     arr, bad = _checked(X, name, min_rows, drop_nonfinite, finite)
     return arr if not bad.size else np.delete(arr, bad, axis=0)
@@ -149,21 +167,15 @@ def check_array(X, name="X", min_rows=2, drop_nonfinite=False, finite=True):
 
 def _checked(X, name, min_rows, drop_nonfinite, finite=True):
     """``check_array`` without the dropping: returns the array and its non-finite rows (k,)."""
-    arr = X if isinstance(X, np.ndarray) else _as_array(X, name)
     ref = name if name.isidentifier() else "x"  # the array's name in the advice
-    if arr.dtype.kind not in "iuf":
-        raise DataError(f"{name} must hold real numbers, got dtype {arr.dtype}; "
-                        f"convert it with {ref}.astype(float) if that is meaningful")
-    if arr.ndim == 1:
-        raise DataError(f"{name} must be 2-D (n, d), got shape {arr.shape}: use "
-                        f"{ref}.reshape(-1, 1) for one feature, {ref}.reshape(1, -1) for one row")
-    if arr.ndim != 2:
-        raise DataError(f"{name} must be 2-D (n, d), got shape {arr.shape}: flatten each point "
-                        f"with {ref}.reshape(len({ref}), -1)")
-    if arr.shape[1] == 0:
-        raise DataError(f"{name} has no columns (shape {arr.shape}); it needs at least one feature")
-    _check_rows(arr.shape[0], name, min_rows)
-    if arr.dtype not in (np.float32, np.float64):
+    arr = X if isinstance(X, np.ndarray) else _as_array(X, name, ref)
+    _check_dtype(arr, name, ref)
+    _check_shape(arr, name, ref, min_rows)
+    if arr.dtype == object:
+        arr = _object_as_float(arr, name, f"give numbers only ({ref}.astype(float) parses numbers "
+                                          f"written as text; np.nan marks a missing value, "
+                                          f"dropped with drop_nonfinite=True)")
+    elif arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     bad = _nonfinite_rows(arr) if finite else np.zeros(0, dtype=np.int64)
     if bad.size and not drop_nonfinite:
@@ -180,16 +192,92 @@ def _n_rows(k):
     return f"{k} row" if k == 1 else f"{k} rows"
 
 
-def _as_array(X, name):
+def _as_array(X, name, ref):
+    """``X`` as an ndarray; a sparse matrix (anything with ``toarray`` and ``format``, like
+    scipy.sparse's) is refused rather than made into a 0-D object array."""
+    if hasattr(X, "toarray") and hasattr(X, "format"):
+        shape = getattr(X, "shape", None)
+        size = "" if shape is None else f" ({_dense_size(shape)} as float64)"
+        raise DataTypeError(f"{name} is sparse ({X.format} format, shape {shape}), but sparse "
+                            f"input is not supported: npflow needs a dense array; use "
+                            f"{ref}.toarray() if it fits in memory{size}")
     try:
         return np.asarray(X)
     except ValueError as err:  # ragged nested lists
         raise DataError(f"{name} is not a rectangular array ({err})") from None
 
 
+def _dense_size(shape):
+    nbytes = 8 * int(np.prod(shape))
+    return _checks.gib(nbytes) if nbytes >= 2 ** 20 else "under 1 MiB"
+
+
+def _check_dtype(arr, name, ref):
+    """Real numbers, or objects (converted once the shape is right)."""
+    if arr.dtype.kind == "c":
+        raise DataError(f"{name} holds complex numbers (dtype {arr.dtype}). Complex data not "
+                        f"supported: give real columns, e.g. np.hstack([{ref}.real, {ref}.imag])")
+    if arr.dtype.kind not in "iufO":
+        raise DataError(f"{name} must hold real numbers, got dtype {arr.dtype}; "
+                        f"convert it with {ref}.astype(float) if that is meaningful")
+
+
+def _check_shape(arr, name, ref, min_rows):
+    """2-D, with at least one column and ``min_rows`` rows."""
+    if arr.ndim < 2:
+        raise DataError(f"{name} must be 2-D (n, d), got shape {arr.shape}. Reshape your data "
+                        f"with {ref}.reshape(-1, 1) for one feature, {ref}.reshape(1, -1) for "
+                        f"one row")
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be 2-D (n, d), got shape {arr.shape}: flatten each point "
+                        f"with {ref}.reshape(len({ref}), -1)")
+    if arr.shape[1] == 0:
+        raise DataError(f"{name} has no columns: 0 feature(s) (shape={arr.shape}) while a "
+                        f"minimum of 1 is required; each row needs at least one feature")
+    _check_rows(arr.shape[0], name, min_rows)
+
+
+def _object_as_float(arr, name, advice):
+    """An object array of Python numbers as float64; text, None and other objects are refused.
+
+    Text is refused even when it reads as a number, as a string array is, and None is not taken
+    for NaN (NumPy's cast would); ``advice`` says what to give instead. The entries are visited
+    in Python (an object array is in memory anyway)."""
+    refused = np.frompyfunc(lambda v: v is None or isinstance(v, (str, bytes)), 1, 1)(arr)
+    if refused.astype(bool).any():
+        where = tuple(int(i) for i in np.argwhere(refused.astype(bool))[0])
+        value = arr[where]
+        error = DataTypeError if value is None else DataError
+        what = "None" if value is None else f"text ({_short(value)})"
+        raise error(f"{name} is an object array holding {what} at {list(where)} where numbers "
+                    f"are expected; {advice}")
+    try:
+        return arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError) as err:
+        first = next(((i, v) for i, v in np.ndenumerate(arr) if not _is_real(v)), None)
+        at = "" if first is None else f" ({_short(first[1])} at {list(first[0])})"
+        raise DataTypeError(f"{name} is an object array holding something that is not a real "
+                            f"number{at}: {str(err).splitlines()[0].rstrip('.')}; "
+                            f"{advice}") from None
+
+
+def _short(value):
+    """A short one-line repr of ``value``, for a message."""
+    return " ".join(reprlib.repr(value).split())
+
+
+def _is_real(value):
+    try:
+        float(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
 def _check_rows(n, name, min_rows, after=""):
     if n < min_rows:
-        raise DataError(f"{name} needs at least {min_rows} rows, got {n}{after}")
+        sample = "1 sample" if n == 1 else f"{n} samples"
+        raise DataError(f"{name} needs at least {_n_rows(min_rows)}, got {sample}{after}")
 
 
 def row_chunks(x, rows=None):
@@ -222,14 +310,14 @@ def _integer_valued(x):
 def check_labels(y, n, name="labels"):
     """Return class labels ``y`` as an ``(n,)`` int64 array of integers ``>= 0``.
 
-    Integral floats (``3.0``, as read from a text file) are accepted; an ``(n, 1)`` column is
-    squeezed.
+    Integral floats (``3.0``, as read from a text file) and object arrays of Python integers are
+    accepted; an ``(n, 1)`` column is squeezed.
 
     Raises
     ------
     DataError
         Wrong shape or length, not integers (the first bad row is named), NaN/infinity, or
-        negative.
+        negative; a :class:`DataTypeError` for an object array holding None or non-numbers.
     """
     n = _checks.positive_int(n, "n")
     arr = np.asarray(y)
@@ -240,6 +328,10 @@ def check_labels(y, n, name="labels"):
     if len(arr) != n:
         raise DataError(f"{name} has {len(arr)} entries but the data has {n} rows; "
                         f"they must match one to one")
+    if arr.dtype == object:
+        ref = name if name.isidentifier() else "y"
+        arr = _object_as_float(arr, name, f"give integer class labels (np.unique({ref}, "
+                                          f"return_inverse=True)[1] numbers the classes 0 .. K-1)")
     if arr.dtype.kind not in "iuf":
         raise DataError(f"{name} must be integer class labels, got dtype {arr.dtype}")
     if arr.dtype.kind == "f":
@@ -261,7 +353,7 @@ def check_labels(y, n, name="labels"):
 # --- files -----------------------------------------------------------------------------------
 
 def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop_nonfinite=False,
-         name="--data"):
+         image_shape=None, name="--data"):
     """Read a dataset file (see the module docstring for the formats).
 
     Parameters
@@ -280,6 +372,9 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
         removed from ``x`` and returned as ``y``.
     drop_nonfinite : bool
         Drop rows with NaN or infinity instead of raising (this copies a memory map).
+    image_shape : (c, h, w), optional
+        Each row is an image of this shape (a CSV of pixels); arrays of images and IDX files
+        carry their own.
     name : str
         How messages call the file (the CLI option).
 
@@ -301,13 +396,45 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
                         f"is {path!r}; give labels of other files with --labels")
     where = f"{name} {path!r}"
     x, columns = _read(kind, path, where, key, delimiter, header)
-    if kind == "idx":
-        x = _flat_idx(x, where)
+    if kind == "idx" and x.ndim == 1:
+        raise DataError(f"{where} is a 1-D IDX file of {len(x)} labels, not data; give it as "
+                        f"--labels")
+    x, shape = _rows_of_images(x)
     x = check_array(x, where, drop_nonfinite=drop_nonfinite)
     y = None
     if label_column is not None:
         x, y, columns = _split_labels(x, columns, label_column, where)
-    return Dataset(x, y, columns, path)
+    if image_shape is not None:
+        if shape is not None:
+            raise _checks.OptionError(f"{{0}}: {where} holds images of shape {shape} already",
+                                      "image_shape")
+        shape = check_image_shape(image_shape, x.shape[1])
+    return Dataset(x, y, columns, path, shape)
+
+
+def _rows_of_images(x):
+    """Images (n, h, w) or (n, c, h, w) as flat rows (n, c h w) and their (c, h, w); rows as
+    they are, with None."""
+    if x.ndim == 3:
+        return x.reshape(len(x), -1), (1, *x.shape[1:])
+    if x.ndim == 4:
+        return x.reshape(len(x), -1), tuple(x.shape[1:])
+    return x, None
+
+
+def check_image_shape(image_shape, d):
+    """``image_shape`` as a (c, h, w) tuple of positive ints whose product is ``d``."""
+    try:
+        shape = tuple(_checks.positive_int(int(s), "image_shape") for s in image_shape)
+    except (TypeError, ValueError):
+        raise _checks.OptionError(f"{{0}} must be (c, h, w), positive integers, got "
+                                  f"{image_shape!r}", "image_shape") from None
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or int(np.prod(shape)) != d:
+        raise _checks.OptionError(f"{{0}} {shape} must be (h, w) or (c, h, w) with c h w = "
+                                  f"{d}, the number of columns", "image_shape")
+    return shape
 
 
 @dataclass(frozen=True)
@@ -335,12 +462,14 @@ class TrainingFiles:
     header: bool = None
     label_column: object = None
     drop_nonfinite: bool = False
+    image_shape: tuple = None
     table: bool = None
     column_kinds: dict = None
 
     def __post_init__(self):
         given = [f for f in ("labels", "source_data", "key", "delimiter", "header",
-                             "label_column", "drop_nonfinite", "table", "column_kinds")
+                             "label_column", "drop_nonfinite", "image_shape", "table",
+                             "column_kinds")
                  if getattr(self, f) not in (None, False)]
         if self.data is None and given:
             raise _checks.OptionError(", ".join(f"{{{i}}}" for i in range(len(given))) +
@@ -368,7 +497,8 @@ class TrainingFiles:
         if self.table or self.column_kinds is not None:
             return self._load_table()
         try:
-            table = load(self.data, name="--data", label_column=self.label_column, **read)
+            table = load(self.data, name="--data", label_column=self.label_column,
+                         image_shape=self.image_shape, **read)
         except DataError:
             if self.table is None and _file_kind(self.data, "--data") == "text":
                 found = self._read_if_table()
@@ -394,11 +524,13 @@ class TrainingFiles:
         return table if tabular.has_text_or_gaps(table) else None
 
     def _load_table(self, table=None):
-        """``(rows, labels, None)`` of a table: its coordinates and schema (:mod:`npflow.tabular`)."""
+        """``(rows, labels, None)`` of a table: its coordinates and its schema
+        (:mod:`npflow.tabular`)."""
         from . import tabular  # tabular builds on this module
-        if self.drop_nonfinite or self.source_data is not None or self.key is not None:
-            name = "drop_nonfinite" if self.drop_nonfinite else \
-                "source_data" if self.source_data is not None else "key"
+        refused = [name for name in ("drop_nonfinite", "source_data", "key", "image_shape")
+                   if getattr(self, name) not in (None, False)]
+        if refused:
+            name = refused[0]
             raise _checks.OptionError("{0} applies to rows of numbers; {1} is read as a table "
                                       "(its rows with missing cells are kept)", name, "data")
         if _file_kind(self.data, "--data") != "text":
@@ -414,7 +546,10 @@ class TrainingFiles:
         return rows, labels, None
 
     def to_dict(self):
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.image_shape is not None:
+            values["image_shape"] = list(self.image_shape)
+        return values
 
     @classmethod
     def from_dict(cls, values):
@@ -422,6 +557,8 @@ class TrainingFiles:
         checkpoints."""
         values = dict(values)
         values.update(values.pop("read", None) or {})
+        if values.get("image_shape") is not None:
+            values["image_shape"] = tuple(values["image_shape"])
         return cls(**values)
 
 
@@ -501,14 +638,6 @@ def _read_npz(path, key, where):
         except ValueError:
             raise DataError(f"{where}: array {key!r} holds Python objects (pickled), which "
                             f"npflow never loads; save numeric arrays with np.savez") from None
-
-
-def _flat_idx(images, where):
-    """IDX images (n, rows, cols, ...) as rows (n, rows * cols * ...)."""
-    if images.ndim == 1:
-        raise DataError(f"{where} is a 1-D IDX file of {len(images)} labels, not data; "
-                        f"give it as --labels")
-    return images.reshape(len(images), -1)  # (n, rows * cols)
 
 
 def _split_labels(table, columns, label_column, where):

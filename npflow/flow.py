@@ -41,13 +41,15 @@ explicit keyword argument stored unchanged under its own name (``get_params``, `
 ``npflow train``) and checks ``X`` and ``y``; fitted state ends in ``_``. ``score`` being the
 mean log-density of the rows given, ``GridSearchCV`` picks by held-out likelihood. The defaults
 for data are :data:`npflow.train.DATA_DEFAULTS`, each with its measured reason, then
-TrainConfig's. scikit-learn's ``check_estimator`` passes but for eight checks of how bad input
-is refused (in :func:`npflow.data.check_array`'s own words; an object array is a table, whose
-labels are a column, not ``y``), listed with their reasons in ``tests/test_flow_sklearn.py``.
+TrainConfig's. scikit-learn's ``check_estimator`` passes, its checks of bad input included
+(``tests/test_flow_sklearn.py``): :func:`npflow.data.check_array` refuses complex, 1-D, empty
+and sparse input in words scikit-learn's users know, and converts object arrays of numbers (an
+object array with text or missing cells is a table).
 """
 import contextlib
 import dataclasses
 import inspect
+import numbers
 
 import numpy as np
 
@@ -216,8 +218,9 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
                     transformer_tags=TransformerTags(preserves_dtype=["float64"]))
 
-    def _train_config(self, conditional):
-        """The :class:`TrainConfig` of ``fit``: its errors name the parameter."""
+    def train_config(self, conditional=False):
+        """The :class:`TrainConfig` that ``fit`` trains (``conditional``: fitted with labels);
+        its errors name the parameter."""
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         options = {name: value for name, value in self.get_params().items() if name in fields}
         return data_config(**options, conditional=conditional)
@@ -234,8 +237,8 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
     def fit(self, X, y=None):
         """Train on the rows of ``X`` (n, d); with labels ``y`` (n,), a class-conditional flow.
 
-        ``X`` may be a table (a :class:`~npflow.tables.Table` or a 2-D object array of cells);
-        its class labels are then a column, ``label_column``, not ``y``.
+        ``X`` may be a table (a :class:`~npflow.tables.Table`, or a 2-D object array with text
+        or missing cells); its class labels are then a column, ``label_column``, not ``y``.
 
         Returns
         -------
@@ -248,7 +251,7 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
         if table is not None and y is not None:
             raise ValueError("y must be None for a table: name its column of class labels "
                              "with label_column")
-        config = self._train_config(
+        config = self.train_config(
             conditional=y is not None or (table is not None and self.label_column is not None))
         self._check_options()
         if table is None:
@@ -429,7 +432,7 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
     # --- files ----------------------------------------------------------------------------------
     def save(self, path):
-        """Write the fitted flow (a resumable checkpoint, format 2) to ``path`` atomically."""
+        """Write the fitted flow (a resumable checkpoint, :mod:`npflow.checkpoint`) to ``path`` atomically."""
         self._check_fitted()
         checkpoint.save(path, self.checkpoint_)
 
@@ -460,12 +463,19 @@ coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, 
 
 
 def _table_input(X):
-    """``X`` as a Table when it is one or a 2-D object array of cells, else None."""
+    """``X`` as a Table when it is one, or a 2-D object array of cells (str, numbers, None or
+    NaN where missing) with some text or missing cell; else None (an object array of numbers
+    is converted by :func:`npflow.data.check_array`, other objects are refused there)."""
     if isinstance(X, Table):
         return X
-    if isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2:
-        return as_table(X)
-    return None
+    if not (isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2):
+        return None
+    cells = X.ravel()
+    if not all(c is None or isinstance(c, (str, numbers.Real)) for c in cells):
+        return None
+    text_or_gap = any(c is None or isinstance(c, str) or (isinstance(c, float) and np.isnan(c))
+                      for c in cells)
+    return as_table(X) if text_or_gap else None
 
 
 # The names of the library's arguments as Flow calls them (in messages of npflow's checks).

@@ -426,6 +426,30 @@ class MLP:
     def num_params(self):
         return self.params.size
 
+    arch = "mlp"  # its name in npflow.networks.ARCHITECTURES and in checkpoints
+
+    @classmethod
+    def count_params(cls, description):
+        """Check a description (``config()``'s keys) and return its number of parameters.
+
+        Every option is checked on a one-unit network of the same kind; the sizes (``dim``,
+        ``hidden``) only by :func:`param_count`, so nothing of the described size is allocated.
+        """
+        tiny = {**description, "dim": 1, "hidden": [1] * len(check_hidden(description["hidden"]))}
+        cls(**tiny, rng=np.random.default_rng(0))
+        _checks.positive_int(description["dim"], "dim")
+        return param_count(**description)
+
+    def memory(self, batch_size):
+        """Bytes a training step at ``batch_size`` needs at least: seven arrays of P parameters
+        (weights, gradients, two Adam moments, the EMA, two scratch buffers) and, per row, four
+        arrays per hidden unit (pre-activation, activation, their gradients; five with residual
+        shortcuts, which keep the branch ``act(z_i)`` apart). An estimate for a clear error
+        before allocating, not an exact count."""
+        itemsize = np.dtype(self.dtype).itemsize
+        per_row = (5 if self.residual else 4) * sum(self.hidden) * itemsize
+        return 7 * self.num_params * itemsize + batch_size * per_row
+
     def config(self):
         """Constructor arguments as a JSON-serializable dict (``MLP(**config, rng=rng)``)."""
         return {"dim": self.dim, "hidden": list(self.hidden), "activation": self.activation.name,
@@ -615,7 +639,7 @@ class MLP:
 
         One :meth:`forward_train` and k :meth:`backward` passes; :meth:`jvp` does the same work
         in one forward pass, so the likelihood uses it when a field has both. ``self.grads`` is
-        overwritten (the parameter gradients are a by-product).
+        left as it was (the backward passes' parameter gradients are a by-product).
 
         Parameters
         ----------
@@ -631,7 +655,10 @@ class MLP:
         v, cache = self.forward_train(x, t, y, work)
         if dv.ndim != 3 or dv.shape[1:] != v.shape:
             raise ValueError(f"dv must have shape (k, {v.shape[0]}, {self.dim}), got {dv.shape}")
-        return v, np.stack([self.backward(cache, cotangent, work) for cotangent in dv])
+        grads = self.grads.copy()
+        dx = np.stack([self.backward(cache, cotangent, work) for cotangent in dv])  # (k, n, d)
+        self.grads[...] = grads
+        return v, dx
 
     def torch_state(self):
         """Weights named and shaped as PyTorch ``nn.Linear`` layers (``weight`` is ``W.T``)."""

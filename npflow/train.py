@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, checkpoint, couplings, data, datasets, paths, transforms
+from . import _checks, checkpoint, couplings, data, datasets, networks, paths, transforms
 from ._progress import Progress
-from .nn import ACTIVATIONS, MLP, TIME_EMBEDDINGS, Workspace, check_hidden, param_count
+from .nn import ACTIVATIONS, TIME_EMBEDDINGS, Workspace, check_hidden
 from .optim import EMA, SCHEDULES, Adam, AdamW, clip_grad_norm, make_schedule
 
 TIME_SAMPLINGS = ("uniform", "logit-normal")
@@ -83,7 +83,13 @@ class TrainConfig:
     eval_every: int = 500             # steps between validation losses
     patience: int = 0                 # evaluations without improvement before stopping; 0: never
     dequantize: bool = False          # integer data: x + u, u ~ U[0, 1) fresh each batch
-    standardize: bool = True          # the network sees (x - mean) / std, feature by feature
+    standardize: bool = True          # the network sees (x - mean) / std (images: one pooled map)
+    # The network (npflow.networks): the MLP above, or a U-Net for images (npflow.networks.unet).
+    arch: str = "mlp"                 # "unet" needs rows that are images
+    channels: int = 32                # U-Net: base width C
+    multipliers: tuple = (1, 2, 2)    # U-Net: C_i = C m_i per level (28 -> 14 -> 7 for MNIST)
+    blocks: int = 1                   # U-Net: residual blocks per level
+    groups: int = 8                   # U-Net: groups of every group norm
 
     def __post_init__(self):
         for name in ("source", "target"):
@@ -97,8 +103,12 @@ class TrainConfig:
         _checks.choice(self.time_embedding, "time_embedding", TIME_EMBEDDINGS)
         _checks.choice(self.time_sampling, "time_sampling", TIME_SAMPLINGS)
         _checks.choice(self.dtype, "dtype", ("float32", "float64"))
-        for name in ("steps", "batch_size", "embed_dim"):
+        for name in ("steps", "batch_size", "embed_dim", "channels", "blocks", "groups"):
             _checks.positive_int(getattr(self, name), name)
+        _checks.choice(self.arch, "arch", networks.ARCHITECTURES)
+        object.__setattr__(self, "multipliers", tuple(
+            _checks.positive_int(m, "multipliers") for m in _sequence(self.multipliers,
+                                                                       "multipliers")))
         for name in ("warmup_steps", "seed", "reflow", "patience"):
             _checks.nonnegative_int(getattr(self, name), name)
         _checks.positive_int(self.eval_every, "eval_every")
@@ -142,7 +152,9 @@ class TrainConfig:
             yield ("label_dropout", "conditional"), "needs {1} (a class-conditional run)"
         if self.path not in ("icfm", "lipman"):
             yield ("sigma",), f"is used by the icfm and lipman paths, not by path {self.path!r}"
-        if self.time_embedding != "sinusoidal":
+        for name in _UNET_ONLY if self.arch == "mlp" else _MLP_ONLY:
+            yield (name, "arch"), f"is an option of another network than {{1}} {self.arch!r}"
+        if self.arch == "mlp" and self.time_embedding != "sinusoidal":
             for name in ("embed_dim", "time_scale"):
                 yield (name,), (f"sets the sinusoidal time embedding, not time_embedding "
                                 f"{self.time_embedding!r}")
@@ -151,7 +163,8 @@ class TrainConfig:
         return getattr(self, name) != _FIELD_DEFAULTS[name]
 
     def to_dict(self):
-        return {**dataclasses.asdict(self), "hidden": list(self.hidden)}
+        return {**dataclasses.asdict(self), "hidden": list(self.hidden),
+                "multipliers": list(self.multipliers)}
 
     @classmethod
     def from_dict(cls, values):
@@ -163,6 +176,8 @@ class TrainConfig:
 
 
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_MLP_ONLY = ("hidden", "activation", "residual", "time_embedding")  # options of one network
+_UNET_ONLY = ("channels", "multipliers", "blocks", "groups")
 
 
 def start(options, files=None):
@@ -186,7 +201,9 @@ def data_config(source_rows=False, **options):
                                   f"a built-in target (got {options['target']!r})", "data",
                                   "target")
     source = {"source": DATA} if source_rows else {}
-    return TrainConfig(**{**DATA_DEFAULTS, **source, **options, "target": DATA})
+    defaults = DATA_DEFAULTS if options.get("arch", "mlp") == "mlp" else \
+        {k: v for k, v in DATA_DEFAULTS.items() if k not in _MLP_ONLY}
+    return TrainConfig(**{**defaults, **source, **options, "target": DATA})
 
 
 # Defaults for a run on a user's rows (``npflow train --data``, :class:`npflow.Flow`): these fields
@@ -272,6 +289,7 @@ class RowBatches:
     def __init__(self, config, x, labels=None, source=None, files=None):
         split_ss, batch_ss, val_ss, source_ss = np.random.SeedSequence(config.seed).spawn(4)
         self.config, self.files = config, files
+        self.image_shape = x.image_shape if isinstance(x, data.Dataset) else None
         self.table = x.table if isinstance(x, data.Dataset) else None
         if self.table is not None and config.dequantize:
             raise _checks.OptionError("{0} is for rows of integers; a table's integer columns "
@@ -281,7 +299,8 @@ class RowBatches:
         self.y = _check_run_labels(config, labels, n)
         self.n_classes = int(self.y.max()) + 1 if self.y is not None else 0
         self.split = data.train_val_split(n, config.val_fraction, np.random.default_rng(split_ss))
-        self.transform = _fit_transform(self.x, self.split.train, config)
+        self.transform = _fit_transform(self.x, self.split.train, config,
+                                        pooled=self.image_shape is not None)
         self.sampler = data.EpochSampler(len(self.split.train), config.batch_size,
                                          np.random.default_rng(batch_ss))
         self.source = self.source_transform = self.source_sampler = None
@@ -417,12 +436,21 @@ def _check_run_labels(config, labels, n):
     return data.check_labels(labels, n, "labels")
 
 
-def _fit_transform(x, rows, config, dequantize=None):
-    """The Standardize of ``x[rows]`` (every row when None; identity when not standardizing)."""
+def _fit_transform(x, rows, config, dequantize=None, pooled=False):
+    """The Standardize of ``x[rows]`` (every row when None; identity when not standardizing;
+    one map for every coordinate when ``pooled``: the pixels of images)."""
     dequantize = config.dequantize if dequantize is None else dequantize
     if not config.standardize:
         return transforms.Standardize.identity(x.shape[1], dequantize)
-    return transforms.Standardize.fit(x, dequantize=dequantize, rows=rows)
+    return transforms.Standardize.fit(x, dequantize=dequantize, rows=rows, pooled=pooled)
+
+
+def _sequence(value, name):
+    """A list or tuple (not a string), or a ValueError naming ``name``."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{name} must be a non-empty sequence of positive integers, got "
+                         f"{value!r}")
+    return value
 
 
 def _fingerprint(x, y, source):
@@ -496,12 +524,8 @@ class Trainer:
         else:
             dim = datasets.sample(config.target, 1, np.random.default_rng(0)).shape[1]
             self.n_classes = datasets.n_classes(config.target) if config.conditional else 0
-        _checks.affordable(training_memory(config, dim, self.n_classes),
-                           f"training with batch_size {config.batch_size} and hidden "
-                           f"{','.join(map(str, config.hidden))} in d = {dim}")
-        self.model = MLP(dim, config.hidden, config.activation, config.time_embedding,
-                         config.embed_dim, config.time_scale, np.dtype(config.dtype).type,
-                         rng=self.rng, n_classes=self.n_classes, residual=config.residual)
+        image_shape = None if self.rows is None else self.rows.image_shape
+        self.model = _network(config, dim, self.n_classes, self.rng, image_shape)
         opt_cls = AdamW if config.weight_decay > 0 else Adam
         self.optimizer = opt_cls(self.model.params, lr=config.lr, weight_decay=config.weight_decay)
         self.schedule = make_schedule(config.schedule, config.lr, config.steps,
@@ -576,7 +600,7 @@ class Trainer:
 
         ``best=True``: the EMA weights of the lowest validation loss so far (finite datasets).
         """
-        net = MLP(**self.model.config(), rng=np.random.default_rng(0))
+        net = networks.build(networks.describe(self.model), np.random.default_rng(0))
         net.params[...] = self.best_params if best else self.ema.shadow
         return net
 
@@ -664,7 +688,7 @@ class Trainer:
         else:
             data = None
         return checkpoint.Checkpoint(
-            self.model.config(), self.config.to_dict(), _rng_state(self.rng),
+            networks.describe(self.model), self.config.to_dict(), _rng_state(self.rng),
             self.model.params.copy(), self.ema.shadow.copy(), state["m"], state["v"],
             int(state["step_count"]), self.step, np.asarray(self.losses), data)
 
@@ -874,21 +898,45 @@ def _signal_name(signum):
     return None if signum is None else signal.Signals(signum).name
 
 
-def training_memory(config, dim, n_classes=0):
-    """Bytes a run needs at least: weights and optimizer state, activations, batch draws.
+def network_description(config, dim, n_classes=0, image_shape=None):
+    """The description (:func:`npflow.networks.describe`) of the network ``config`` trains in
+    ``d = dim`` with ``n_classes`` classes (on images of ``image_shape`` (c, h, w))."""
+    if config.arch != "mlp":
+        if image_shape is None:
+            raise _checks.OptionError(f"{{0}} {config.arch!r} needs rows that are images (IDX "
+                                      f"files, arrays of shape (n, h, w) or (n, c, h, w), or "
+                                      f"{{1}} for a file of pixels)", "arch", "image_shape")
+        embed_dim = None if not config._is_set("embed_dim") else config.embed_dim
+        return {"arch": config.arch, "image_shape": list(image_shape),
+                "channels": config.channels, "multipliers": list(config.multipliers),
+                "blocks": config.blocks, "groups": config.groups, "embed_dim": embed_dim,
+                "time_scale": config.time_scale, "n_classes": n_classes, "dtype": config.dtype}
+    return {"arch": "mlp", "dim": dim, "hidden": list(config.hidden),
+            "activation": config.activation, "time_embedding": config.time_embedding,
+            "embed_dim": config.embed_dim, "time_scale": config.time_scale,
+            "dtype": config.dtype, "n_classes": n_classes, "residual": config.residual}
 
-    Seven arrays of P parameters (weights, gradients, two Adam moments, the EMA, two scratch
-    buffers); per batch row, four arrays per hidden unit (pre-activation, activation, their
-    gradients; five with residual shortcuts, which keep the branch ``act(z_i)`` apart) and a
-    dozen float64 values per coordinate (draws, path, coupling); an OT or Sinkhorn coupling adds
-    three (B, B) float64 matrices. An estimate for a clear error before allocating, not an exact
-    count.
+
+def _network(config, dim, n_classes, rng, image_shape=None):
+    """The run's network, after checking that training it fits in memory (one line if not).
+
+    The weights alone (seven arrays of P parameters: :func:`npflow.networks.count_params`) are
+    checked before anything is allocated, then a step's whole need (the network's
+    ``memory(batch_size)``) and the batch draws: a dozen float64 values per coordinate and row
+    (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
+    description = network_description(config, dim, n_classes, image_shape)
+    what = (f"training with batch_size {config.batch_size} and "
+            f"{'hidden ' + _shown(config.hidden) if description['arch'] == 'mlp' else description['arch']} "
+            f"in d = {dim}")
+    batch = config.batch_size
+    draws = batch * 12 * (dim + 1) * 8 + (0 if config.coupling == "independent" else
+                                          3 * 8 * batch ** 2)
     itemsize = np.dtype(config.dtype).itemsize
-    params = param_count(dim, config.hidden, config.time_embedding, config.embed_dim, n_classes)
-    per_row = (5 if config.residual else 4) * sum(config.hidden) * itemsize + 12 * (dim + 1) * 8
-    coupling = 0 if config.coupling == "independent" else 3 * 8 * config.batch_size ** 2
-    return 7 * params * itemsize + config.batch_size * per_row + coupling
+    _checks.affordable(7 * networks.count_params(description) * itemsize + draws, what)
+    net = networks.build(description, rng)
+    _checks.affordable(net.memory(batch) + draws, what)
+    return net
 
 
 def _check_pairs(pairs, reflow):

@@ -63,7 +63,7 @@ class Standardize:
         return self.mean.shape[0]
 
     @classmethod
-    def fit(cls, x, dequantize=False, rows=None):
+    def fit(cls, x, dequantize=False, rows=None, pooled=False):
         """Per-feature mean and standard deviation of ``x``, in float64, one chunk at a time.
 
         The pass streams over row chunks (Chan, Golub and LeVeque's pairwise update of the sum of
@@ -81,6 +81,10 @@ class Standardize:
         dequantize : bool
         rows : (m,) int array, optional
             Fit on these rows of ``x`` only (a training split), read block by block.
+        pooled : bool
+            One mean and one scale for every feature, those of all entries together (the pixels
+            of images: one global affine map keeps an image an image, where per-pixel scales
+            would blow up the nearly constant border pixels).
         """
         x = check_array(x, "x", min_rows=1, finite=False)  # this pass finds NaN and infinity
         d = x.shape[1]
@@ -99,6 +103,10 @@ class Standardize:
             raise DataError("x must be finite, found NaN or infinity (or values too large to "
                             "square in float64)")
         var = m2 / count
+        if pooled:  # the mean and variance of all n d entries, from the per-feature ones
+            var = np.full(d, np.mean(var + (mean - mean.mean()) ** 2))
+            mean = np.full(d, mean.mean())
+            low, high = np.full(d, low.min()), np.full(d, high.max())
         if dequantize:
             return cls(mean + DEQUANTIZE_MEAN, np.sqrt(var + DEQUANTIZE_VAR), True)
         return cls(mean, np.where(low == high, 1.0, np.sqrt(var)), False)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from npflow import checkpoint
+from npflow import checkpoint, networks
 from npflow.checkpoint import FORMAT_VERSION, Checkpoint, CheckpointError, load, load_model, save
 from npflow.nn import MLP
 from npflow.train import TrainConfig
@@ -18,7 +18,7 @@ def make_checkpoint(dtype=np.float32, seed=0, step=7):
     P = net.num_params
     state = np.random.default_rng(seed + 1).bit_generator.state
     return Checkpoint(
-        model_config=net.config(),
+        model_config=networks.describe(net),
         train_config=TrainConfig(steps=20, hidden=(16, 8)).to_dict(),
         rng_state=json.loads(json.dumps(state)),
         params=net.params.copy(),
@@ -327,6 +327,24 @@ def test_save_refuses_a_checkpoint_whose_steps_disagree(tmp_path):
     with pytest.raises(ValueError, match="adam_step"):
         save(str(tmp_path / "m.npz"), bad)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_files_before_the_arch_key_load_as_mlps(tmp_path, saved, version):
+    meta = json.loads(str(arrays_of(saved)["meta"]))
+    del meta["model"]["arch"]
+    path = write_variant(tmp_path, saved, format_version=np.int64(version),
+                         meta=np.array(json.dumps(meta)))
+    ckpt = load(path)
+    assert ckpt.model_config["arch"] == "mlp" and isinstance(ckpt.model(), MLP)
+    np.testing.assert_array_equal(ckpt.model().params, arrays_of(saved)["ema_params"])
+
+
+def test_an_unknown_architecture_is_one_line(tmp_path, saved):
+    meta = json.loads(str(arrays_of(saved)["meta"]))
+    meta["model"]["arch"] = "transformer"
+    path = write_variant(tmp_path, saved, meta=np.array(json.dumps(meta)))
+    assert_one_line_error(path, "arch must be one of mlp.*got 'transformer'")
 
 
 def test_format_1_files_still_load(tmp_path, saved):

@@ -63,18 +63,87 @@ def test_check_array_keeps_float32_and_float64_and_converts_ints():
 
 
 @pytest.mark.parametrize("bad, parts", [
-    (np.arange(5.0), ["X must be 2-D (n, d)", "(5,)", "X.reshape(-1, 1)", "X.reshape(1, -1)"]),
+    (np.arange(5.0), ["X must be 2-D (n, d)", "(5,)", "Reshape your data", "X.reshape(-1, 1)",
+                      "X.reshape(1, -1)"]),
+    (np.float64(3.0), ["X must be 2-D (n, d)", "shape ()", "Reshape your data"]),
     (np.zeros((4, 2, 2)), ["(4, 2, 2)", "X.reshape(len(X), -1)"]),
-    (np.array([["a", "b"], ["c", "d"]]), ["real numbers", "<U1"]),
-    (np.ones((2, 2), dtype=complex), ["complex128"]),
+    (np.array([["a", "b"], ["c", "d"]]), ["real numbers", "<U1", "X.astype(float)"]),
+    (np.ones((2, 2), dtype=complex), ["complex128", "Complex data not supported",
+                                      "np.hstack([X.real, X.imag])"]),
     (np.ones((2, 2), dtype=bool), ["bool"]),
-    (np.array([[None, 1], [2, 3]], dtype=object), ["object"]),
-    (np.ones((1, 3)), ["needs at least 2 rows, got 1"]),
-    (np.ones((3, 0)), ["no columns", "(3, 0)"]),
+    (np.array([[None, 1], [2, 3]], dtype=object), ["object", "None at [0, 0]", "np.nan"]),
+    (np.array([[1.0, "2.5"], [2, 3]], dtype=object), ["object", "text ('2.5') at [0, 1]",
+                                                     "X.astype(float)"]),
+    (np.ones((1, 3)), ["needs at least 2 rows, got 1", "got 1 sample"]),
+    (np.ones((0, 3)), ["needs at least 2 rows, got 0 samples"]),
+    (np.ones((3, 0)), ["no columns", "(3, 0)",
+                       "0 feature(s) (shape=(3, 0)) while a minimum of 1 is required"]),
     ([[1.0, 2.0], [3.0]], ["not a rectangular array"]),
 ])
 def test_check_array_rejects(bad, parts):
     one_line_error(parts, data.check_array, bad)
+
+
+def test_check_array_min_rows_one_says_row_and_samples():
+    one_line_error("X needs at least 1 row, got 0 samples", data.check_array, np.ones((0, 2)),
+                   min_rows=1)
+    assert data.check_array(np.ones((1, 2)), min_rows=1).shape == (1, 2)
+
+
+def test_check_array_converts_object_arrays_of_numbers():
+    x = np.array([[1, 2.5], [np.float32(3), True], [np.int8(-4), 1e300]], dtype=object)
+    out = data.check_array(x)
+    assert out.dtype == np.float64 and out.shape == (3, 2)
+    np.testing.assert_array_equal(out, [[1.0, 2.5], [3.0, 1.0], [-4.0, 1e300]])
+    x[1, 0] = np.nan  # NaN in an object array is found by the same single scan
+    one_line_error("X has 1 row with NaN or infinity (first: row 1)", data.check_array, x)
+    np.testing.assert_array_equal(data.check_array(x, drop_nonfinite=True), [[1, 2.5], [-4, 1e300]])
+
+
+@pytest.mark.parametrize("entry, parts", [
+    ({"foo": "bar"}, ["{'foo': 'bar'} at [1, 0]", "float() argument must be a string or a real "
+                      "number, not 'dict'"]),
+    ([1.0, 2.0], ["[1.0, 2.0] at [1, 0]", "sequence"]),
+    (10 ** 400, ["at [1, 0]", "too large"]),
+    (1 + 2j, ["(1+2j) at [1, 0]", "complex"]),
+])
+def test_check_array_object_entry_that_is_no_number_is_a_type_error(entry, parts):
+    x = np.ones((3, 2), dtype=object)
+    x[1, 0] = entry
+    with pytest.raises(TypeError):  # as NumPy and scikit-learn raise; also a DataError
+        data.check_array(x)
+    message = one_line_error(["X is an object array", "not a real number", *parts,
+                              "X.astype(float)"], data.check_array, x)
+    assert len(message) < 400
+
+
+class SparseStandIn:
+    """The two attributes of a scipy.sparse matrix or array that check_array looks at."""
+
+    format = "csr"
+    shape = (200_000, 1_000)
+
+    def toarray(self):
+        raise AssertionError("check_array must not densify a sparse matrix")
+
+
+def test_check_array_refuses_sparse_input_and_says_toarray():
+    with pytest.raises(TypeError):
+        data.check_array(SparseStandIn())
+    one_line_error(["X is sparse (csr format, shape (200000, 1000))", "sparse input is not "
+                    "supported", "X.toarray() if it fits in memory", "1.5 GiB as float64"],
+                   data.check_array, SparseStandIn())
+    small = SparseStandIn()
+    small.shape = (3, 4)
+    one_line_error(["under 1 MiB"], data.check_array, small, "rows")
+    one_line_error(["--data 'x.csv' is sparse", "x.toarray()"], data.check_array, small,
+                   "--data 'x.csv'")
+
+
+def test_check_array_with_scipy_sparse_matrices():
+    sparse = pytest.importorskip("scipy.sparse")
+    for matrix in (sparse.csr_matrix(np.eye(3)), sparse.coo_array(np.eye(3))):
+        one_line_error(["is sparse", matrix.format, "X.toarray()"], data.check_array, matrix)
 
 
 def test_check_array_nonfinite_names_count_and_first_row(small_chunks):
@@ -142,8 +211,16 @@ def test_check_labels_accepts_integral_floats_and_columns():
     assert out.dtype == np.int64 and out.shape == (2,)
 
 
+def test_check_labels_converts_object_arrays_of_integers():
+    out = data.check_labels(np.array([2, 0, 1.0], dtype=object), 3)
+    assert out.dtype == np.int64 and out.tolist() == [2, 0, 1]
+
+
 @pytest.mark.parametrize("y, parts", [
     ([0, 1, 2], ["labels has 3 entries", "4 rows"]),
+    (np.array([0, "cat", 1, 2], dtype=object), ["text ('cat') at [1]", "np.unique(labels, "
+                                                "return_inverse=True)[1]"]),
+    (np.array([0, 1, None, 2], dtype=object), ["None at [2]", "integer class labels"]),
     ([0, 1, 2.5, 3], ["row 2 is 2.5", "integer"]),
     ([0, -1, 1, 1], ["row 1 is -1", ">= 0"]),
     ([0, 1, np.nan, 1], ["row 2 is nan", "1 row with NaN"]),
@@ -477,3 +554,20 @@ def test_sampler_state_is_validated():
         data.EpochSampler.from_state(10, 3, {"epoch": 0})
     with pytest.raises(TypeError, match="rng"):
         data.EpochSampler(10, 3, 0)
+
+
+def test_arrays_of_images_keep_their_shape_as_flat_rows(tmp_path):
+    images = np.arange(5 * 2 * 3 * 4, dtype=np.float32).reshape(5, 2, 3, 4)
+    np.save(tmp_path / "c.npy", images)
+    np.save(tmp_path / "g.npy", images[:, 0])
+    color, gray = data.load(tmp_path / "c.npy"), data.load(tmp_path / "g.npy")
+    assert color.image_shape == (2, 3, 4) and color.x.shape == (5, 24)
+    np.testing.assert_array_equal(color.x, images.reshape(5, -1))
+    assert gray.image_shape == (1, 3, 4) and gray.x.shape == (5, 12)
+    np.savetxt(tmp_path / "p.csv", images.reshape(5, -1)[:, :12], delimiter=",")
+    assert data.load(tmp_path / "p.csv", image_shape=(3, 4)).image_shape == (1, 3, 4)
+    with pytest.raises(ValueError, match=r"image_shape \(1, 5, 4\) must be .* = 12"):
+        data.load(tmp_path / "p.csv", image_shape=(5, 4))
+    with pytest.raises(ValueError, match="holds images of shape"):
+        data.load(tmp_path / "g.npy", image_shape=(3, 4))
+    assert data.load(tmp_path / "p.csv").image_shape is None

@@ -23,28 +23,16 @@ from npflow import Flow  # noqa: E402
 
 SMALL = dict(hidden=(8,), steps=20, solver_steps=4, batch_size=16, val_fraction=0.0)
 
-# Checks that Flow fails on purpose: each one's X is refused by npflow.data.check_array, the one
-# boundary check of npflow (a DataError, a ValueError), in words other than those the check
-# looks for, or refused where scikit-learn would convert, or (an object array) read as a table.
-EXPECTED_FAILED_CHECKS = {
-    "check_complex_data": "complex X is refused as 'must hold real numbers, got dtype "
-                          "complex128', not with the words 'Complex data not supported'",
-    "check_dtype_object": "an object array is a table of cells (npflow.tabular), whose class "
-                          "labels are one of its columns (label_column), so the y the check "
-                          "passes is refused",
-    "check_estimators_empty_data_messages": "X of shape (12, 0) is refused as 'X has no "
-                                            "columns', not with scikit-learn's '0 feature(s)'",
-    "check_estimator_sparse_tag": "sparse X is refused as an object array, without the word "
-                                  "'sparse' the check looks for",
-    "check_estimator_sparse_array": "sparse X is refused as an object array, without the word "
-                                    "'sparse' the check looks for",
-    "check_estimator_sparse_matrix": "sparse X is refused as an object array, without the word "
-                                     "'sparse' the check looks for",
-    "check_fit2d_1sample": "a flow needs 2 rows (a spread to standardize by); one row is "
-                           "refused as 'X needs at least 2 rows, got 1', not '1 sample'",
-    "check_fit2d_predict1d": "1-D X is refused as 'X must be 2-D (n, d) ... use "
-                             "X.reshape(-1, 1)', not with the words 'Reshape your data'",
-}
+# Checks that Flow fails on purpose, each with its reason (check_estimator's
+# expected_failed_checks): none. The checks of how bad input is refused (complex, 1-D, one row,
+# no rows or columns, object arrays, sparse matrices) pass through npflow.data.check_array, the
+# one boundary check of npflow, which uses scikit-learn's key words and converts object arrays
+# of numbers as it does.
+EXPECTED_FAILED_CHECKS = {}
+BAD_INPUT_CHECKS = ("check_complex_data", "check_dtype_object",
+                    "check_estimators_empty_data_messages", "check_estimator_sparse_tag",
+                    "check_estimator_sparse_array", "check_estimator_sparse_matrix",
+                    "check_fit2d_1sample", "check_fit2d_predict1d")
 
 
 def blobs(n=120, seed=0):
@@ -65,7 +53,8 @@ def test_flow_passes_scikit_learns_estimator_checks():
     # each expected failure still fails: a fixed message must leave the list
     assert all(status[name] == {"xfail"} for name in EXPECTED_FAILED_CHECKS), status
     passed = [name for name, s in status.items() if s == {"passed"}]
-    assert len(passed) >= 30 and "check_fit_idempotent" in passed  # 36 in scikit-learn 1.9
+    assert len(passed) >= 40 and "check_fit_idempotent" in passed  # 46 in scikit-learn 1.9
+    assert set(BAD_INPUT_CHECKS) <= set(passed), status
     assert "check_transformer_general" in passed and "check_estimators_pickle" in passed
 
 

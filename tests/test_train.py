@@ -18,10 +18,10 @@ import signal
 import numpy as np
 import pytest
 
-from npflow import checkpoint, datasets
+from npflow import checkpoint, data, datasets, networks
 from npflow.nn import MLP
 from npflow.train import (TIME_SAMPLINGS, Batch, RunResult, TrainConfig, Trainer,
-                          TrainingDiverged, sample_t, train)
+                          TrainingDiverged, data_config, sample_t, train)
 from npflow._checks import out_path
 
 C = np.array([1.5, -1.0])
@@ -706,3 +706,23 @@ def test_ema_model_is_a_copy_with_the_moving_average():
     net = trainer.ema_model()
     np.testing.assert_array_equal(net.params, trainer.ema.shadow)
     assert net.params is not trainer.ema.shadow and net.config() == trainer.model.config()
+
+
+def test_images_get_one_pooled_map_and_the_unet_needs_images(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, size=(40, 1, 4, 4)).astype(np.float32)
+    images[:, :, 0, :] = 0.0  # a constant border row: per-pixel scales would blow it up
+    np.save(tmp_path / "i.npy", images)
+    rows = data.load(tmp_path / "i.npy")
+    trainer = Trainer(data_config(steps=1, batch_size=8, hidden=(8,), dequantize=True),
+                      data=rows)
+    transform = trainer.rows.transform
+    assert np.all(transform.mean == transform.mean[0]) and np.all(transform.scale == transform.scale[0])
+    np.testing.assert_allclose(transform.mean[0], images[trainer.rows.split.train].mean() + 0.5)
+    with pytest.raises(ValueError, match="channels is an option of another network than arch 'mlp'"):
+        data_config(channels=16)
+    unet = data_config(arch="unet", channels=4, multipliers=(1, 2), groups=2, steps=1)
+    assert unet.hidden == TrainConfig.hidden  # the MLP's data defaults stay out
+    with pytest.raises(ValueError, match="arch 'unet' needs rows that are images"):
+        Trainer(unet, data=rows.x)
+    trainer = Trainer(unet, data=rows)
+    assert networks.describe(trainer.model)["image_shape"] == [1, 4, 4]

@@ -98,8 +98,8 @@ class DigitsNet:
         learning rate stays at its peak after the warm-up instead of decaying over the demo's
         few thousand steps.
         """
-        config = Flow(**self.options, seed=seed).config
-        return dataclasses.replace(config, conditional=True, steps=10 ** 9)
+        config = Flow(**self.options, seed=seed).train_config(conditional=True)
+        return dataclasses.replace(config, steps=10 ** 9)
 
 
 PROFILED = ("demo", "small", "digits")  # configurations with a step profile and GFLOP/s
