@@ -19,6 +19,10 @@ Modules, one concept each (read them next to the papers):
 - :mod:`npflow.metrics`     W2, MMD, energy distance, Frechet distance, NLL (with floors)
 - :mod:`npflow.baselines`   honest density baselines: a full-covariance Gaussian, a GMM by EM
 - :mod:`npflow.classifier`  a softmax classifier from npflow's own layers (sample quality)
+- :mod:`npflow.tables`      a table's columns (CSV, missing cells) and their invertible encoding
+- :mod:`npflow.tabular`     a flow of a table's rows: the stored columns, rows in and out
+- :mod:`npflow.imputation`  missing coordinates drawn by replacement during the ODE solve
+- :mod:`npflow.report`      SDMetrics' quality measures of synthetic tables, in NumPy
 - :mod:`npflow.trained`     ``TrainedFlow``: sample, score, encode, evaluate, reflow any checkpoint
 - :mod:`npflow.flow`        ``Flow``: a scikit-learn estimator of your rows (fit, sample, score)
 - :mod:`npflow.viz`         pictures (needs matplotlib; imported only on use)
@@ -28,8 +32,8 @@ Modules, one concept each (read them next to the papers):
 is callable, and stays the module for ``from npflow.train import Trainer``.
 """
 from . import (baselines, checkpoint, classifier, couplings, data, datasets, flow, guidance,
-               likelihood, metrics, nn, optim, paths, reflow, sampling, solvers, train, trained,
-               transforms)
+               imputation, likelihood, metrics, nn, optim, paths, reflow, report, sampling,
+               solvers, tables, tabular, train, trained, transforms)
 from .checkpoint import CheckpointError, load_model
 from .data import DataError, DataTypeError
 from .flow import Flow, NotFittedError
@@ -51,7 +55,8 @@ __all__ = [
     "GuidedField", "MLP", "NotFittedError", "Standardize", "TrainConfig", "TrainedFlow",
     "Trainer", "baselines", "checkpoint",
     "classifier", "couplings",
-    "data", "datasets", "divergence", "flow", "guidance", "likelihood", "load_model",
-    "log_likelihood", "metrics", "nn", "optim", "paths", "reflow", "reflow_pairs", "sample_flow",
-    "sampling", "solve", "solvers", "train", "trained", "transforms",
+    "data", "datasets", "divergence", "flow", "guidance", "imputation", "likelihood",
+    "load_model", "log_likelihood", "metrics", "nn", "optim", "paths", "reflow", "reflow_pairs",
+    "report", "sample_flow", "sampling", "solve", "solvers", "tables", "tabular", "train",
+    "trained", "transforms",
 ]

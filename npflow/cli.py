@@ -1,5 +1,5 @@
 """The ``npflow`` command line: ``npflow train | datasets | sample | evaluate | log-prob |
-encode | reflow | plot | animate`` (also ``python -m npflow``).
+encode | impute | reflow | plot | animate`` (also ``python -m npflow``).
 
 A face over the library: each command parses its options and calls
 :class:`~npflow.train.Trainer` (training) or :class:`~npflow.trained.TrainedFlow` (everything
@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from . import _checks, couplings, data, datasets, likelihood, networks, paths, solvers, train
+from . import (_checks, couplings, data, datasets, likelihood, networks, paths, solvers, tables,
+               tabular, train)
 from ._progress import Progress
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
 from .optim import SCHEDULES
@@ -88,7 +89,8 @@ UNIT_FLOAT = _float_in(low=0, high=1)
 # How the library's argument names are spelled here, where they are not "--" + the name.
 _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
           "held_out": "--data", "source_rows": "--source-data", "n_pairs": "--pairs",
-          "x": "--data", "rows": "--data", "return_trajectory": "--trajectory"}
+          "x": "--data", "rows": "--data", "return_trajectory": "--trajectory",
+          "table": "--data", "column_kinds": "--column-kind"}
 
 
 def _flag(name):
@@ -147,6 +149,8 @@ _TRAIN_EXAMPLES = """examples:
   npflow train --target moons --coupling ot --out moons.npz
   npflow train --data my.csv --out my.npz               # your own rows, any number of columns
   npflow train --data digits.csv --label-column label --dequantize --out digits.npz
+  npflow train --data penguins.csv --out p.npz          # a table: strings, integers, NA cells
+  npflow train --data penguins.csv --label-column species --column-kind year=categorical
   npflow train --steps 3000 --out m.npz --resume        # the same command again continues it
   npflow train --steps 3000 --out m.npz --resume auto   # a job script: continue, or start
 """
@@ -198,6 +202,16 @@ def _add_train(sub):
         else:
             p.add_argument(option, type=kind, default=argparse.SUPPRESS, help=text)
     _add_data_reading(p, _DATA_HELP, label_help=True)
+    p.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --data: read the text file as a table (strings, integers, missing "
+                        "cells) and train on its columns' coordinates (default: when a cell is "
+                        "missing or not a number); --no-table: numbers only")
+    p.add_argument("--column-kind", action="append", type=_column_kind, default=None,
+                   metavar="NAME=KIND",
+                   help=f"a table column's kind, over the inferred one: {', '.join(tables.KINDS)}"
+                        f" (repeatable)")
+    p.add_argument("--ignore", action="append", default=None, metavar="NAME",
+                   help="a table column to leave out of the model (repeatable)")
     p.add_argument("--labels", default=None,
                    help="with --data: a file of class labels 0 .. K-1, one per row")
     p.add_argument("--source-data", default=None,
@@ -227,6 +241,33 @@ def _given_options(args):
     return given
 
 
+def _column_kind(text):
+    """``NAME=KIND`` -> (name, kind)."""
+    name, _, kind = text.rpartition("=")
+    if not name or kind not in tables.KINDS:
+        raise argparse.ArgumentTypeError(f"expected NAME=KIND with KIND one of "
+                                         f"{', '.join(tables.KINDS)}, got {text!r}")
+    return name, kind
+
+
+def _column_kinds(args):
+    """The table column kinds of --column-kind and --ignore, or None."""
+    pairs = (getattr(args, "column_kind", None) or []) + [
+        (name, "ignore") for name in getattr(args, "ignore", None) or []]
+    if not pairs:
+        return None
+    kinds = {}
+    for name, kind in pairs:
+        if kinds.get(name, kind) != kind:
+            raise UsageError(f"column {name!r} is given two kinds, {kinds[name]} and {kind}")
+        kinds[name] = kind
+    return kinds
+
+
+def _header(args):
+    return {"auto": None, "yes": True, "no": False}[args.header]
+
+
 def _training_files(args):
     """The TrainingFiles of --data and its options (None when no file is named)."""
     column = args.label_column
@@ -234,9 +275,9 @@ def _training_files(args):
         column = int(column)
     files = data.TrainingFiles(args.data, getattr(args, "labels", None),
                                getattr(args, "source_data", None), args.key,
-                               args.delimiter, {"auto": None, "yes": True, "no": False}[
-                                   args.header], column, args.drop_nonfinite,
-                               args.image_shape)
+                               args.delimiter, _header(args), column, args.drop_nonfinite,
+                               args.image_shape, getattr(args, "table", None),
+                               _column_kinds(args))
     return None if files.data is None else files
 
 
@@ -247,6 +288,8 @@ def _cmd_train(args):
         trainer = _resume(out, given, files)
     else:
         trainer = train.start(given, files)
+    if trainer.rows is not None and trainer.rows.table is not None and not args.quiet:
+        print(trainer.rows.table.summary())
     start_step, t_start = trainer.step, time.perf_counter()
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
     seconds = time.perf_counter() - t_start
@@ -322,11 +365,30 @@ def _read_rows(args, option="--data"):
     return np.asarray(rows.x, dtype=np.float64)
 
 
+def _read_table(args, option="--data"):
+    """The table of --data (a text file, read with --delimiter and --header)."""
+    if args.data is None:
+        raise UsageError(f"{option} is required: the rows of the table")
+    return tabular.read_table(args.data, args.delimiter, _header(args), name=option)
+
+
+def _table_out(path):
+    """The --out of a table: a .csv (or .csv.gz) file."""
+    return _checks.out_path(path, (".csv", ".csv.gz"))
+
+
+def _label(text):
+    """A class: an index >= 0, or a level of a table's label column."""
+    return NONNEG_INT(text) if text.lstrip("+-").isdigit() else text
+
+
 # --- npflow sample ------------------------------------------------------------------------------
 _SAMPLE_EXAMPLES = """examples:
   npflow sample --model model.npz --n 100000 --out samples.npy
   npflow sample --model my.npz --n 500 --out samples.csv       # a model of your rows: data units
   npflow sample --model digits.npz --label 3 --guidance 2 --out threes.npy
+  npflow sample --model p.npz --n 344 --out synthetic.csv      # a table: its header, NA cells
+  npflow sample --model p.npz --label Gentoo --complete --out gentoo.csv
   npflow sample --model model.npz --n 100000000 --solver euler --steps 1 --out big.npy
 """
 
@@ -345,28 +407,33 @@ def _add_sample(sub):
     p.add_argument("--trajectory", default=None, help="also save the (steps+1, n, d) trajectory")
     p.add_argument("--chunk-size", type=POSITIVE_INT, default=20000,
                    help="points integrated at once, bounding memory (default: 20000)")
-    p.add_argument("--label", type=NONNEG_INT, default=None,
-                   help="class to generate (a model trained with --conditional or labels)")
+    p.add_argument("--label", type=_label, default=None,
+                   help="class to generate (a model trained with --conditional or labels; a "
+                        "level of a table's label column)")
     p.add_argument("--guidance", type=_float_in(), default=None,
                    help="classifier-free guidance weight w with --label: 0 unconditional, "
                         "1 conditional, > 1 sharper (default: 1)")
     p.add_argument("--source-data", default=None,
                    help="a data-to-data model: the source rows to map (all of them; --n is unused)")
+    p.add_argument("--complete", action="store_true",
+                   help="a model of a table: rows without missing cells")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(run=_cmd_sample)
 
 
 def _cmd_sample(args):
+    flow = _flow(args)
+    if flow.table is not None:
+        return _sample_table(flow, args)
     out = _checks.out_path(args.out, (".npy", ".csv"))
     traj_out = args.trajectory and _checks.out_path(args.trajectory, (".npy",), "trajectory")
-    flow = _flow(args)
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
     n = args.n if source_rows is None else len(source_rows)
     chunks = flow.sample_chunks(args.n, np.random.default_rng(args.seed), label=args.label,
                                 guidance=args.guidance, source_rows=source_rows,
                                 chunk_size=args.chunk_size, return_trajectory=bool(traj_out),
-                                **_solver(args, None))
+                                complete=args.complete, **_solver(args, None))
     writer = data.RowWriter(out, n, flow.dim, flow.model.dtype)
     progress = Progress(n, enabled=False if args.quiet else None, label="point")
     t_start, done, nfe, complete = time.perf_counter(), 0, 0, False
@@ -388,10 +455,28 @@ def _cmd_sample(args):
     return 0
 
 
+def _sample_table(flow, args):
+    """npflow sample for a model of a table: the rows written as CSV, as the table was."""
+    out = _table_out(args.out)
+    for option, value in (("--trajectory", args.trajectory), ("--source-data", args.source_data)):
+        if value is not None:
+            raise UsageError(f"{option} does not apply to a model of a table")
+    t_start = time.perf_counter()
+    rows = flow.sample(args.n, np.random.default_rng(args.seed), complete=args.complete,
+                       label=args.label, guidance=args.guidance, **_solver(args, None))
+    tables.write_csv(rows, out)
+    if not args.quiet:
+        print(f"sampled {len(rows)} rows of {len(rows.names)} columns with {args.solver} "
+              f"({100 * rows.missing().mean():.1f}% of cells missing), "
+              f"{time.perf_counter() - t_start:.2f} s; saved {out}")
+    return 0
+
+
 # --- npflow evaluate -----------------------------------------------------------------------------
 _EVALUATE_EXAMPLES = """examples:
   npflow evaluate --model model.npz                 # a built-in target: fresh data as reference
   npflow evaluate --model my.npz --data held_out.csv --json
+  npflow evaluate --model p.npz --data held_out.csv   # a table: quality report, DCR, classifier
 """
 
 
@@ -410,6 +495,10 @@ def _add_evaluate(sub):
                    help="points per set for W2, MMD and energy (default: 2000)")
     _add_data_reading(p, "held-out rows to score (a model trained with --data)")
     _add_divergence_options(p)
+    p.add_argument("--target-column", default=None,
+                   help="a model of a table: the categorical column a classifier predicts from "
+                        "the others, trained on synthetic rows, tested on --data (default: the "
+                        "label column)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=_cmd_evaluate)
 
@@ -425,6 +514,8 @@ def _add_divergence_options(p):
 
 def _cmd_evaluate(args):
     flow = _flow(args)
+    if flow.table is not None:
+        return _evaluate_table(flow, args)
     held_out = None if args.data is None else _read_rows(args)
     result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
                            divergence=args.divergence, n_probes=args.probes,
@@ -449,6 +540,26 @@ def _cmd_evaluate(args):
               f"on the discrete NLL)")
     if result["precision"] is not None:
         print(f"  {'precision':<18}{result['precision']:>10.4f}")
+    return 0
+
+
+def _evaluate_table(flow, args):
+    """npflow evaluate for a model of a table: the report against the held-out rows."""
+    held_out = _read_table(args)
+    train_rows = flow.training_table()
+    steps = getattr(args, "steps", None)
+    result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
+                           train=train_rows, target_column=args.target_column, method=args.solver,
+                           steps=steps, rtol=args.rtol, atol=args.atol)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(f"{args.model}: {flow.describe()}; {result.n} synthetic rows vs {args.data} "
+          f"({len(held_out)} held-out rows)")
+    print(result.summary())
+    if train_rows is None:
+        print("(no distance to closest record: the training file named in the model is gone "
+              "or changed)")
     return 0
 
 
@@ -484,6 +595,7 @@ def _add_encode(sub):
 def _cmd_log_prob(args):
     out = _checks.out_path(args.out, (".npy", ".csv"))
     flow = _flow(args)
+    flow.refuse_table("log-prob")
     scores, _ = flow.log_prob(_read_rows(args), np.random.default_rng(args.seed),
                               args.divergence, args.probes, **_solver(args, LIKELIHOOD_STEPS))
     data.save_rows(out, scores[:, None])
@@ -493,9 +605,69 @@ def _cmd_log_prob(args):
 
 def _cmd_encode(args):
     out = _checks.out_path(args.out, (".npy", ".csv"))
-    z0 = _flow(args).encode(_read_rows(args), **_solver(args, LIKELIHOOD_STEPS))
+    flow = _flow(args)
+    flow.refuse_table("encode")
+    z0 = flow.encode(_read_rows(args), **_solver(args, LIKELIHOOD_STEPS))
     data.save_rows(out, z0)
     print(f"encoded {len(z0)} rows to noise; saved {out}")
+    return 0
+
+
+# --- npflow impute ------------------------------------------------------------------------------
+_IMPUTE_EXAMPLES = """examples:
+  npflow impute --model p.npz --data gaps.csv --out filled.csv
+  npflow impute --model p.npz --data gaps.csv --n-imputations 5 --out five.csv
+"""
+
+
+def _add_impute(sub):
+    p = sub.add_parser("impute", help="fill in the missing cells of a table's rows",
+                       description="Draw every missing cell of --data given the observed cells "
+                                   "of its row (a model of a table): the flow is integrated "
+                                   "from noise while the observed cells are put back on the "
+                                   "path after every step (RePaint's replacement). Rows without "
+                                   "gaps are written unchanged. With --n-imputations K > 1 the "
+                                   "K filled tables are written one after the other, numbered in "
+                                   "a first column '.imp' (1 .. K).",
+                       epilog=_IMPUTE_EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_solver_options(p)
+    p.add_argument("--data", default=None, help="the table's rows with missing cells (.csv)")
+    p.add_argument("--delimiter", default=None,
+                   help="column separator (default: by extension)")
+    p.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
+                   help="whether the first line names the columns (default: auto)")
+    p.add_argument("--out", required=True, help="output .csv (or .csv.gz) file")
+    p.add_argument("--n-imputations", type=POSITIVE_INT, default=1,
+                   help="independent imputations K (default: 1)")
+    p.add_argument("--guidance", type=_float_in(), default=None,
+                   help="classifier-free guidance weight of a model with a label column "
+                        "(default: 1)")
+    p.add_argument("--quiet", action="store_true", help="no summary line")
+    p.set_defaults(run=_cmd_impute)
+
+
+def _cmd_impute(args):
+    out = _table_out(args.out)
+    flow = _flow(args)
+    table = _read_table(args)
+    t_start = time.perf_counter()
+    filled = flow.impute(table, np.random.default_rng(args.seed), args.n_imputations,
+                         guidance=args.guidance, method=args.solver,
+                         steps=getattr(args, "steps", None))
+    if len(filled) == 1:
+        tables.write_csv(filled[0], out)
+    else:
+        number = np.repeat(np.arange(1, len(filled) + 1).astype(str), len(table))[:, None]
+        cells = np.concatenate([t.cells for t in filled])  # (K n, d)
+        tables.write_csv(tables.Table((".imp",) + table.names,
+                                      np.concatenate([number.astype(object), cells], axis=1)),
+                         out)
+    if not args.quiet:
+        gaps = table.missing()
+        print(f"imputed {int(gaps.sum())} missing cells in {int(gaps.any(axis=1).sum())} of "
+              f"{len(table)} rows ({len(filled)} imputation{'s' if len(filled) > 1 else ''}, "
+              f"{args.solver}), {time.perf_counter() - t_start:.2f} s; saved {out}")
     return 0
 
 
@@ -623,7 +795,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_log_prob,
-                _add_encode, _add_reflow, _add_plot, _add_animate):
+                _add_encode, _add_impute, _add_reflow, _add_plot, _add_animate):
         add(sub)
     return parser
 

@@ -72,12 +72,16 @@ class Dataset:
     y : (n,) int64 ndarray or None
         Class labels, when the file had a label column.
     columns : tuple of str or None
-        Header names of the ``d`` feature columns of a text file with a header line.
+        Header names of the ``d`` feature columns of a text file with a header line (of a
+        table: the names of its coordinates).
     source : str
         The file's path, or ``"array"``.
     image_shape : (c, h, w) tuple or None
         Each row is an image of this shape, flattened (``d = c h w``): IDX images, arrays of
         shape (n, h, w) or (n, c, h, w), or rows given an ``image_shape``.
+    table : TableSchema or None
+        For the rows of a table (:mod:`npflow.tabular`): its columns, and ``x`` holds their
+        coordinates.
     """
 
     x: np.ndarray
@@ -85,6 +89,7 @@ class Dataset:
     columns: tuple | None
     source: str
     image_shape: tuple | None = None
+    table: object = None
 
     @property
     def integer_valued(self):
@@ -443,6 +448,12 @@ class TrainingFiles:
     ``source_data`` holds the rows of a source distribution (a data-to-data flow), read with
     the same options but no label column. Paths are stored absolute, so that a run resumed from
     another folder reads the same files.
+
+    ``table``: read ``data`` as a table (:func:`npflow.tables.read_csv`: strings, integers,
+    missing cells) and train on its coordinates (:mod:`npflow.tabular`); None decides from the
+    file: a text file that is not all numbers (some cell missing or not a number) is a table.
+    ``column_kinds`` (column name -> kind, :data:`npflow.tables.KINDS`) overrides the inferred
+    kinds of a table's columns; a table's ``label_column`` may hold strings.
     """
 
     data: str = None
@@ -454,10 +465,13 @@ class TrainingFiles:
     label_column: object = None
     drop_nonfinite: bool = False
     image_shape: tuple = None
+    table: bool = None
+    column_kinds: dict = None
 
     def __post_init__(self):
         given = [f for f in ("labels", "source_data", "key", "delimiter", "header",
-                             "label_column", "drop_nonfinite", "image_shape")
+                             "label_column", "drop_nonfinite", "image_shape", "table",
+                             "column_kinds")
                  if getattr(self, f) not in (None, False)]
         if self.data is None and given:
             raise _checks.OptionError(", ".join(f"{{{i}}}" for i in range(len(given))) +
@@ -470,6 +484,9 @@ class TrainingFiles:
             raise _checks.OptionError("{0} cannot keep a separate {1} file aligned with the rows "
                                       "it drops: put the labels in a column ({2}) instead",
                                       "drop_nonfinite", "labels", "label_column")
+        if self.column_kinds is not None and self.table is False:
+            raise _checks.OptionError("{0} set the kinds of a table's columns, so {1} cannot "
+                                      "be off", "column_kinds", "table")
         for name in ("data", "labels", "source_data"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, os.path.abspath(getattr(self, name)))
@@ -479,8 +496,17 @@ class TrainingFiles:
         None, and the Dataset of ``source_data`` or None (each checked once, as it is read)."""
         read = {"key": self.key, "delimiter": self.delimiter, "header": self.header,
                 "drop_nonfinite": self.drop_nonfinite}
-        table = load(self.data, name="--data", label_column=self.label_column,
-                     image_shape=self.image_shape, **read)
+        if self.table or self.column_kinds is not None:
+            return self._load_table()
+        try:
+            table = load(self.data, name="--data", label_column=self.label_column,
+                         image_shape=self.image_shape, **read)
+        except DataError:
+            if self.table is None and _file_kind(self.data, "--data") == "text":
+                found = self._read_if_table()
+                if found is not None:
+                    return self._load_table(found)
+            raise
         labels = table.y
         if self.labels is not None:
             labels = load_labels(self.labels, table.n, name="--labels")
@@ -488,6 +514,38 @@ class TrainingFiles:
         if self.source_data is not None:
             source = load(self.source_data, name="--source-data", **read)
         return table, labels, source
+
+    def _read_if_table(self):
+        """The file as a :class:`~npflow.tables.Table` when it has missing or non-numeric cells
+        (None when it does not, or cannot be read as a table)."""
+        from . import tabular  # tabular builds on this module
+        try:
+            table = tabular.read_table(self.data, self.delimiter, self.header)
+        except DataError:
+            return None
+        return table if tabular.has_text_or_gaps(table) else None
+
+    def _load_table(self, table=None):
+        """``(rows, labels, None)`` of a table: its coordinates and its schema
+        (:mod:`npflow.tabular`)."""
+        from . import tabular  # tabular builds on this module
+        refused = [name for name in ("drop_nonfinite", "source_data", "key", "image_shape")
+                   if getattr(self, name) not in (None, False)]
+        if refused:
+            name = refused[0]
+            raise _checks.OptionError("{0} applies to rows of numbers; {1} is read as a table "
+                                      "(its rows with missing cells are kept)", name, "data")
+        if _file_kind(self.data, "--data") != "text":
+            raise _checks.OptionError(f"{{0}} {self.data!r} is not a text file (.csv, .tsv, "
+                                      f"or .gz), so it cannot be read as a table", "data")
+        if table is None:
+            table = tabular.read_table(self.data, self.delimiter, self.header)
+        rows = tabular.dataset(table, self.column_kinds,
+                               tabular.label_name(table, self.label_column), source=self.data)
+        labels = rows.y
+        if self.labels is not None:
+            labels = load_labels(self.labels, rows.n, name="--labels")
+        return rows, labels, None
 
     def to_dict(self):
         values = dataclasses.asdict(self)

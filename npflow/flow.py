@@ -26,6 +26,14 @@
 * ``transform`` (and ``fit_transform``) runs the flow backwards, data to noise;
   ``inverse_transform`` forwards.
 
+A **table** (a :class:`~npflow.tables.Table`, or a 2-D object array of cells: strings,
+numbers, ``None``/NaN where missing) is fitted through its columns' coordinates
+(:mod:`npflow.tabular`): ``sample`` returns rows of the same kind (a Table, or an object array
+with numbers as ``float``/``int`` and categories as ``str``), ``impute`` fills in missing cells
+given the observed ones; ``column_kinds`` overrides the inferred kinds and ``label_column``
+names a column of class labels to condition on (``sample(n, y="Gentoo")``). Such a flow has no
+density in data units, so ``score_samples`` and the transforms refuse it.
+
 It follows scikit-learn's estimator contract without importing it: every hyper-parameter is an
 explicit keyword argument stored unchanged under its own name (``get_params``, ``set_params``,
 ``sklearn.base.clone``, ``Pipeline`` and ``GridSearchCV`` work), nothing is checked before
@@ -35,15 +43,18 @@ mean log-density of the rows given, ``GridSearchCV`` picks by held-out likelihoo
 for data are :data:`npflow.train.DATA_DEFAULTS`, each with its measured reason, then
 TrainConfig's. scikit-learn's ``check_estimator`` passes, its checks of bad input included
 (``tests/test_flow_sklearn.py``): :func:`npflow.data.check_array` refuses complex, 1-D, empty
-and sparse input in words scikit-learn's users know, and converts object arrays of numbers.
+and sparse input in words scikit-learn's users know, and converts object arrays of numbers (an
+object array with text or missing cells is a table).
 """
 import contextlib
 import dataclasses
 import inspect
+import numbers
 
 import numpy as np
 
-from . import _checks, checkpoint, data, likelihood, solvers
+from . import _checks, checkpoint, data, likelihood, solvers, tabular
+from .tables import Table, as_table
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer, data_config
 from .trained import TrainedFlow
 
@@ -85,6 +96,11 @@ class Flow:
         on the same rows gives a bit-identical fit.
     quiet : bool
         No progress line while fitting.
+    column_kinds : dict, optional
+        A table: column name -> ``"numeric"``, ``"integer"``, ``"categorical"`` or
+        ``"ignore"``, over the inferred kinds.
+    label_column : str, optional
+        A table: the column of class labels to condition on (a class-conditional flow).
     hidden, residual, activation, steps, batch_size, lr, schedule, warmup_steps, weight_decay, \
 grad_clip, ema_decay, time_embedding, embed_dim, time_scale, time_sampling, path, sigma, \
 coupling, label_dropout, dtype, val_fraction, eval_every, patience, dequantize, standardize, \
@@ -103,8 +119,10 @@ arch, channels, multipliers, blocks, groups
         Data units to the network's space.
     n_features_in_ : int
         Columns ``d`` of the rows seen by ``fit``.
-    classes_ : (K,) int ndarray or None
-        The class labels of a conditional fit.
+    classes_ : (K,) ndarray or None
+        The class labels of a conditional fit (a table's: the label column's levels).
+    table_ : TableSchema or None
+        The columns of a fitted table (:mod:`npflow.tabular`).
     history_ : dict
         ``"loss"``: (steps,) training losses; ``"val"``: (k, 2) rows (step, validation loss).
     checkpoint_ : Checkpoint
@@ -112,7 +130,7 @@ arch, channels, multipliers, blocks, groups
     """
 
     def __init__(self, *, solver="rk4", solver_steps=None, divergence="auto", n_probes=None,
-                 seed=_DEFAULTS["seed"], quiet=True,
+                 seed=_DEFAULTS["seed"], quiet=True, column_kinds=None, label_column=None,
                  hidden=_DEFAULTS["hidden"], residual=_DEFAULTS["residual"],
                  activation=_DEFAULTS["activation"], steps=_DEFAULTS["steps"],
                  batch_size=_DEFAULTS["batch_size"], lr=_DEFAULTS["lr"],
@@ -134,6 +152,8 @@ arch, channels, multipliers, blocks, groups
         self.n_probes = n_probes
         self.seed = seed
         self.quiet = quiet
+        self.column_kinds = column_kinds
+        self.label_column = label_column
         self.hidden = hidden
         self.residual = residual
         self.activation = activation
@@ -230,24 +250,43 @@ arch, channels, multipliers, blocks, groups
     def fit(self, X, y=None):
         """Train on the rows of ``X`` (n, d); with labels ``y`` (n,), a class-conditional flow.
 
+        ``X`` may be a table (a :class:`~npflow.tables.Table`, or a 2-D object array with text
+        or missing cells); its class labels are then a column, ``label_column``, not ``y``.
+
         Returns
         -------
         self
         """
-        config = self.train_config(conditional=y is not None)
+        table = _table_input(X)
+        if table is None and (self.column_kinds is not None or self.label_column is not None):
+            raise ValueError("column_kinds and label_column apply to a table (a Table or an "
+                             "object array of cells); X is an array of numbers")
+        if table is not None and y is not None:
+            raise ValueError("y must be None for a table: name its column of class labels "
+                             "with label_column")
+        config = self.train_config(
+            conditional=y is not None or (table is not None and self.label_column is not None))
         self._check_options()
-        rows = data.Dataset.from_arrays(X, y, image_shape=self.image_shape)  # the one check
+        if table is None:
+            rows = data.Dataset.from_arrays(X, y, image_shape=self.image_shape)  # the one check
+        else:
+            with _spelled():
+                rows = tabular.dataset(table, self.column_kinds, self.label_column)
         trainer = Trainer(config, data=rows, labels=rows.y)
         trainer.run(quiet=self.quiet)
         self._set_fitted(trainer.to_checkpoint())
+        self.table_kind_ = "table" if isinstance(X, Table) or table is None else "objects"
         return self
 
     def _set_fitted(self, ckpt, ema=True, best=True):
         self.flow_ = TrainedFlow(ckpt, ema=ema, best=best)
         self.checkpoint_, self.model_, self.transform_ = ckpt, self.flow_.model, \
             self.flow_.transform
-        self.n_features_in_ = self.flow_.dim
+        self.table_, self.table_kind_ = self.flow_.table, "table"
+        self.n_features_in_ = self.flow_.dim if self.table_ is None else len(self.table_.names)
         self.classes_ = np.arange(self.flow_.n_classes) if self.flow_.n_classes else None
+        if self.table_ is not None and self.table_.label is not None:
+            self.classes_ = np.array(self.table_.levels, dtype=object)
         self.history_ = {"loss": np.asarray(ckpt.losses), "val": ckpt.data.val_losses}
 
     def _check_fitted(self):
@@ -256,6 +295,8 @@ arch, channels, multipliers, blocks, groups
 
     def _rows(self, X, name="X"):
         self._check_fitted()
+        if self.table_ is not None:
+            self.flow_.refuse_table("score_samples and the transforms")
         X = data.check_array(X, name, min_rows=1)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"{name} has {X.shape[1]} features, but Flow is expecting "
@@ -272,8 +313,12 @@ arch, channels, multipliers, blocks, groups
                                                                     self.solver_steps)}
 
     # --- using the fitted flow (npflow.trained.TrainedFlow in data units) -------------------
-    def sample(self, n, rng=None, y=None, guidance=1.0):
+    def sample(self, n, rng=None, y=None, guidance=1.0, complete=False):
         """Draw ``n`` rows: ``x0 ~ N(0, I_d)``, integrated to t = 1, mapped to data units.
+
+        A table's rows come back as the table was given (a Table, or an object array); ``y``
+        is then a level of the label column (None: labels drawn in the table's proportions),
+        and ``complete`` asks for rows without missing cells.
 
         Parameters
         ----------
@@ -287,13 +332,57 @@ arch, channels, multipliers, blocks, groups
 
         Returns
         -------
-        (n, d) float64 ndarray
+        (n, d) float64 ndarray, or a table
         """
         self._check_fitted()
         with _spelled():
-            return self.flow_.sample(
-                n, self._rng(rng), label=y,
+            rows = self.flow_.sample(
+                n, self._rng(rng), label=y, complete=complete,
                 guidance=None if y is None and guidance == 1.0 else guidance, **self._solver())
+        return rows if self.table_ is None else self._as_given(rows)
+
+    def impute(self, X, rng=None, n_imputations=None):
+        """Fill in the missing cells of a table's rows, each drawn given the observed cells of
+        its row (:meth:`npflow.trained.TrainedFlow.impute`); rows without gaps are unchanged.
+
+        Parameters
+        ----------
+        X : Table or (n, d) object array
+            Rows with the fitted columns.
+        rng : np.random.Generator, optional
+            None uses ``np.random.default_rng(seed)``.
+        n_imputations : int, optional
+            None: one filled table; K: a tuple of K independent ones.
+
+        Returns
+        -------
+        table of X's kind, or a tuple of them
+        """
+        self._check_fitted()
+        table = _table_input(X)
+        if self.table_ is None or table is None:
+            raise ValueError("impute needs a Flow fitted on a table and X a table (a Table or an "
+                             "object array of cells)")
+        solver = self._solver()
+        with _spelled():
+            filled = self.flow_.impute(table, self._rng(rng), 1 if n_imputations is None else
+                                       n_imputations, method=solver["method"],
+                                       steps=solver["steps"])
+        if not isinstance(X, Table):  # the given cells, and the drawn ones as values
+            gaps = table.missing()
+            filled = tuple(np.where(gaps, self._as_given(t, "objects"), X) for t in filled)
+        return filled[0] if n_imputations is None else filled
+
+    def _as_given(self, table, kind=None):
+        """A generated Table as the kind of table ``fit`` was given: the Table, or an object
+        array with numbers as float (int for integer columns) and None where missing."""
+        if (kind or self.table_kind_) == "table":
+            return table
+        cells = np.empty(table.cells.shape, dtype=object)
+        for j, column in enumerate(self.table_.encoder.columns_):
+            convert = {"numeric": float, "integer": lambda c: int(float(c))}.get(column.kind, str)
+            cells[:, j] = [None if c is None else convert(c) for c in table.cells[:, j]]
+        return cells
 
     def score_samples(self, X, rng=None):
         """Log-density of each row in data units (nats): ``log p_z(z) + log|det dz/dx|``.
@@ -386,8 +475,24 @@ arch, channels, multipliers, blocks, groups
         return flow
 
 
+def _table_input(X):
+    """``X`` as a Table when it is one, or a 2-D object array of cells (str, numbers, None or
+    NaN where missing) with some text or missing cell; else None (an object array of numbers
+    is converted by :func:`npflow.data.check_array`, other objects are refused there)."""
+    if isinstance(X, Table):
+        return X
+    if not (isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 2):
+        return None
+    cells = X.ravel()
+    if not all(c is None or isinstance(c, (str, numbers.Real)) for c in cells):
+        return None
+    text_or_gap = any(c is None or isinstance(c, str) or (isinstance(c, float) and np.isnan(c))
+                      for c in cells)
+    return as_table(X) if text_or_gap else None
+
+
 # The names of the library's arguments as Flow calls them (in messages of npflow's checks).
-_PARAMS = {"method": "solver", "steps": "solver_steps", "label": "y", "x": "X"}
+_PARAMS = {"method": "solver", "steps": "solver_steps", "label": "y", "x": "X", "table": "X"}
 
 
 @contextlib.contextmanager

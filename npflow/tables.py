@@ -456,14 +456,20 @@ def _one_hot(column, cells, gone, handle_unknown):
     return values
 
 
-def decode_column(column, z):
-    """One column's ``(n, width)`` coordinates back to ``(n,)`` text cells (None: missing)."""
+def decode_column(column, z, complete=False):
+    """One column's ``(n, width)`` coordinates back to ``(n,)`` text cells (None: missing).
+
+    ``complete``: every cell as observed, whatever its missing indicator says (a number from its
+    value coordinate, a category as the largest coordinate among the levels); an ignored column
+    stays missing.
+    """
     n = z.shape[0]
     cells = np.full(n, None, dtype=object)
     if column.kind == "ignore":
         return cells
     if column.kind == "categorical":
-        j = np.argmax(z, axis=1)  # (n,) the largest coordinate; K is the missing level
+        levels = z[:, :len(column.levels)] if complete else z  # (n, K) or with the missing level
+        j = np.argmax(levels, axis=1)  # (n,) the largest coordinate; K is the missing level
         for i in range(n):
             if j[i] < len(column.levels):
                 cells[i] = column.levels[j[i]]
@@ -471,7 +477,7 @@ def decode_column(column, z):
     x = z[:, 0] * column.scale + column.mean  # (n,)
     if column.kind == "integer":
         x = np.clip(np.floor(x), column.low, column.high)
-    gone = z[:, 1] > 0.5 if column.has_gaps else np.zeros(n, dtype=bool)
+    gone = z[:, 1] > 0.5 if column.has_gaps and not complete else np.zeros(n, dtype=bool)
     for i in range(n):
         if not gone[i]:
             cells[i] = _format_value(column, x[i])
@@ -579,14 +585,15 @@ class TableEncoder:
         """``fit(X).transform(X)``."""
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, z):
+    def inverse_transform(self, z, complete=False):
         """``(n, k)`` coordinates (encoded or generated) back to a :class:`Table` of text cells
-        written like the fitted table's; ignored columns come back missing."""
+        written like the fitted table's; ignored columns come back missing. ``complete``: no
+        other missing cell, whatever the missing indicators say (:func:`decode_column`)."""
         columns = self._fitted()
         z = _checks.points(z, "z", dim=len(self.feature_columns_), dtype=np.float64)
         cells = np.empty((z.shape[0], len(columns)), dtype=object)
         for j, column in enumerate(columns):
-            cells[:, j] = decode_column(column, z[:, self.feature_columns_ == j])
+            cells[:, j] = decode_column(column, z[:, self.feature_columns_ == j], complete)
         return Table(tuple(c.name for c in columns), cells)
 
     def dequantized(self, z, rng):
@@ -626,6 +633,14 @@ class TableEncoder:
         return [_numbers(c.name, table.cells[:, j], c.kind) if c.kind in ("numeric", "integer")
                 else table.cells[:, j] if c.kind == "categorical" else None
                 for j, c in enumerate(self.columns_)]
+
+    def indicators(self):
+        """``(k,)`` bool: which coordinates are missing indicators (the last coordinate of each
+        column with gaps; for a categorical column, its "missing" level)."""
+        columns = self._fitted()
+        flags = [[False] * (c.width - 1) + [True] if c.has_gaps else [False] * c.width
+                 for c in columns]
+        return np.array([f for column in flags for f in column], dtype=bool)
 
     def get_feature_names_out(self, input_features=None):
         """The ``(k,)`` names of the coordinates: ``name`` for a number, ``name_level`` for a

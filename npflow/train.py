@@ -274,6 +274,12 @@ class RowBatches:
     * Minibatches without replacement, reshuffled every epoch (:class:`data.EpochSampler`).
     * A fixed validation batch: its rows, noise ``x0``, times ``t`` (and ``u``, ``eps``) drawn
       once, so the validation loss moves only with the weights.
+    * The rows of a table (a :class:`~npflow.data.Dataset` with a
+      :class:`~npflow.tabular.TableSchema`) are its coordinates; their integer columns are
+      dequantized afresh in every batch (:meth:`~npflow.tables.TableEncoder.dequantized`) and
+      the schema goes into the checkpoint as ``info()["table"]``. The Standardize stays on top:
+      it gives the one-hot and missing-indicator coordinates, whose spread depends on their
+      levels' shares, unit variance like the noise, and it is fitted on the training rows.
 
     Independent streams, spawned from the run's seed (``SeedSequence(seed).spawn``), draw the
     split, the batch order, the validation batch and the source batches; the run's own
@@ -284,6 +290,10 @@ class RowBatches:
         split_ss, batch_ss, val_ss, source_ss = np.random.SeedSequence(config.seed).spawn(4)
         self.config, self.files = config, files
         self.image_shape = x.image_shape if isinstance(x, data.Dataset) else None
+        self.table = x.table if isinstance(x, data.Dataset) else None
+        if self.table is not None and config.dequantize:
+            raise _checks.OptionError("{0} is for rows of integers; a table's integer columns "
+                                      "are dequantized without it", "dequantize")
         self.x = _rows(x, "data")
         n, self.dim = self.x.shape
         self.y = _check_run_labels(config, labels, n)
@@ -315,9 +325,12 @@ class RowBatches:
         return self.draw_source(idx.size, rng), x1, y1
 
     def to_model(self, rows, rng):
-        """Data rows (B, d) -> network space, dequantized with fresh noise when configured."""
+        """Data rows (B, d) -> network space, dequantized with fresh noise when configured (a
+        table's integer columns always)."""
         rows = np.asarray(rows, dtype=np.float64)
-        if self.transform.dequantize:
+        if self.table is not None:
+            rows = self.table.features.dequantized(rows, rng)
+        elif self.transform.dequantize:
             rows = self.transform.dequantized(rows, rng)
         return self.transform.forward(rows)
 
@@ -366,9 +379,13 @@ class RowBatches:
 
     # --- checkpoints ------------------------------------------------------------------------
     def info(self):
-        """What identifies the data: its size and a fingerprint of rows (and labels, source)."""
-        return {"n": int(self.x.shape[0]), "dim": self.dim,
+        """What identifies the data: its size and a fingerprint of rows (and labels, source);
+        where it came from; a table's columns (:class:`~npflow.tabular.TableSchema` as JSON)."""
+        info = {"n": int(self.x.shape[0]), "dim": self.dim,
                 "fingerprint": _fingerprint(self.x, self.y, self.source), "files": self.files}
+        if self.table is not None:
+            info["table"] = json.loads(json.dumps(self.table.to_dict()))
+        return info
 
     def state(self, val_losses, best_params, best_step):
         """The :class:`~npflow.checkpoint.DataState` of this dataset within a run."""
@@ -386,6 +403,10 @@ class RowBatches:
                 f"{path!r} was trained on other data (n={state.info.get('n')}, "
                 f"d={state.info.get('dim')}) than the rows given now (n={self.x.shape[0]}, "
                 f"d={self.dim}); resume with the same file")
+        if state.info.get("table") != self.info().get("table"):
+            raise checkpoint.CheckpointError(f"{path!r} was trained on a table whose columns "
+                                             f"were read otherwise; resume with the same file "
+                                             f"and column kinds")
         if not np.array_equal(state.val_index, self.split.val):
             raise checkpoint.CheckpointError(f"{path!r}: its validation rows differ from the "
                                              f"split of this seed")
@@ -781,10 +802,13 @@ def _check_same_run(path, ckpt, given, data_files):
 
 
 def _shown(value):
-    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``."""
+    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``, ``year=integer``
+    (braces doubled: the text goes into a message template)."""
     if isinstance(value, (tuple, list)):
         return ",".join(map(str, value))
-    return str(value)
+    if isinstance(value, dict):
+        return ",".join(f"{name}={kind}" for name, kind in value.items())
+    return str(value).replace("{", "{{").replace("}", "}}")
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,24 @@ A checkpoint holds one of two kinds of run, and :class:`TrainedFlow` hides the d
 Every method takes and returns data units; the map to the network's space is applied here, once.
 The command line (:mod:`npflow.cli`) and the estimator (:class:`npflow.Flow`) are both faces of
 this class.
+
+A flow of the rows of a **table** (:mod:`npflow.tabular`: strings, integers, missing cells)
+takes and gives rows as a :class:`~npflow.tables.Table`: :meth:`TrainedFlow.sample` decodes
+generated coordinates with the stored encoder, :meth:`TrainedFlow.impute` fills in missing
+cells, :meth:`TrainedFlow.evaluate` scores generated rows against held-out ones
+(:mod:`npflow.report`). Such a flow has no density in data units (a category, an integer or a
+missing cell has a probability, not a density): ``log_prob`` and ``encode`` refuse it.
 """
 import contextlib
 import dataclasses
+import os
 
 import numpy as np
 
-from . import _checks, checkpoint, datasets, likelihood, metrics, reflow, sampling, solvers
+from . import (_checks, checkpoint, data, datasets, imputation, likelihood, metrics, paths,
+               reflow, report, sampling, solvers, tabular)
 from .guidance import GuidedField
+from .tables import Table
 from .train import TrainConfig
 from .transforms import Standardize, bits_per_dim
 
@@ -50,6 +60,9 @@ class TrainedFlow:
         Trained on rows of data (else on a built-in 2-D target).
     transform, source_transform : Standardize or None
         Data units to the network's space (rows only); the source's for a data-to-data flow.
+    table : TableSchema or None
+        The columns of a table (:mod:`npflow.tabular`); its coordinates are the flow's
+        "data units".
     """
 
     def __init__(self, ckpt, ema=True, best=True):
@@ -58,11 +71,14 @@ class TrainedFlow:
         self.model = ckpt.model(ema=ema, best=best)
         self.dim = self.model.dim
         self.on_rows = ckpt.data is not None
-        self.transform = self.source_transform = None
+        self.transform = self.source_transform = self.table = None
         if self.on_rows:
             self.transform = Standardize.from_dict(ckpt.data.transform)
             source = ckpt.data.source_transform
             self.source_transform = None if source is None else Standardize.from_dict(source)
+            table = ckpt.data.info.get("table")
+            self.table = None if table is None else tabular.TableSchema.from_dict(table)
+        self.path = paths.make_path(self.config["path"], sigma=self.config["sigma"])
 
     @classmethod
     def load(cls, path, ema=True, best=True):
@@ -94,6 +110,8 @@ class TrainedFlow:
 
     def describe(self):
         """One line naming what the flow maps: ``"gaussian -> moons"`` or ``"rows (d = 5)"``."""
+        if self.table is not None:
+            return f"a table of {len(self.table.names)} columns ({self.dim} coordinates)"
         if self.on_rows:
             return f"rows (d = {self.dim})" + (" from source rows" if self.source_is_data else "")
         return f"{self.config['source']} -> {self.config['target']}"
@@ -101,6 +119,9 @@ class TrainedFlow:
     # --- coordinates ------------------------------------------------------------------------------
     def check_rows(self, x, name="x"):
         """``x`` as finite float64 rows (n, d) of this flow's dimension (ValueError otherwise)."""
+        if self.table is not None:
+            raise _checks.OptionError("{0}: this model is of a table; it takes and gives rows as "
+                                      "a Table (sample, evaluate, impute), not as numbers", name)
         x = _checks.points(x, name, dtype=np.float64)
         if x.shape[1] != self.dim:
             raise _checks.OptionError(f"{{0}} has {x.shape[1]} columns, but the model was "
@@ -148,14 +169,20 @@ class TrainedFlow:
     # --- sampling -------------------------------------------------------------------------------
     def sample_chunks(self, n=None, rng=None, *, label=None, guidance=None, source_rows=None,
                       chunk_size=20000, method="rk4", steps=None, rtol=1e-5, atol=1e-5,
-                      return_trajectory=False):
+                      return_trajectory=False, complete=False):
         """Generate rows chunk by chunk: an iterator of ``(rows, solution)``, one per chunk.
 
         ``x0`` is drawn from the source (``n`` points, from ``rng``) or, for a data-to-data flow,
         is ``source_rows`` (m, d) in data units; ``dx/dt = v(x, t)`` is integrated from 0 to 1
         (:func:`npflow.sample_flow`) and ``rows`` (chunk, d) are in data units. Memory is bounded
         by ``chunk_size`` whatever ``n``. The arguments are checked here, before any work.
+        ``complete`` is for a model of a table (:meth:`sample_table`) and refused here.
         """
+        if complete:
+            raise _checks.OptionError("{0} applies to a model of a table", "complete")
+        if self.table is not None:
+            raise ValueError("sample_chunks gives rows of numbers; this model is of a table: "
+                             "draw its rows with sample")
         field = self.field(label, guidance)
         solvers.check_steps(method, steps)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
@@ -186,9 +213,107 @@ class TrainedFlow:
                 sol = sampling.sample_flow(field, x0.astype(self.model.dtype), **solver)
             yield self.to_data(sol.x), sol
 
-    def sample(self, n=None, rng=None, **kwargs):
-        """``n`` generated rows (n, d) in data units; ``kwargs`` as :meth:`sample_chunks`."""
-        return np.concatenate([rows for rows, _ in self.sample_chunks(n, rng, **kwargs)])
+    def sample(self, n=None, rng=None, *, complete=False, **kwargs):
+        """``n`` generated rows (n, d) in data units; ``kwargs`` as :meth:`sample_chunks`.
+
+        A model of a table returns a :class:`~npflow.tables.Table` (:meth:`sample_table`).
+        """
+        if self.table is not None:
+            return self.sample_table(n, rng, complete=complete, **kwargs)
+        return np.concatenate([rows for rows, _ in self.sample_chunks(n, rng, complete=complete,
+                                                                      **kwargs)])
+
+    def sample_table(self, n, rng, *, complete=False, label=None, guidance=None, method="rk4",
+                     steps=None, rtol=1e-5, atol=1e-5):
+        """``n`` generated rows of a table, written as the table was (a
+        :class:`~npflow.tables.Table`: its header, column order, category strings, integers in
+        their observed range, missing cells in each column's share).
+
+        ``complete``: rows without missing cells, the rows of the table that had none: every
+        missing indicator is held at "observed" by replacement (:func:`npflow.imputation.impute`)
+        while the rest is generated. ``label``: a level of the label column (or its index);
+        None draws each row's label in the table's proportions, then the row given its label.
+        """
+        schema = self._table_schema("sample_table")
+        n, rng = _checks.positive_int(n, "n"), _checks.generator(rng)
+        y = schema.label_index(label)
+        if y is None and schema.label is not None and guidance is None:
+            y = schema.draw_labels(n, rng)
+        field = self.field(y, guidance)
+        (imputation.check_solver if complete else solvers.check_steps)(method, steps)
+        if complete:
+            indicators = np.broadcast_to(schema.features.indicators(), (n, self.dim))
+            z = self._impute(field, np.zeros((n, self.dim)), indicators, rng, method, steps)
+        else:
+            x0 = self.draw_source(n, rng).astype(self.model.dtype)
+            with _integrating("integrating the flow failed"):
+                z = self.to_data(sampling.sample_flow(field, x0, method=method, steps=steps,
+                                                      rtol=rtol, atol=atol).x)
+        labels = None if y is None else np.broadcast_to(np.asarray(y, dtype=np.int64), (n,))
+        return schema.rows(z, labels, complete)
+
+    # --- imputation -----------------------------------------------------------------------------
+    def impute(self, table, rng, n_imputations=1, guidance=None, method="rk4", steps=None):
+        """Fill in the missing cells of a table's rows, each drawn given the observed cells of
+        its row (:func:`npflow.imputation.impute`: the observed coordinates are put back on the
+        path after every solver step, the missing ones follow the field).
+
+        Parameters
+        ----------
+        table : Table or (n, d) array_like
+            Rows with the model's columns, in order; a model with a label column needs every
+            row's label.
+        rng : numpy.random.Generator
+            Draws the noise of each imputation.
+        n_imputations : int
+            ``K``: independent imputations; how they differ shows the uncertainty of each cell.
+        guidance : float, optional
+            Classifier-free guidance weight of a model with a label column (default 1).
+        method, steps
+            A fixed-step solver and its steps.
+
+        Returns
+        -------
+        tuple of K Table
+            The rows with every missing cell filled (cells of ignored columns stay missing);
+            observed cells are the input's, and a row without gaps comes back unchanged.
+        """
+        schema = self._table_schema("impute")
+        table = schema.checked(table, "table")
+        rng = _checks.generator(rng)
+        k = _checks.positive_int(n_imputations, "n_imputations")
+        imputation.check_solver(method, steps)
+        z, known = schema.known(table)  # (n, d) each
+        y = schema.labels_of(table)
+        gaps = ~known.all(axis=1)  # (n,) rows with something to fill in
+        field = self.field(None if y is None else y[gaps], guidance) if gaps.any() else None
+        missing = table.missing()
+        filled = []
+        for _ in range(k):
+            cells = table.cells.copy()
+            if gaps.any():
+                z_gaps = self._impute(field, z[gaps], known[gaps], rng, method, steps)
+                drawn = schema.rows(z_gaps, None if y is None else y[gaps], complete=True).cells
+                block = cells[gaps]
+                block[missing[gaps]] = drawn[missing[gaps]]
+                cells[gaps] = block
+            filled.append(Table(schema.names, cells))
+        return tuple(filled)
+
+    def _impute(self, field, z, known, rng, method, steps):
+        """Rows ``z`` (n, d) in data units with the coordinates not ``known`` drawn by
+        replacement, from noise drawn from ``rng``; in data units."""
+        x1 = self.to_network(z).astype(self.model.dtype)
+        x0 = self.draw_source(len(z), rng).astype(self.model.dtype)
+        with _integrating("integrating the flow failed"):
+            x = imputation.impute(field, x0, x1, known, self.path, method, steps)
+        return self.to_data(x)
+
+    def _table_schema(self, what):
+        if self.table is None:
+            raise ValueError(f"{what} needs a model of a table (trained on rows with categories "
+                             f"or missing cells); this model is of {self.describe()}")
+        return self.table
 
     # --- densities and encodings ------------------------------------------------------------------
     def log_prob(self, x, rng=None, divergence="auto", n_probes=None, method="rk4", steps=None,
@@ -200,6 +325,7 @@ class TrainedFlow:
         target). A dequantized flow scores ``x + u``, ``u ~ U[0, 1)`` drawn from ``rng``, which
         also draws Hutchinson's probes when the divergence is estimated.
         """
+        self.refuse_table("log_prob")
         if not self.has_density:
             raise ValueError("this flow's source has no density (rows of data, or a 2-D source "
                              "without a closed form), so its rows have none either")
@@ -213,11 +339,21 @@ class TrainedFlow:
 
     def encode(self, x, method="rk4", steps=None, **solver):
         """Rows (n, d) to noise: the flow integrated from t = 1 back to t = 0 (network space)."""
+        self.refuse_table("encode")
         z1 = self.to_network(self.check_rows(x)).astype(self.model.dtype)
         steps = _likelihood_steps(method, steps)
         with _integrating("integrating the flow backwards failed"):
             sol = solvers.solve(self.model, z1, method, steps, t0=1.0, t1=0.0, **solver)
         return sol.x.astype(np.float64)
+
+    def refuse_table(self, what):
+        """Raise a one-line ValueError naming ``what`` (log_prob, encode: maps of rows of
+        numbers with a density) when this flow is of a table, whose categories, integers and
+        missing cells have probabilities, not a density."""
+        if self.table is not None:
+            raise ValueError(f"{what}: this model is of a table, whose categories, integers and "
+                             f"missing cells have probabilities, not a density; compare it with "
+                             f"held-out rows by evaluate")
 
     def decode(self, z, method="rk4", steps=None, **solver):
         """Noise (n, d) in the network's space to rows in data units (t = 0 to 1)."""
@@ -227,8 +363,9 @@ class TrainedFlow:
 
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, n=2000, rng=None, held_out=None, divergence="auto", n_probes=None,
-                 method="rk4", steps=None, **solver):
-        """Sample metrics beside their floors, and the held-out NLL, as a dict.
+                 method="rk4", steps=None, train=None, target_column=None, **solver):
+        """Sample metrics beside their floors, and the held-out NLL, as a dict; for a model of
+        a table, the report of :meth:`evaluate_table` (``train``, ``target_column`` are its).
 
         ``n`` generated points are compared with ``n`` reference points (fresh points of a
         built-in target, or ``held_out`` rows (m, d) of a flow of rows) by W2, MMD^2 (one RBF
@@ -238,6 +375,12 @@ class TrainedFlow:
         held-out rows (of ``n`` fresh target points), with ``bits_per_dim`` when dequantized.
         """
         rng = _checks.generator(np.random.default_rng(0) if rng is None else rng)
+        if self.table is not None:
+            return self.evaluate_table(held_out, rng, n, train, target_column, method=method,
+                                       steps=steps, **solver)
+        if train is not None or target_column is not None:
+            raise _checks.OptionError("{0} and {1} apply to a model of a table", "train",
+                                      "target_column")
         likelihood.check_divergence(divergence, n_probes)  # before any work
         steps = _likelihood_steps(method, steps)
         if self.on_rows != (held_out is not None):
@@ -268,6 +411,48 @@ class TrainedFlow:
         result["precision"] = datasets.checkerboard_precision(generated) \
             if self.config["target"] == "checkerboard" else None
         return result
+
+    def evaluate_table(self, held_out, rng, n=2000, train=None, target_column=None, **solver):
+        """Score ``n`` generated rows of a table against held-out rows: a
+        :class:`~npflow.tabular.TableEvaluation`.
+
+        The quality report (:func:`npflow.report.quality_report`, the held-out rows as the real
+        table: column shapes, column pair trends, overall, missing shares); with the training
+        rows ``train``, the distance to the closest training row of synthetic and held-out rows
+        (:func:`npflow.report.closest_records`); with a categorical ``target_column`` (default:
+        the label column), machine-learning efficiency (:func:`npflow.tabular.efficiency`).
+        ``solver``: as :meth:`sample_table`.
+        """
+        schema = self._table_schema("evaluate_table")
+        if held_out is None:
+            raise _checks.OptionError("this model is of a table: score it on held-out rows "
+                                      "({0})", "held_out")
+        held_out = schema.checked(held_out, "held_out")
+        train = None if train is None else schema.checked(train, "train")
+        target = schema.label if target_column is None else target_column
+        synthetic = self.sample_table(n, rng, **solver)
+        quality = report.quality_report(held_out, synthetic, schema.encoder)
+        closest = None if train is None else report.closest_records(synthetic, held_out, train,
+                                                                    schema.encoder)
+        efficiency = None if target is None else tabular.efficiency(
+            schema, target, synthetic, held_out, train, rng)
+        return tabular.TableEvaluation(len(synthetic), quality, closest, efficiency)
+
+    def training_table(self):
+        """The training rows of a model of a table, read again from the file its checkpoint
+        names (without the validation rows); None when it was trained on an array, or the file
+        is gone or no longer has the rows it had."""
+        info = self.checkpoint.data.info if self.on_rows else {}
+        files = info.get("files")
+        if self.table is None or not files or not os.path.isfile(files["data"]):
+            return None
+        read = data.TrainingFiles.from_dict(files)
+        table = tabular.read_table(read.data, read.delimiter, read.header)
+        if len(table) != info["n"] or table.names != self.table.names:
+            return None
+        keep = np.ones(len(table), dtype=bool)
+        keep[self.checkpoint.data.val_index] = False
+        return Table(table.names, table.cells[keep])
 
     def _nll(self, rows, rng, divergence, n_probes, solver):
         """Mean negative log-likelihood of ``rows`` in nats (and bits/dim when dequantized)."""

@@ -46,7 +46,7 @@ def test_every_run_option_is_a_parameter_with_the_data_default_then_trainconfigs
     # target and source are "data" and noise, conditional follows y, reflow follows reflow()
     assert set(fields) - set(params) == {"source", "target", "conditional", "reflow"}
     assert set(params) - set(fields) == {"solver", "solver_steps", "divergence", "n_probes",
-                                         "quiet", "image_shape"}
+                                         "quiet", "image_shape", "column_kinds", "label_column"}
     for name in set(params) & set(fields):
         expected = DATA_DEFAULTS.get(name, fields[name])
         assert params[name] == expected and type(params[name]) is type(expected), name
