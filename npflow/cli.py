@@ -655,14 +655,7 @@ def _cmd_impute(args):
     filled = flow.impute(table, np.random.default_rng(args.seed), args.n_imputations,
                          guidance=args.guidance, method=args.solver,
                          steps=getattr(args, "steps", None))
-    if len(filled) == 1:
-        tables.write_csv(filled[0], out)
-    else:
-        number = np.repeat(np.arange(1, len(filled) + 1).astype(str), len(table))[:, None]
-        cells = np.concatenate([t.cells for t in filled])  # (K n, d)
-        tables.write_csv(tables.Table((".imp",) + table.names,
-                                      np.concatenate([number.astype(object), cells], axis=1)),
-                         out)
+    tables.write_csv(filled[0] if len(filled) == 1 else tables.stack_imputations(filled), out)
     if not args.quiet:
         gaps = table.missing()
         print(f"imputed {int(gaps.sum())} missing cells in {int(gaps.any(axis=1).sum())} of "

@@ -238,6 +238,15 @@ def write_csv(table, path, missing="NA", delimiter=","):
             writer.writerow([missing if cell is None else cell for cell in row])
 
 
+def stack_imputations(tables):
+    """K filled copies of one table as one :class:`Table`, one after the other, numbered in a
+    first column ``.imp`` (1 .. K), the long format of R's mice."""
+    number = np.repeat(np.arange(1, len(tables) + 1).astype(str), len(tables[0]))[:, None]
+    cells = np.concatenate([t.cells for t in tables])  # (K n, d)
+    return Table((".imp",) + tuple(tables[0].names),
+                 np.concatenate([number.astype(object), cells], axis=1))
+
+
 def load_penguins():
     """The Palmer penguins table shipped with npflow (344 rows, 8 columns, NA cells; CC0;
     provenance in ``npflow/_files/PENGUINS.md``)."""
