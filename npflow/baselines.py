@@ -37,13 +37,24 @@ def _gaussian_log_prob(x, mean, chol):
 
 
 def _cholesky(cov, reg_covar, name):
-    """Cholesky factor of ``cov + reg_covar I`` (d, d); a clear error when it is not positive."""
+    """Cholesky factor of ``Sigma = cov + reg_covar I`` (d, d); a clear error when it is singular.
+
+    ``Sigma`` counts as singular when it is so to working precision: its smallest eigenvalue is at
+    most ``d * eps`` times its largest (the rank test of ``numpy.linalg.matrix_rank``).  Such a
+    matrix can still pass the Cholesky factorisation by round-off, and its log-density is then
+    round-off too: the exact density is unbounded along the null direction.
+    """
     d = cov.shape[0]
+    sigma = cov + reg_covar * np.eye(d)  # (d, d)
+    eigenvalues = np.linalg.eigvalsh(sigma)  # (d,) ascending
+    singular = ValueError(f"the {name} covariance is singular; raise reg_covar "
+                          f"(now {reg_covar:g}) or add noise to the data")
+    if eigenvalues[0] <= d * np.finfo(np.float64).eps * eigenvalues[-1]:
+        raise singular
     try:
-        return np.linalg.cholesky(cov + reg_covar * np.eye(d))
+        return np.linalg.cholesky(sigma)
     except np.linalg.LinAlgError:
-        raise ValueError(f"the {name} covariance is singular; raise reg_covar "
-                         f"(now {reg_covar:g}) or add noise to the data") from None
+        raise singular from None
 
 
 def _logsumexp(a):
@@ -72,7 +83,11 @@ class GaussianDensity:
         self.reg_covar = _checks.finite_float(reg_covar, "reg_covar", low=0)
 
     def fit(self, X):
-        """Fit to the rows of X (n, d); returns self."""
+        """Fit to the rows of X (n, d); returns self.
+
+        Raises ``ValueError`` when Sigma is singular to working precision, as it is for d or
+        fewer points with ``reg_covar = 0``.
+        """
         X = _checks.points(X, "X", dtype=np.float64)
         self.mean_ = X.mean(axis=0)  # (d,)
         centred = X - self.mean_
@@ -115,6 +130,11 @@ class GaussianMixture:
       ``pi_k = N_k / N``.
 
     Each iteration cannot lower the log-likelihood (eq. 9.28; exactly so for ``reg_covar = 0``).
+    With ``reg_covar = 0`` the likelihood has no maximum: a component that collapses onto d or
+    fewer points has a singular covariance and an unbounded density (Bishop 2006, Sec. 9.2.1),
+    and EM can climb towards it.  ``fit`` then raises ``ValueError`` rather than return a
+    covariance that is singular to working precision; ``reg_covar > 0`` bounds every eigenvalue
+    below by ``reg_covar``.
     The means start at k-means++ seeds (Arthur and Vassilvitskii 2007: each next seed is a data
     point drawn with probability proportional to its squared distance to the nearest seed so
     far); every point is first given to its nearest seed.
@@ -145,7 +165,10 @@ class GaussianMixture:
         self.tol = _checks.finite_float(tol, "tol", low=0)
 
     def fit(self, X, rng):
-        """Fit to the rows of X (n, d) by EM from k-means++ seeds drawn with ``rng``; returns self."""
+        """Fit to the rows of X (n, d) by EM from k-means++ seeds drawn with ``rng``; returns self.
+
+        Raises ``ValueError`` when a component's covariance is singular to working precision.
+        """
         X = _checks.points(X, "X", dtype=np.float64)
         _checks.generator(rng)
         if X.shape[0] < self.n_components:

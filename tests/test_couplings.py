@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -307,14 +307,27 @@ def plain_sinkhorn(cost, reg, iters):
     return u[:, None] * kernel * v[None, :]
 
 
+@example(seed=4198799368, n=3, m=3, reg=0.5)  # rows off by 8e-5 in l1 after 5000 iterations
 @given(seed=seeds, n=st.integers(1, 20), m=st.integers(1, 20), reg=st.floats(0.5, 10.0))
 def test_sinkhorn_plan_matches_plain_iteration(seed, n, m, reg):
     rng = np.random.default_rng(seed)
     cost = couplings.squared_distances(rng.standard_normal((n, 2)), rng.standard_normal((m, 2)))
-    plan = couplings.sinkhorn_plan(cost, reg, max_iter=5000, tol=1e-13)
-    np.testing.assert_allclose(plan, plain_sinkhorn(cost, reg, 5000), rtol=1e-7, atol=1e-12)
-    np.testing.assert_allclose(plan.sum(0), 1.0 / m, rtol=1e-10)
-    np.testing.assert_allclose(plan.sum(1), 1.0 / n, rtol=1e-8)
+    tol, max_iter = 1e-13, 5000
+    plan = couplings.sinkhorn_plan(cost, reg, max_iter=max_iter, tol=tol)
+    plain = plain_sinkhorn(cost, reg, max_iter)
+    np.testing.assert_allclose(plan, plain, rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(plan.sum(0), 1.0 / m, rtol=1e-10)  # the last update fits columns
+    # sinkhorn_plan stops once the rows are within tol of 1/n in l1, or after max_iter
+    # iterations.  Sinkhorn converges linearly at a rate set by the points: when the plan is
+    # nearly a permutation (reg = 0.5, the example above), its blocks exchange mass only through
+    # entries ~ exp(-C / reg), and 5000 iterations do not reach tol for about 1 draw in 600
+    # (the example needs ~1e5).  The l1 row error never grows: rescaling the rows of a plan
+    # with row sums r moves column j by sum_i (a_i / r_i - 1) P_ij, at most sum_i |a_i - r_i|
+    # in total.  So the rows are within tol, or as close as the plain iteration's after
+    # max_iter (plus round-off).
+    row_error = np.abs(plan.sum(1) - 1.0 / n).sum()
+    plain_row_error = np.abs(plain.sum(1) - 1.0 / n).sum()
+    assert row_error <= max(tol, plain_row_error) + 1e-14, (row_error, plain_row_error)
 
 
 @given(seed=seeds, n=st.integers(2, 12))
