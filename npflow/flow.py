@@ -50,6 +50,7 @@ import contextlib
 import dataclasses
 import inspect
 import numbers
+import sys
 
 import numpy as np
 
@@ -223,11 +224,13 @@ arch, channels, multipliers, blocks, groups
         """scikit-learn's tags: a density estimator of 2-D rows (``y``, class labels, optional)
         that transforms rows to noise as float64.
 
-        Only scikit-learn calls this method, so it alone imports scikit-learn.
+        Only scikit-learn calls this method, so its classes are taken from the loaded module:
+        npflow never imports scikit-learn.
         """
-        from sklearn.utils import Tags, TargetTags, TransformerTags
-        return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(preserves_dtype=["float64"]))
+        utils = sys.modules["sklearn.utils"]
+        return utils.Tags(estimator_type="density_estimator",
+                          target_tags=utils.TargetTags(required=False),
+                          transformer_tags=utils.TransformerTags(preserves_dtype=["float64"]))
 
     def train_config(self, conditional=False):
         """The :class:`TrainConfig` that ``fit`` trains (``conditional``: fitted with labels);

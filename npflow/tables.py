@@ -350,7 +350,8 @@ def _check_levels(name, observed, max_levels):
     distinct = len(set(observed))
     if distinct >= IDENTIFIER_MIN_LEVELS and distinct > IDENTIFIER_SHARE * len(observed):
         raise DataError(f"column {name!r} looks like an identifier ({distinct} distinct values in "
-                        f"{len(observed)} rows); mark it 'ignore' (types={{{name!r}: 'ignore'}})")
+                        f"{len(observed)} rows); mark it 'ignore' (--ignore {name}, or "
+                        f"column_kinds={{{name!r}: 'ignore'}})")
     if distinct > max_levels:
         raise DataError(f"column {name!r} has {distinct} levels, more than max_levels="
                         f"{max_levels}; group rare levels or mark it 'ignore'")
