@@ -145,20 +145,24 @@ def test_data_to_data(tmp_path):
 
 def test_digits_quick_runs_every_stage_and_writes_what_it_reports(tmp_path, capsys):
     results = load_demo("digits").main(["--quick", "--out", str(tmp_path)])
-    for name in ("digits_grid.png", "digits_guidance.png", "digits_interpolation.png",
-                 "digits_nearest.png"):
-        assert_png(tmp_path / name)
-    assert_gif(tmp_path / "digits_flow.gif", min_frames=10)
+    for prefix in ("digits", "digits_unet"):
+        for name in ("grid.png", "guidance.png", "interpolation.png", "nearest.png"):
+            assert_png(tmp_path / f"{prefix}_{name}")
+        assert_gif(tmp_path / f"{prefix}_flow.gif", min_frames=10)
+        labels = np.load(tmp_path / f"{prefix}_conditional_labels.npy")
+        samples = np.load(tmp_path / f"{prefix}_conditional_samples.npy")
+        assert samples.shape == (labels.size, 64) and samples.min() >= 0 and samples.max() <= 16
     with open(tmp_path / "digits.json") as f:
         saved = json.load(f)
-    assert saved["flow_bits_per_dim"] == results["flow_bits_per_dim"]
+    mlp, unet = saved["networks"]["mlp"], saved["networks"]["unet"]
+    assert mlp["bits_per_dim"] == results["networks"]["mlp"]["bits_per_dim"]
     assert saved["n_train"] == 1437 and saved["n_held_out"] == 360
-    assert saved["flow_options"]["divergence"] == "exact"
-    labels = np.load(tmp_path / "conditional_labels.npy")
-    samples = np.load(tmp_path / "conditional_samples.npy")
-    assert samples.shape == (labels.size, 64) and samples.min() >= 0 and samples.max() <= 16
+    assert mlp["options"]["divergence"] == "exact"
+    assert unet["options"]["arch"] == "unet" and unet["options"]["divergence"] == "hutchinson"
+    assert 0 <= unet["best_share_classified_as_asked"] <= 1 and unet["frechet_samples_vs_held_out"] > 0
     # the baselines' bits/dim are those of the same fitted densities: a Gaussian is worse than
     # the uniform bound log2(17) = 4.09 only if something is broken
     assert 0 < saved["gaussian_bits_per_dim"] < math.log2(17)
     out = capsys.readouterr().out
-    assert f"flow {results['flow_bits_per_dim']:.3f}" in out
+    assert f"mlp: held-out bits/dim {mlp['bits_per_dim']:.3f}" in out
+    assert f"unet: held-out bits/dim {unet['bits_per_dim']:.3f}" in out
