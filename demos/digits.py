@@ -74,6 +74,7 @@ UNET_OPTIONS = dict(arch="unet", image_shape=(8, 8), channels=16, multipliers=(1
                     time_sampling="uniform", dequantize=True, val_fraction=0.0,
                     divergence="hutchinson", n_probes=1)
 NETWORKS = {"mlp": FLOW_OPTIONS, "unet": UNET_OPTIONS}
+LABEL_DROPOUT = 0.1  # the class-conditional flows: P(label -> null label), for guidance
 QUICK_OPTIONS = {"mlp": dict(hidden=(32, 32), steps=30, batch_size=64, warmup_steps=5),
                  "unet": dict(channels=4, groups=2, steps=5, batch_size=16, warmup_steps=1)}
 
@@ -184,7 +185,7 @@ def judge_network(name, args, data, clf, rng):
                                                       qs).tolist()}
     print(f"{name}: Frechet distance of samples {out['frechet_samples_vs_held_out']:.1f}")
 
-    cond_options = dict(options, label_dropout=0.1)
+    cond_options = dict(options, label_dropout=LABEL_DROPOUT)
     cflow, out["conditional_train_seconds"], out["conditional_train_cpu_seconds"] = fit_flow(
         cond_options, Xtr, ytr, label=f"{name} conditional")
     by_w = conditional_samples(cflow, args.n_per_class, rng)

@@ -259,7 +259,7 @@ def test_options_quick_is_smaller_than_the_default():
 
 def test_digits_net_defaults_are_the_demos_network():
     demo = load_demo("digits", "digits_demo")
-    net, flow = speed.DigitsNet(), demo.CONDITIONAL_OPTIONS
+    net, flow = speed.DigitsNet(), dict(demo.FLOW_OPTIONS, label_dropout=demo.LABEL_DROPOUT)
     config = net.train_config(seed=0)
     for field in ("hidden", "activation", "batch_size", "lr", "warmup_steps", "ema_decay",
                   "label_dropout"):
