@@ -331,7 +331,6 @@ class TrainedFlow:
                              "without a closed form), so its rows have none either")
         log_p0 = None if self.on_rows else _source_log_density(self.config["source"])
         x, steps = self.check_rows(x), _likelihood_steps(method, steps)
-        likelihood.check_divergence(divergence, n_probes)
         with _integrating("integrating the likelihood failed"):
             return likelihood.log_likelihood_of_rows(
                 self.model, x, rng, self.transform, divergence, n_probes, log_p0=log_p0,
@@ -512,8 +511,8 @@ def _integrating(what):
     """
     try:
         yield
-    except solvers.SolverDiverged:
-        raise
+    except (solvers.SolverDiverged, _checks.OptionError):  # options that do not go together:
+        raise  # a usage error, wherever it is found
     except ValueError as err:
         raise solvers.SolverDiverged(f"{what}: {err}") from None
 
