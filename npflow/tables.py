@@ -425,9 +425,13 @@ def _format_value(column, x):
     return text
 
 
-def encode_column(column, cells, handle_unknown="error"):
+def encode_column(column, cells, handle_unknown="error", new_gaps="error"):
     """The ``(n, width)`` coordinates of one column's text cells (the table in the module
-    docstring); integers at ``v + 1/2`` (see :meth:`TableEncoder.dequantized`)."""
+    docstring); integers at ``v + 1/2`` (see :meth:`TableEncoder.dequantized`).
+
+    ``new_gaps``: a missing cell in a column fitted without gaps (so without an indicator) is
+    refused (``"error"``), or encoded as zeros (``"zeros"``: for imputation, which draws it).
+    """
     n = len(cells)
     gone = _is_none(cells)  # (n,) missing cells
     if column.kind == "ignore":
@@ -440,7 +444,7 @@ def encode_column(column, cells, handle_unknown="error"):
             v = v + 0.5  # the middle of [v, v + 1), which floor() maps back to v
         values = np.where(gone, 0.0, (v - column.mean) / column.scale)[:, None]  # (n, 1)
     if not column.has_gaps:
-        if gone.any():
+        if gone.any() and new_gaps == "error":
             raise DataError(f"column {column.name!r} has missing cells, and had none when the "
                             f"encoder was fitted; refit on a table with gaps in it")
         return values
@@ -584,10 +588,13 @@ class TableEncoder:
                              f" in that order, got {', '.join(table.names)}")
         return table
 
-    def transform(self, X):
-        """The ``(n, k)`` float64 coordinates of the rows of ``X`` (integers at ``v + 1/2``)."""
+    def transform(self, X, new_gaps="error"):
+        """The ``(n, k)`` float64 coordinates of the rows of ``X`` (integers at ``v + 1/2``);
+        ``new_gaps``: ``"zeros"`` encodes a missing cell of a column fitted without gaps as
+        zeros instead of refusing it (:func:`encode_column`)."""
+        _checks.choice(new_gaps, "new_gaps", ("error", "zeros"))
         table = self._table(X)
-        blocks = [encode_column(c, table.cells[:, j], self.handle_unknown)
+        blocks = [encode_column(c, table.cells[:, j], self.handle_unknown, new_gaps)
                   for j, c in enumerate(self.columns_)]
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table), 0))
 

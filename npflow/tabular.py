@@ -179,11 +179,12 @@ class TableSchema:
 
         ``known`` marks the coordinates of every observed cell and every missing indicator; in
         ``z`` every indicator is 0 ("observed"), so that a missing cell is generated as a value,
-        not as a gap.
+        not as a gap. A column the model saw without gaps may have some here (zeros in ``z``,
+        not known).
         """
         table = self.checked(table)
         features = self.features_of(table)
-        z = self.features.transform(features)  # (n, k)
+        z = self.features.transform(features, new_gaps="zeros")  # (n, k)
         indicators = self.features.indicators()  # (k,)
         z[:, indicators] = 0.0
         observed = self.features.observed(features)[:, self.features.feature_columns_]  # (n, k)

@@ -216,6 +216,19 @@ def test_impute_fills_only_the_gaps(model, files):
     assert not all(np.array_equal(drawn[0], d) for d in drawn[1:])  # the imputations differ
 
 
+def test_impute_fills_a_column_that_had_no_gaps_in_training(model):
+    flow = TrainedFlow.load(model)
+    real = tables.load_penguins()
+    complete = [j for j, gaps in enumerate(real.missing().any(axis=0)) if not gaps]
+    column = complete[-1]  # year: no missing cell in the training table
+    cells = real.cells[:8].copy()
+    cells[:4, column] = None
+    filled, = flow.impute(Table(real.names, cells), np.random.default_rng(0))
+    assert filled.missing().sum() == 0
+    assert all(2007 <= int(c) <= 2009 for c in filled.cells[:4, column])
+    np.testing.assert_array_equal(filled.cells[4:], cells[4:])
+
+
 def test_flow_fits_an_object_array_and_returns_the_same_kind():
     real = tables.load_penguins()
     cells = real.cells[:, 2:6].copy()  # four numeric columns, with NA cells
