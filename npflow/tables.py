@@ -8,7 +8,8 @@ cells) is read into a :class:`Table` of text cells (``None`` where a cell is mis
 ===========  ===============================================  =================================
 kind         coordinates of a cell with value ``v``           back to a cell
 ===========  ===============================================  =================================
-numeric      ``(v - mean) / scale``                           ``z * scale + mean``, rounded to
+numeric      ``(v - mean) / scale``                           ``z * scale + mean``, clipped to
+                                                              the observed range, rounded to
                                                               the column's decimal places
 integer      ``(v + 1/2 - mean) / scale``; for training       ``floor(z * scale + mean)``,
              ``(v + u - mean) / scale``, ``u ~ U[0, 1)``      clipped to the observed range
@@ -490,7 +491,8 @@ def decode_column(column, z, complete=False):
         return cells
     x = z[:, 0] * column.scale + column.mean  # (n,)
     if column.kind == "integer":
-        x = np.clip(np.floor(x), column.low, column.high)
+        x = np.floor(x)
+    x = np.clip(x, column.low, column.high)  # a point mass at an end (0 mm of rain) stays one
     gone = z[:, 1] > 0.5 if column.has_gaps and not complete else np.zeros(n, dtype=bool)
     for i in range(n):
         if not gone[i]:

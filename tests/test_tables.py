@@ -211,6 +211,8 @@ def test_decoding_rules():
                   [0.0, 0.0, 0.4 / s, -1, -2, -3]])    # x 2.0; k floor(1.9) = 1; c a
     back = encoder.inverse_transform(z)  # x was written with one decimal place: "2.0"
     assert back.cells.tolist() == [["1.5", "2", "b"], [None, "0", None], ["2.0", "1", "a"]]
+    z[0, 0], z[2, 0] = -3.0, 3.0  # x 0.5 and 3.5: clipped to the observed 1.5 .. 2.5
+    assert encoder.inverse_transform(z).cells[[0, 2], 0].tolist() == ["1.5", "2.5"]
 
 
 def test_number_formats_follow_the_input():
