@@ -312,7 +312,7 @@ def generate(args):
                 continue
             print(f"{name} {model}: fitting on {len(train)} rows ({_load()})", flush=True)
             synthetic, info = fit_sample(model, name, train, args.seed, args)
-            info["load_before"] = _load()
+            info["load_after"] = _load()  # when the fit and the sampling ended
             info["threads"] = os.environ.get("OMP_NUM_THREADS", "all")
             tables.write_csv(synthetic, path + ".csv.gz")
             with open(path + ".json", "w") as file:
