@@ -219,10 +219,19 @@ def test_mnist_reads_idx_files(tmp_path):
     write_idx(tmp_path / "images-idx3-ubyte.gz", images[keep])
     write_idx(tmp_path / "labels-idx1-ubyte.gz", labels[keep].astype(np.uint8))
     demo = load_demo("mnist")
-    results = demo.main(["--quick", "--skip-mlp", "--out", str(tmp_path / "out"),
-                         "--images", str(tmp_path / "images-idx3-ubyte.gz"),
-                         "--labels", str(tmp_path / "labels-idx1-ubyte.gz")])
-    assert (results["n_train"], results["n_held_out"]) == (250, 1000)
-    assert "mlp" not in results["networks"] and "frechet_ratio_unet_to_mlp" not in results
+    args = demo.parse_args(["--quick", "--skip-mlp", "--images",
+                            str(tmp_path / "images-idx3-ubyte.gz"), "--labels",
+                            str(tmp_path / "labels-idx1-ubyte.gz")])
+    X, y = demo.load(args)
+    np.testing.assert_array_equal(X, images[keep].reshape(-1, 784))
+    np.testing.assert_array_equal(y, labels[keep])
+    train, test = demo.split(len(X), seed=0)
+    assert (len(train), len(test)) == (250, 1000)
+    assert np.intersect1d(train, test).size == 0
     with pytest.raises(SystemExit):
         demo.parse_args(["--images", "x.gz"])  # without --labels
+    write_idx(tmp_path / "few-idx3-ubyte.gz", images[:10])
+    write_idx(tmp_path / "few-idx1-ubyte.gz", labels[:10].astype(np.uint8))
+    with pytest.raises(SystemExit, match="more than 1000 images"):
+        demo.load(demo.parse_args(["--images", str(tmp_path / "few-idx3-ubyte.gz"),
+                                   "--labels", str(tmp_path / "few-idx1-ubyte.gz")]))
