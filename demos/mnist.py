@@ -151,6 +151,7 @@ class Clock:
         self.out, self.key = out, key
 
     def __enter__(self):
+        print(f"  [{self.key} ...]", flush=True)  # a stage of minutes says when it starts
         self.wall, self.cpu = time.perf_counter(), time.process_time()
         return self
 

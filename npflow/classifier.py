@@ -12,6 +12,24 @@ default_rng(1))`` with the defaults below: 40 epochs of batch 64, Adam 3e-3 with
 weight decay 1e-4, on a seeded 80/20 split of :func:`npflow.datasets.load_digits`): held-out
 accuracy 0.9778 (352 of 360; training accuracy 1.0) in 11 s of CPU time (920 steps).
 60 epochs at lr 1e-3 reach 0.9833 (354 of 360) in twice the time.
+
+On 28x28 MNIST (the 4,000 training and 1,000 held-out images of ``demos/mnist.py``'s split of
+:func:`npflow.datasets.load_mnist_sample`) the same MLP needs the images moved: without shifts
+it stays below 95 %, with shifts of up to 2 pixels and one global standardization of the pixels
+it passes 97 %. Held-out accuracy and CPU seconds of the fit, one run each
+(``PYTHONPATH=. nice python demos/experiments/mnist_classifier.py``, one BLAS thread, on a
+shared machine)::
+
+    hidden      epochs  shift  standardize  accuracy  CPU s
+    (256,)          40      0  feature        0.939     3.1
+    (512, 512)      60      0  feature        0.929    37.5
+    (256,)          40      2  feature        0.960     5.4
+    (256,)          40      2  global         0.974     6.5
+    (512, 512)      60      1  global         0.967    39.7
+    (512, 512)      60      2  global         0.977    38.7   (the MNIST demo's judge)
+
+Per-pixel standardization hurts shifted images: a border pixel, nearly always 0 in the data,
+gets a tiny scale, and the rare ink a shift moves there becomes a huge input.
 """
 from dataclasses import dataclass
 
