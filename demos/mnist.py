@@ -176,7 +176,7 @@ def likelihood(flow, x, u_seed, out):
             flow.log_prob(x, rng=np.random.default_rng(u_seed)))
 
 
-def fit_unet(args, Xtr, ytr, Xte_nll, u_seed, clf, Xtr_judge, Xte, rng):
+def fit_unet(args, Xtr, ytr, Xte_nll, u_seed, clf, Xte, rng):
     """The class-conditional U-Net: training, likelihood, unguided and guided samples."""
     options = dict(UNET_OPTIONS, solver_steps=args.solver_steps, seed=args.seed, quiet=False)
     options.update(QUICK["unet"] if args.quick else {}, steps=args.unet_steps)
@@ -190,7 +190,7 @@ def fit_unet(args, Xtr, ytr, Xte_nll, u_seed, clf, Xtr_judge, Xte, rng):
           f"{out['bits_per_dim_stderr']:.3f}", flush=True)
     with Clock(out, "sample"):
         samples = quantize(flow.sample(args.n_samples, rng=rng))  # unguided: the null label
-    judge_samples(samples, clf, Xtr_judge, Xte, out)
+    judge_samples(samples, clf, Xtr, Xte, out)
     print(f"U-Net: Frechet distance of {args.n_samples} unguided samples "
           f"{out['frechet_samples_vs_held_out']:.1f}", flush=True)
     by_w, shares = {}, {}
@@ -300,7 +300,7 @@ def main(argv=None):
     # --- the networks ---
     nets = results["networks"] = {}
     flow, samples, by_w, labels, nets["unet"] = fit_unet(args, Xtr, ytr, Xte_nll, u_seed, clf,
-                                                         Xtr, Xte, rng)
+                                                         Xte, rng)
     best_w = nets["unet"]["best_guidance"]
     np.save(os.path.join(args.folder, "samples.npy"), samples.astype(np.uint8))
     np.save(os.path.join(args.folder, "conditional_samples.npy"), by_w[best_w].astype(np.uint8))
@@ -319,7 +319,8 @@ def main(argv=None):
     print_table(results)
     with open(os.path.join(args.folder, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print(f"done in {results['total_seconds']:.0f} s wall, {results['total_cpu_seconds']:.0f} s CPU")
+    print(f"done in {results['total_seconds']:.0f} s wall, "
+          f"{results['total_cpu_seconds']:.0f} s CPU")
     return results
 
 
