@@ -375,8 +375,9 @@ class TableEvaluation:
 
     def summary(self):
         lines = [self.quality.summary()]
-        if self.closest is not None:
-            lines.append(self.closest.summary())
+        lines.append("distance to closest record: not measured without the training rows (a "
+                     "model trained on a file that is gone or changed)" if self.closest is None
+                     else self.closest.summary())
         if self.efficiency is not None:
             lines.append(self.efficiency.summary())
         return "\n".join(lines)
