@@ -591,12 +591,9 @@ def _cmd_reflow(args):
 
 # --- npflow plot / animate (need matplotlib) -----------------------------------------------------
 def _viz():
-    """:mod:`npflow.viz` with the file-only Agg backend; a UsageError when matplotlib is missing."""
+    """:mod:`npflow.viz` with the file-only Agg backend (an ImportError without matplotlib)."""
     from . import viz
-    try:
-        viz.pyplot(for_files=True)
-    except ImportError:
-        raise UsageError("pictures need matplotlib: pip install 'npflow[viz]'") from None
+    viz.pyplot(for_files=True)
     return viz
 
 
@@ -674,7 +671,7 @@ def build_parser():
 # TypeError is a usage error: the library checks its arguments before it works (exit 2).
 RUN_TIME_FAILURES = (TrainingDiverged, solvers.SolverDiverged, RuntimeError, ArithmeticError,
                      MemoryError, OSError)
-USAGE_ERRORS = (UsageError, ValueError, TypeError, _checks.InsufficientMemory)
+USAGE_ERRORS = (UsageError, ValueError, TypeError, ImportError, _checks.InsufficientMemory)
 
 
 def main(argv=None):
