@@ -333,3 +333,13 @@ def test_cli_impute_and_complete_refuse_a_model_of_numbers(files, tmp_path, caps
                             tmp_path / "f.csv"), "impute needs a model of a table")
     assert_usage_error(*run(capsys, "sample", "--model", path, "--complete", "--out",
                             tmp_path / "s.npy"), "--complete")
+
+
+def test_resume_names_a_table_option_left_out_of_the_command(files, tmp_path, capsys):
+    out = tmp_path / "p.npz"
+    first = ["train", "--data", files["train"], "--column-kind", "year=categorical", *TINY]
+    assert run(capsys, *first, "--out", out)[0] == 0
+    assert_usage_error(*run(capsys, "train", "--data", files["train"], *TINY, "--steps", "90",
+                            "--out", out, "--resume"),
+                       f"--column-kind: the run stored in {out} used year=categorical, this "
+                       f"command leaves it out")
