@@ -20,6 +20,7 @@ function            what it draws
 :func:`table_correlations`  the numeric columns' correlation matrices and their difference
 :func:`table_pairplot`  pairwise scatter plots of a table's numeric columns, coloured by a
                     categorical one, real beside synthetic
+:func:`table_imputations`  K imputations of hidden numeric cells against their true values
 ==================  ===================================================================
 
 Every function takes explicit arrays (or a model) and returns the matplotlib ``Figure``; nothing
@@ -739,6 +740,73 @@ def table_pairplot(real, synthetic, encoder, hue, columns=None, labels=("real", 
                for level, color in zip(levels, colors)]
     fig.legend(handles=handles, title=hue, loc="outside upper center", ncols=len(levels),
                fontsize=7, title_fontsize=8)
+    return fig
+
+
+def table_imputations(truth, draws, hidden, encoder, fills=None, columns=None, ncols=4):
+    """Imputed against true values of the hidden numeric cells of a table, one panel per column:
+    each of the K draws of a cell is a point above its true value, so the vertical spread of a
+    cell's points shows the uncertainty of its imputation; on the diagonal ``y = x`` an
+    imputation is exact.
+
+    Parameters
+    ----------
+    truth : Table
+        The rows with every hidden cell as it was.
+    draws : sequence of K Table
+        Imputations of the rows with the hidden cells removed (e.g. :meth:`npflow.Flow.impute`).
+    hidden : (n, d) bool array_like
+        Which cells were hidden.
+    encoder : TableEncoder
+        Fitted; its numeric and integer columns with a hidden cell are drawn.
+    fills : sequence of float, optional
+        Per column, the value a simpler imputation gives every cell (e.g. the column's mean),
+        drawn as a dashed horizontal line (None: not drawn; an entry of a categorical column is
+        ignored).
+    columns : sequence of str, optional
+        The columns to draw (None: every numeric or integer column with a hidden cell).
+    ncols : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per drawn column.
+    """
+    if not isinstance(encoder, TableEncoder):
+        raise TypeError(f"encoder must be a fitted TableEncoder, got {type(encoder).__name__}")
+    hidden = np.asarray(hidden, dtype=bool)
+    true_values, drawn = encoder.values(truth), [encoder.values(d) for d in draws]
+    if not drawn or hidden.shape != (len(truth), len(encoder.columns_)):
+        raise ValueError(f"draws must hold at least one table and hidden have shape "
+                         f"({len(truth)}, {len(encoder.columns_)}), got {len(drawn)} tables "
+                         f"and shape {hidden.shape}")
+    shown = [j for j, c in enumerate(encoder.columns_)
+             if c.kind in ("numeric", "integer") and hidden[:, j].any()
+             and (columns is None or c.name in columns)]
+    if not shown:
+        raise ValueError("no numeric or integer column has a hidden cell")
+    ncols = min(_checks.positive_int(ncols, "ncols"), len(shown))
+    nrows = -(-len(shown) // ncols)
+    fig, axes = pyplot().subplots(nrows, ncols, squeeze=False, figsize=(2.8 * ncols, 2.7 * nrows),
+                                  layout="constrained")
+    for ax, j in zip(axes.flat, shown):
+        rows = hidden[:, j]
+        x = true_values[j][rows]  # (m,)
+        y = np.stack([d[j][rows] for d in drawn])  # (K, m)
+        low, high = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot([low, high], [low, high], color=NOISE_COLOR, linewidth=0.8)
+        ax.scatter(np.broadcast_to(x, y.shape), y, s=8, color=GENERATED_COLOR, alpha=0.5,
+                   linewidths=0, label=f"{len(drawn)} draws per cell")
+        if fills is not None:
+            ax.axhline(fills[j], color=TARGET_COLOR, linestyle="--", linewidth=1,
+                       label="mean imputation")
+        ax.set_title(f"{encoder.columns_[j].name} ({int(rows.sum())} cells)", fontsize=8)
+        ax.set_xlabel("true value", fontsize=7)
+        ax.set_ylabel("imputed", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=6)
     return fig
 
 

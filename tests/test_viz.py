@@ -576,3 +576,26 @@ def test_table_pairplot_colours_each_level_and_shares_limits_between_real_and_sy
         viz.table_pairplot(real, synthetic, encoder, "x")
     with pytest.raises(ValueError, match="columns must name numeric"):
         viz.table_pairplot(real, synthetic, encoder, "c", columns=["c"])
+
+
+def test_table_imputations_put_each_draw_above_its_true_value():
+    from npflow.tables import Table
+
+    real, synthetic, encoder = small_tables()
+    hidden = np.zeros((5, 3), dtype=bool)
+    hidden[[0, 3], 0] = hidden[1, 2] = True  # two cells of x, one of c (not drawn)
+    draws = []
+    for shift in ("9", "7"):
+        cells = real.cells.copy()
+        cells[[0, 3], 0] = [shift, "1.0"]
+        draws.append(Table(real.names, cells))
+    fig = viz.table_imputations(real, draws, hidden, encoder, fills=[2.0, 0.0, None])
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points, [[0.5, 9], [2.5, 1], [0.5, 7], [2.5, 1]])
+    assert ax.lines[-1].get_ydata()[0] == 2.0  # the mean imputation's line
+    assert ax.get_title() == "x (2 cells)"
+    with pytest.raises(ValueError, match="no numeric or integer column has a hidden cell"):
+        viz.table_imputations(real, draws, hidden & False, encoder)
+    with pytest.raises(ValueError, match="no numeric or integer column has a hidden cell"):
+        viz.table_imputations(real, draws, hidden, encoder, columns=["k"])
