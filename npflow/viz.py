@@ -672,8 +672,9 @@ def table_correlations(real, synthetic, encoder, labels=("real", "synthetic")):
         shown = ax.imshow(matrix, cmap=DIVERGING_CMAP,
                           norm=matplotlib.colors.Normalize(-scale, scale))
         for (a, b), value in np.ndenumerate(matrix):
+            ink = "white" if abs(value) > 0.6 * scale else "black"
             ax.text(b, a, "" if np.isnan(value) else f"{value + 0.0:.2f}", ha="center",
-                    va="center", fontsize=6, color="white" if abs(value) > 0.6 * scale else "black")
+                    va="center", fontsize=6, color=ink)
         ax.set_xticks(range(p), names, rotation=45, ha="right", fontsize=6)
         ax.set_yticks(range(p), names if ax is axes[0] else [""] * p, fontsize=6)
         ax.set_title(title, fontsize=9)
