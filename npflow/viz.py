@@ -611,15 +611,13 @@ def table_columns(real, synthetic, encoder, bins=20, ncols=4, labels=("real", "s
     for ax, column, a, b in zip(axes.flat, columns, real_values, syn_values):
         if column.kind == "categorical":
             _level_bars(ax, column, a, b, labels)
-            gone = [np.mean([c is None for c in x]) for x in (a, b)]
         else:
             edges = _column_bins(column, a, b, bins)
             for x, color, label in ((a, TARGET_COLOR, labels[0]), (b, GENERATED_COLOR, labels[1])):
                 ax.hist(x[~np.isnan(x)], bins=edges, density=True, color=color, alpha=0.5,
                         label=label)
-            gone = [np.mean(np.isnan(x)) for x in (a, b)]
-        ax.set_title(f"{column.name}\nNA {100 * gone[0]:.1f}% / {100 * gone[1]:.1f}%",
-                     fontsize=8)
+        ax.set_title(f"{column.name}\nNA {100 * _missing_share(a):.1f}% / "
+                     f"{100 * _missing_share(b):.1f}%", fontsize=8)
         ax.tick_params(labelsize=6)
     for ax in axes.flat[len(columns):]:
         ax.set_visible(False)
@@ -865,11 +863,17 @@ def _column_bins(column, a, b, bins):
     return np.histogram_bin_edges(both, bins=bins)
 
 
+def _missing_share(values):
+    """Share of missing cells among a column's values (NaN numbers or None cells)."""
+    v = np.asarray(values)
+    return float(np.mean(np.isnan(v) if v.dtype.kind == "f" else [c is None for c in v]))
+
+
 def _level_bars(ax, column, a, b, labels):
     """Side-by-side bars of the shares of each level (and ``NA``) in two categorical columns."""
     names = list(column.levels)
     shares = [[np.mean([c == level for c in x]) for level in names] for x in (a, b)]
-    gone = [np.mean([c is None for c in x]) for x in (a, b)]
+    gone = [_missing_share(a), _missing_share(b)]
     if max(gone) > 0:
         names.append("NA")
         shares = [s + [g] for s, g in zip(shares, gone)]
