@@ -53,8 +53,9 @@ SOLVER_STEPS = 20  # rk4 steps of sampling and imputation
 # epochs of the 275 rows, 12 CPU-seconds) scored overall 0.852 on average, 4000 steps 0.850, the
 # ten layers of DATA_DEFAULTS for 4000 steps 0.851 at three times the cost; the real training
 # rows score 0.855 against the same held-out rows. Conditioning on species scored as well as
-# modelling it as a column (0.852 against 0.854; per seed -0.0025, -0.0112, +0.0097) and draws the
-# species in their training proportions exactly. val_fraction 0: every training row is trained on.
+# modelling it as a column (0.852 against 0.854; per seed -0.0025, -0.0112, +0.0097), and it
+# draws each row's species from the training shares, which no network has to learn.
+# val_fraction 0: every training row is trained on.
 FLOW_OPTIONS = dict(hidden=(128, 128, 128), steps=8000, batch_size=256, val_fraction=0.0)
 QUICK_OPTIONS = dict(hidden=(16, 16), steps=20, batch_size=64, warmup_steps=5, eval_every=10)
 
