@@ -216,6 +216,21 @@ def test_impute_fills_only_the_gaps(model, files):
     assert not all(np.array_equal(drawn[0], d) for d in drawn[1:])  # the imputations differ
 
 
+def test_impute_fills_a_cell_of_a_column_that_had_no_gaps(model, files):
+    flow = TrainedFlow.load(model)
+    real = tables.read_csv(files["held"])
+    island = real.names.index("island")
+    assert flow.table.encoder.columns_[island].missing == 0  # no indicator for island
+    cells = real.cells[:4].copy()
+    cells[0, island] = cells[1, 2] = None  # a gap where fit saw none, and an ordinary one
+    filled = flow.impute(Table(real.names, cells), np.random.default_rng(0), n_imputations=2)
+    for table in filled:
+        assert table.cells[0, island] in ("Biscoe", "Dream", "Torgersen")
+        assert table.cells[1, 2] is not None
+        kept = np.not_equal(cells, None)  # the observed cells come back as they were
+        assert np.array_equal(table.cells[kept], cells[kept])
+
+
 def test_flow_fits_an_object_array_and_returns_the_same_kind():
     real = tables.load_penguins()
     cells = real.cells[:, 2:6].copy()  # four numeric columns, with NA cells
