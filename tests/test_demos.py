@@ -235,3 +235,32 @@ def test_mnist_reads_idx_files(tmp_path):
     with pytest.raises(SystemExit, match="more than 1000 images"):
         demo.load(demo.parse_args(["--images", str(tmp_path / "few-idx3-ubyte.gz"),
                                    "--labels", str(tmp_path / "few-idx1-ubyte.gz")]))
+
+
+def test_tables_quick_writes_the_synthetic_table_the_numbers_and_the_pictures(tmp_path, capsys):
+    from npflow import tables
+
+    demo = load_demo("tables")
+    results = demo.main(["--quick", "--out", str(tmp_path)])
+    for name in ("columns", "correlations", "pairplot", "imputations"):
+        assert_png(tmp_path / f"tables_{name}.png")
+    synthetic = tables.read_csv(tmp_path / "synthetic.csv", header=True)
+    penguins = tables.load_penguins()
+    assert synthetic.names == penguins.names and len(synthetic) == results["n_train"] == 275
+    assert set(synthetic.column("species")) <= {"Adelie", "Chinstrap", "Gentoo"}
+    imputed = tables.read_csv(tmp_path / "imputed.csv", header=True)
+    assert imputed.names == (".imp",) + penguins.names and len(imputed) == 2 * 69
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    assert saved["evaluation"] == results["evaluation"] and saved["n_held_out"] == 69
+    imp = saved["imputation"]
+    # 20 % of the held-out rows' observed cells outside species, every one scored once
+    observed = ~demo.split(penguins, 0)[1].missing()[:, 1:]
+    hidden = imp["numeric_cells"] + imp["categorical_cells"]
+    assert hidden == sum(s["cells"] for s in imp["columns"].values())
+    assert hidden == round(demo.MASK_SHARE * observed.sum())
+    assert imp["truth_within_draws_expected"] == pytest.approx(1 / 3)  # K = 2
+    out = capsys.readouterr().out
+    ev = saved["evaluation"]
+    assert f"Overall             {100 * ev['overall']:6.2f}%" in out
+    assert f"RMSE/sd flow {imp['rmse_flow']:.3f}" in out and f"mean {imp['rmse_mean']:.3f}" in out

@@ -37,6 +37,7 @@ DEMO_RUNS = {  # demo: (tiny arguments, what the printed numbers must include)
     "minimal": (["--steps", "3", "--n", "50"], ("step", "loss")),
     "mnist": (["--quick", "--skip-mlp"], ("classifier held-out accuracy", "U-Net: held-out "
                                           "bits/dim", "Frechet distance", "classified as asked")),
+    "tables": (["--quick"], ("Overall", "distance to closest training row", "RMSE/sd flow")),
 }
 
 
