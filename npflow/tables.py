@@ -42,6 +42,17 @@ Jolicoeur-Martineau, Fatras and Kachman 2024, AISTATS, trains on rows with gaps 
 because its gradient-boosted trees split on a missing value; a network needs a number in every
 coordinate, hence the indicator and the fill value.)
 
+The indicators and the regressed fill value measured better than MissDiff's masked loss (Ouyang,
+Xie, Li, Ermon and Wu 2023, "MissDiff: Training Diffusion Models on Tabular Data with Missing
+Values"), which keeps these coordinates but leaves the value coordinates of missing cells out of
+the loss. On the penguins with 15% of their cells removed at random, the same flow (3 x 128, 8000
+steps, seeds 0-2) scored overall 0.8375 against 0.8294 on held-out rows, missed the columns'
+missing shares by 0.0149 against 0.0475 on average (unpulled level coordinates outvote a
+categorical column's "missing" coordinate: sex came out missing in 4% of rows, not 18-21%), and
+imputed numeric cells about as well (RMSE 0.8682 against 0.8545 of a standard deviation); on the
+table's own few gaps the two did not differ (``demos/experiments/tables_missing.py --seeds 0 1
+2``).
+
 The fitted encoder is stored as plain JSON (:meth:`TableEncoder.to_dict`), so it goes into
 npflow's pickle-free checkpoint beside the model.
 """
@@ -426,13 +437,9 @@ def _format_value(column, x):
     return text
 
 
-def encode_column(column, cells, handle_unknown="error", new_gaps="error"):
+def encode_column(column, cells, handle_unknown="error"):
     """The ``(n, width)`` coordinates of one column's text cells (the table in the module
-    docstring); integers at ``v + 1/2`` (see :meth:`TableEncoder.dequantized`).
-
-    ``new_gaps``: a missing cell in a column fitted without gaps (so without an indicator) is
-    refused (``"error"``), or encoded as zeros (``"zeros"``: for imputation, which draws it).
-    """
+    docstring); integers at ``v + 1/2`` (see :meth:`TableEncoder.dequantized`)."""
     n = len(cells)
     gone = _is_none(cells)  # (n,) missing cells
     if column.kind == "ignore":
@@ -445,7 +452,7 @@ def encode_column(column, cells, handle_unknown="error", new_gaps="error"):
             v = v + 0.5  # the middle of [v, v + 1), which floor() maps back to v
         values = np.where(gone, 0.0, (v - column.mean) / column.scale)[:, None]  # (n, 1)
     if not column.has_gaps:
-        if gone.any() and new_gaps == "error":
+        if gone.any():
             raise DataError(f"column {column.name!r} has missing cells, and had none when the "
                             f"encoder was fitted; refit on a table with gaps in it")
         return values
@@ -590,13 +597,10 @@ class TableEncoder:
                              f" in that order, got {', '.join(table.names)}")
         return table
 
-    def transform(self, X, new_gaps="error"):
-        """The ``(n, k)`` float64 coordinates of the rows of ``X`` (integers at ``v + 1/2``);
-        ``new_gaps``: ``"zeros"`` encodes a missing cell of a column fitted without gaps as
-        zeros instead of refusing it (:func:`encode_column`)."""
-        _checks.choice(new_gaps, "new_gaps", ("error", "zeros"))
+    def transform(self, X):
+        """The ``(n, k)`` float64 coordinates of the rows of ``X`` (integers at ``v + 1/2``)."""
         table = self._table(X)
-        blocks = [encode_column(c, table.cells[:, j], self.handle_unknown, new_gaps)
+        blocks = [encode_column(c, table.cells[:, j], self.handle_unknown)
                   for j, c in enumerate(self.columns_)]
         return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table), 0))
 
