@@ -258,12 +258,36 @@ def conv_flops(net):
     return count
 
 
-def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeats=3, threads=1,
-         seed=0):
+def blas_threads_table(net, x, t, y, weight, repeats):
+    """Wall and process-CPU seconds of one npflow step with OpenBLAS held to one thread (the
+    U-Net's ``blas_threads = 1``) and left at its own count (``None``), alternating, best of
+    ``repeats``: {label: (wall, cpu)}."""
+    work = nn.Workspace(np.float32)
+    step = npflow_step(net, x, t, y, weight, work)
+    times = {}
+    try:
+        for _ in range(repeats):
+            for label, count in (("one OpenBLAS thread", 1),
+                                 (f"OpenBLAS's own {_blas.threads()} threads", None)):
+                net.blas_threads = count
+                step()  # warm-up, and the workspace
+                wall, cpu = time.perf_counter(), time.process_time()
+                step()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                old = times.get(label, (np.inf, np.inf))
+                times[label] = (min(old[0], wall), min(old[1], cpu))
+    finally:
+        net.blas_threads = UNet.blas_threads
+    return times
+
+
+def main(batches=(64, 128), side=28, channels=32, multipliers=(1, 2, 2), blocks=1, groups=8,
+         n_classes=0, repeats=3, threads=1, compare_blas_threads=False, seed=0):
     global CLOCK
     CLOCK = time.thread_time if threads == 1 else time.perf_counter
     rng = np.random.default_rng(seed)
-    net = UNet((1, 28, 28), channels, multipliers, blocks, rng=rng)
+    net = UNet((1, side, side), channels, multipliers, blocks, groups, n_classes=n_classes,
+               rng=rng)
     print(f"U-Net {net.config()}: {net.num_params:,} parameters; {threads} thread(s), "
           f"{CLOCK.__name__}; numpy {np.__version__}")
     try:
@@ -274,43 +298,63 @@ def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeat
     except ImportError:
         module = None
         print("torch not installed: npflow only")
-    with _blas.limit(threads) if threads == 1 else contextlib.nullcontext():
-        for n in batches:
-            x = rng.standard_normal((n, net.dim)).astype(np.float32)
-            t = rng.uniform(size=n).astype(np.float32)
-            weight = rng.standard_normal((n, net.dim)).astype(np.float32) / n
-            gflop = 3 * n * conv_flops(net) / 1e9  # forward + backward (dx and dW)
-            work = nn.Workspace(np.float32)
-            seconds = best_time(npflow_step(net, x, t, None, weight, work), repeats)
-            line = (f"batch {n}: npflow {seconds * 1e3:.0f} ms/step "
-                    f"({gflop / seconds:.0f} GFLOP/s over the convolutions' {gflop:.1f} GFLOP)")
-            if module is not None:
-                errs = compare(net, module, x, t, None, weight)
-                print(f"batch {n}: npflow vs torch, max relative difference: v {errs[0]:.1e}, "
-                      f"dL/dx {errs[1]:.1e}, parameter gradients {errs[2]:.1e}")
-                tseconds = best_time(torch_step(module, x, t, None, weight), repeats)
-                line += (f"; torch {tseconds * 1e3:.0f} ms/step; "
-                         f"npflow / torch = {seconds / tseconds:.2f}")
-            print(line, flush=True)
-            workspace = sum(a.nbytes for a in work._arrays.values())
-            print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "
-                  f"{workspace / 2**20:.0f} MiB; peak resident memory of the process so far "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
-            total, table = profile(net, x, t, None, weight, work, repeats)
-            print(f"  profile of the npflow step ({total * 1e3:.0f} ms with the clocks):")
-            for (kind, rule), sec in sorted(table.items(), key=lambda kv: -kv[1]):
-                print(f"    {kind + ' ' + rule:<50} {sec * 1e3:7.1f} ms  {100 * sec / total:5.1f}%")
+    for n in batches:
+        x = rng.standard_normal((n, net.dim)).astype(np.float32)
+        t = rng.uniform(size=n).astype(np.float32)
+        y = rng.integers(0, n_classes + 1, size=n) if n_classes else None
+        weight = rng.standard_normal((n, net.dim)).astype(np.float32) / n
+        if compare_blas_threads:
+            for label, (wall, cpu) in blas_threads_table(net, x, t, y, weight, repeats).items():
+                print(f"batch {n}, {label}: {wall * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms CPU "
+                      f"of the process per step")
+        with _blas.limit(threads) if threads == 1 else contextlib.nullcontext():
+            net.blas_threads = threads if threads == 1 else None
+            time_batch(net, module, x, t, y, weight, repeats)
+            net.blas_threads = UNet.blas_threads
+
+
+def time_batch(net, module, x, t, y, weight, repeats):
+    """Print npflow's and torch's step times on one batch, their agreement, the memory and the
+    profile of the npflow step."""
+    n = x.shape[0]
+    gflop = 3 * n * conv_flops(net) / 1e9  # forward + backward (dx and dW)
+    work = nn.Workspace(np.float32)
+    seconds = best_time(npflow_step(net, x, t, y, weight, work), repeats)
+    line = (f"batch {n}: npflow {seconds * 1e3:.0f} ms/step "
+            f"({gflop / seconds:.0f} GFLOP/s over the convolutions' {gflop:.2f} GFLOP)")
+    if module is not None:
+        errs = compare(net, module, x, t, y, weight)
+        print(f"batch {n}: npflow vs torch, max relative difference: v {errs[0]:.1e}, "
+              f"dL/dx {errs[1]:.1e}, parameter gradients {errs[2]:.1e}")
+        tseconds = best_time(torch_step(module, x, t, y, weight), repeats)
+        line += (f"; torch {tseconds * 1e3:.0f} ms/step; "
+                 f"npflow / torch = {seconds / tseconds:.2f}")
+    print(line, flush=True)
+    workspace = sum(a.nbytes for a in work._arrays.values())
+    print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "
+          f"{workspace / 2**20:.0f} MiB; peak resident memory of the process so far "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    total, table = profile(net, x, t, y, weight, work, repeats)
+    print(f"  profile of the npflow step ({total * 1e3:.0f} ms with the clocks):")
+    for (kind, rule), sec in sorted(table.items(), key=lambda kv: -kv[1]):
+        print(f"    {kind + ' ' + rule:<50} {sec * 1e3:7.1f} ms  {100 * sec / total:5.1f}%")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--side", type=int, default=28, help="image side (one channel)")
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--multipliers", type=int, nargs="+", default=[1, 2, 2])
     parser.add_argument("--blocks", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--classes", type=int, default=0, help="n_classes (labels drawn at random)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--compare-blas-threads", action="store_true",
+                        help="first time npflow's step with one OpenBLAS thread and with "
+                             "OpenBLAS's own count (wall and process CPU)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    main(args.batches, args.channels, args.multipliers, args.blocks, args.repeats, args.threads,
-         args.seed)
+    main(args.batches, args.side, args.channels, args.multipliers, args.blocks, args.groups,
+         args.classes, args.repeats, args.threads, args.compare_blas_threads, args.seed)

@@ -13,12 +13,13 @@ solvers, the loss and the likelihood, written for ``(n, d)`` points, use it unch
 reshapes them to images ``(n, c, h, w)`` and to channels-last ``(n, h, w, c)`` inside (the
 layout :mod:`npflow.networks.layers` computes in).
 """
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks, nn
+from .. import _blas, _checks, nn
 from . import layers
 
 
@@ -47,6 +48,18 @@ def _check_multipliers(multipliers):
     if not mult:
         raise ValueError("multipliers must name at least one level, got an empty sequence")
     return tuple(_checks.positive_int(m, "multipliers entry") for m in mult)
+
+
+def _held_blas_threads(method):
+    """Run ``method`` with NumPy's OpenBLAS held to ``self.blas_threads`` threads (None: as it
+    is); see :class:`UNet`."""
+    @functools.wraps(method)
+    def held(self, *args, **kwargs):
+        if self.blas_threads is None:
+            return method(self, *args, **kwargs)
+        with _blas.limit(self.blas_threads):
+            return method(self, *args, **kwargs)
+    return held
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ class UNet:
     """
 
     arch = "unet"
+    blas_threads = 1  # OpenBLAS threads in forward_train and backward; None leaves them as set
 
     def __init__(self, image_shape, channels=32, multipliers=(1, 2, 2), blocks=1, groups=8,
                  embed_dim=None, time_scale=1000.0, n_classes=0, dtype=np.float32, *, rng):
@@ -257,6 +271,7 @@ class UNet:
 
     __call__ = forward
 
+    @_held_blas_threads
     def forward_train(self, x, t, y=None, work=None):
         """Forward pass that also returns the :class:`UNetCache` that :meth:`backward` needs.
 
@@ -298,6 +313,7 @@ class UNet:
         v.reshape(n, *self.image_shape)[...] = out.transpose(0, 3, 1, 2)
         return v, UNetCache(e, time, labels, caches)
 
+    @_held_blas_threads
     def backward(self, cache, dv, work=None):
         """Backpropagate ``dv = dL/dv`` (n, d); write ``self.grads``; return ``dL/dx`` (n, d).
 
