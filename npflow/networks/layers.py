@@ -221,7 +221,7 @@ class Conv2d:
         x = cache  # (n, h, w, c_in)
         work = _work(work, dy.dtype)
         n, h, w, _ = x.shape
-        np.sum(dy.reshape(-1, self.c_out), axis=0, out=self.db)  # (c_out,)
+        np.einsum("rc->c", dy.reshape(-1, self.c_out), out=self.db)  # (c_out,), sum over rows
         if self.kernel == 1:
             dy2 = dy.reshape(-1, self.c_out)  # (n h w, c_out)
             np.matmul(x.reshape(-1, self.c_in).T, dy2, out=self.dW[0, 0])  # (c_in, c_out)
@@ -616,7 +616,7 @@ class ResBlock:
         dh = self.conv2.backward(cache.conv2, dout, work)  # (n, h, w, c_out)
         dh = self.act2.backward(cache.act2, dh, work)  # (n, h, w, c_out)
         du = self.norm2.backward(cache.norm2, dh, work)  # (n, h, w, c_out)
-        de = du.sum(axis=(1, 2))  # (n, c_out)
+        de = np.einsum("nhwc->nc", du)  # (n, c_out): sum over pixels
         dsemb = work.get(f"{self.name}.dsemb", cache.semb.shape)  # (n, E)
         dsemb = self.emb.backward(cache.semb, de, out=dsemb)  # (n, E)
         dh = self.conv1.backward(cache.conv1, du, work)  # (n, h, w, c_in)
