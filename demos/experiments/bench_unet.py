@@ -11,27 +11,40 @@ gradient and its parameter gradients agree with npflow's, and times its step (fo
 layer type's forward and backward rule in the npflow step, measured by wrapping the layer
 methods with a clock.
 
-By default OpenBLAS (through :mod:`npflow._blas`) and torch use one thread and the times are the
-CPU time of the calling thread (``time.thread_time``), which the other jobs of a shared machine
-disturb least; ``--threads 2`` measures wall time on two threads.
+By default OpenBLAS and torch use one thread and the times are the CPU time of the calling
+thread (``time.thread_time``), which the other jobs of a shared machine disturb least;
+``--threads 2`` measures wall time on two threads (torch's, and OpenBLAS's with the U-Net's
+``blas_threads`` set to None). ``--compare-blas-threads`` first times npflow's step
+in wall and process-CPU time with ``blas_threads = 1`` and with OpenBLAS's own thread count.
+``--side``, ``--channels``, ``--multipliers``, ``--groups`` and ``--classes`` choose another
+U-Net (one-channel images).
 
     PYTHONPATH=. nice python demos/experiments/bench_unet.py
-    PYTHONPATH=. nice python demos/experiments/bench_unet.py --batches 128 --threads 2
+    PYTHONPATH=. nice python demos/experiments/bench_unet.py --side 8 --channels 16 \
+        --multipliers 1 2 --groups 8 --classes 10 --batches 64 --repeats 5 --compare-blas-threads
 
 Measured with the first command (``--repeats 3``, torch 2.13.0, NumPy 2.4.6, one thread, on a
-2-core machine shared with other jobs; two runs of the same code): the default U-Net for 28x28
-(channels 32, multipliers (1, 2, 2), one block per level, 1,045,729 parameters, 1.11 GFLOP of
-convolutions per image for forward and backward) agrees with torch to a relative 2e-6 in v,
-3e-6 in dL/dx and 2e-5 in the parameter gradients, and takes
+2-core machine shared with other jobs, load average 6-8 at the time): the default U-Net for
+28x28 (channels 32, multipliers (1, 2, 2), one block per level, 1,045,729 parameters, 1.11 GFLOP
+of convolutions per image for forward and backward) agrees with torch to a relative 1.4e-6 in
+v, 2.6e-6 in dL/dx and 2e-5 in the parameter gradients, and takes
 
-    batch 64:  npflow 2556 / 2907 ms per step, torch 1537 / 1885 ms: npflow / torch 1.66 / 1.54
-    batch 128: npflow 4399 / 5247 ms per step, torch 3418 / 3557 ms: npflow / torch 1.29 / 1.47
+    batch 64:  npflow 1089 ms per step, torch 706 ms: npflow / torch 1.54
+    batch 128: npflow 2192 ms per step, torch 1400 ms: npflow / torch 1.57
 
-Where the npflow step goes (batch 128, second run): 3x3 convolutions 73% (backward 49%, forward
-24%), group norm 11.5%, SiLU 7%, 1x1 convolutions 3.7%, the stride-2 convolutions 2.4%, the
-rest (concatenations, skip-gradient additions, transposes at the entrance and exit, the
-up-convolution's regrouping, the time MLP) 2.7%. ``UNet.memory(128)`` = 2207 MiB against a
-workspace of 1871 MiB after the step (memory(64) = 1196 MiB, workspace 964 MiB).
+(the same command on the same machine, load 4-6, with a 4 MB column chunk and group norm
+broadcasting per-group (n, 1, G, 1) factors: 1.91 and 1.96). Where the npflow step goes (batch
+128): 3x3 convolutions 66.5% (backward 43.9%, forward 22.6%), group norm 13.5%, SiLU 9.1%, 1x1
+convolutions 4.3%, the stride-2 convolutions 2.2%, the rest (concatenations, skip-gradient
+additions, transposes at the entrance and exit, the up-convolution's regrouping, the time MLP)
+4.4%. ``UNet.memory(128)`` = 2242 MiB against a workspace of 2019 MiB after the step
+(memory(64) = 1169 MiB, workspace 1021 MiB).
+
+The 8x8 digits U-Net (the second command, load 7-8): 160,401 parameters, agreeing with torch to
+8.7e-7 / 1.0e-6 / 5.6e-6; npflow 48 ms per step at batch 64, torch 28 ms (1.67); with OpenBLAS's
+own two threads instead of one, 1139 ms of wall time per step (444 ms of process CPU) against
+120 ms (47 ms): on a loaded machine OpenBLAS's threads spin waiting for a core at every one of
+the step's hundreds of small products, hence the U-Net's ``blas_threads = 1``.
 """
 import argparse
 import contextlib

@@ -46,18 +46,30 @@ load, so only large ratios within a run are worth reading)::
     torch (oneDNN)           44.9 / 30.3     33.7 / 48.6
 
 :class:`Conv2d` computes im2col in the channels-last layout, one GEMM with K = 9 c_in, on
-chunks of the batch whose column matrix (:data:`COLS_BYTES`) stays in the cache between being
-written by the copies and read by the GEMM: the whole-batch column matrix is 9x the input
-(231 MB for c = 64, 28x28, batch 128), and writing it out to memory and reading it back costs
-as much as the GEMM (``im2col-cl`` against ``im2col-cl-chunk``: 1.1-1.6x). numpy-ml's fancy
-indexing and ``np.add.at`` are 3-4x slower still. What is left is OpenBLAS on narrow products:
-a chunk's GEMM with c_out = 32 output columns, (3136 x 288) @ (288 x 32), ran at 34-42 GFLOP/s
-against 65-73 for 1024 x 1024 (the lines ``bench_conv.py`` prints first, three runs). The
-channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran at
-43-48; in a second run (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64
---batches 64 --repeats 5``) a channels-first convolution's forward pass was 1.1-1.5x faster than
-:class:`Conv2d`'s, its backward pass (with col2im) 0.9-1.2x, so channels last, whose
-per-channel operations are simpler, stays.
+chunks of the batch whose column matrix (:data:`COLS_BYTES`, 1 MB) stays in a core's 2 MB L2
+cache between being written by the copies and read by the GEMM: the whole-batch column matrix
+is 9x the input (231 MB for c = 64, 28x28, batch 128), and writing it out to memory and reading
+it back costs as much as the GEMM (``im2col-cl`` against ``im2col-cl-chunk``: 1.1-1.6x).
+numpy-ml's fancy indexing and ``np.add.at`` are 3-4x slower still. A later run of the chunked
+methods, one thread, load average 6-8 (``--methods im2col-cl-chunk flat9 npflow --channels 32
+64 --sides 28 --batches 128``; the 1024 x 1024 matmul at 186 GFLOP/s)::
+
+    method                      c = 32          c = 64
+    im2col-cl-chunk (4 MB)     54.0 /  55.9    91.3 /  92.6
+    flat9                      39.8 /  40.7    53.6 /  58.0
+    npflow (this Conv2d)       79.6 /  81.6    98.2 /  97.8
+    torch (oneDNN)            133.7 /  82.7   126.0 / 118.1
+
+(flat9 there is the whole batch at once.) What is left is the GEMM itself and the copies
+feeding it: the product of a 4-image chunk, (3136 x 288) @ (288 x 32), ran alone at 135
+GFLOP/s in that run, so it takes about 60% of the forward pass at c = 32 (79.6 / 135), the
+three window copies of :meth:`Conv2d._im2col` (0.27 ms for four images) and the padding most
+of the rest.
+The channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran
+at 43-48 GFLOP/s against 34-42 in an earlier run; there a channels-first convolution's forward
+pass was 1.1-1.5x faster than :class:`Conv2d`'s with 4 MB chunks, its backward pass (with
+col2im) 0.9-1.2x (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64 --batches 64
+--repeats 5``), so channels last, whose per-channel operations are simpler, stays.
 """
 from dataclasses import dataclass
 
@@ -301,9 +313,10 @@ class GroupNorm:
 
     Every sum over pixels is a per-image, per-channel ``einsum`` (one pass, no temporary), and
     every per-group number is spread over its m channels before it multiplies an image, so the
-    full-size operations broadcast a (n, 1, c) row over contiguous channels: a (n, 1, G, 1)
-    factor, whose innermost loop is one number long, made them 2-3x slower
-    (``demos/experiments/bench_unet.py``'s profile).
+    full-size operations broadcast a (n, 1, c) row over contiguous channels: with (n, 1, G, 1)
+    factors, whose innermost loop is one number long, and sums by ``ndarray.sum``, the layer's
+    forward and backward rules took 458 ms of a batch-128 step against 303 ms
+    (``demos/experiments/bench_unet.py``'s profile, load 4-8).
     """
 
     def __init__(self, groups, channels, eps=1e-5, name="norm"):
