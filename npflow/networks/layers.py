@@ -443,6 +443,9 @@ class SiLU:
 # is input row i + floor((a + p - 1) / 2).
 TAPS = np.array([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],
                  [[0, 0, 0], [1, 1, 0], [0, 0, 1]]])  # (2, 3, 3): parity a, row r, kernel row p
+# FOLD[(r, s, a, b), (p, q)] = TAPS[a][r, p] TAPS[b][s, q]: W4 = FOLD W is one small product
+# (an einsum over the three factors would search its contraction path at every call)
+FOLD = np.einsum("arp,bsq->rsabpq", TAPS, TAPS).reshape(36, 9)  # (r s a b, p q)
 
 
 @dataclass(frozen=True)
@@ -496,12 +499,13 @@ class UpConv:
 
     def _bind_low(self, work):
         """Bind the low-resolution convolution to ``W4`` and ``bias`` tiled four times."""
-        taps = TAPS.astype(self.W.dtype)
-        W4 = work.get(f"{self.name}.W4", (3, 3, self.c_in, 4 * self.c_out))  # (3, 3, c_in, 4 c_out)
-        np.einsum("arp,bsq,pqco->rscabo", taps, taps, self.W, optimize=True,
-                  out=W4.reshape(3, 3, self.c_in, 2, 2, self.c_out))
-        b4 = work.get(f"{self.name}.b4", (4 * self.c_out,))  # (4 c_out,)
-        b4.reshape(4, self.c_out)[...] = self.b
+        c_in, c_out = self.c_in, self.c_out
+        W4 = work.get(f"{self.name}.W4", (3, 3, c_in, 4 * c_out))  # (3, 3, c_in, 4 c_out)
+        folded = FOLD.astype(self.W.dtype) @ self.W.reshape(9, -1)  # (r s a b, c_in c_out)
+        W4.reshape(3, 3, c_in, 2, 2, c_out)[...] = (
+            folded.reshape(3, 3, 2, 2, c_in, c_out).transpose(0, 1, 4, 2, 3, 5))
+        b4 = work.get(f"{self.name}.b4", (4 * c_out,))  # (4 c_out,)
+        b4.reshape(4, c_out)[...] = self.b
         dW4 = work.get(f"{self.name}.dW4", W4.shape)  # (3, 3, c_in, 4 c_out)
         db4 = work.get(f"{self.name}.db4", b4.shape)  # (4 c_out,)
         self.conv.bind({"W": W4, "b": b4}, {"W": dW4, "b": db4})
@@ -526,10 +530,9 @@ class UpConv:
         dy4.reshape(n, h, w, 2, 2, self.c_out)[...] = (
             dy.reshape(n, h, 2, w, 2, self.c_out).transpose(0, 1, 3, 2, 4, 5))
         dx = self.conv.backward(cache.conv, dy4, work)  # (n, h, w, c_in)
-        taps = TAPS.astype(self.W.dtype)
-        np.einsum("arp,bsq,rscabo->pqco", taps, taps,
-                  self.conv.dW.reshape(3, 3, self.c_in, 2, 2, self.c_out), optimize=True,
-                  out=self.dW)
+        dW4 = self.conv.dW.reshape(3, 3, self.c_in, 2, 2, self.c_out)  # (r, s, c, a, b, o)
+        dW4 = dW4.transpose(0, 1, 3, 4, 2, 5).reshape(36, -1)  # (r s a b, c o), a copy
+        np.matmul(FOLD.T.astype(self.W.dtype), dW4, out=self.dW.reshape(9, -1))  # FOLD^T dW4
         np.sum(self.conv.db.reshape(4, self.c_out), axis=0, out=self.db)
         return dx
 
