@@ -366,7 +366,7 @@ class GroupNorm:
         ``dgamma = sum_n S1``, and per group ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``,
         ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``; then
         ``dx = (rstd gamma) dy - rstd^2 mean(g xhat) xc - rstd mean(g)``, with
-        ``xc = xhat / rstd``: three passes over the image after the two sums.
+        ``xc = xhat / rstd``: four passes over the image after the two sums.
         """
         work = _work(work, dy.dtype)
         xc, rstd = cache.xc, cache.rstd  # (n, h w, c), (n, 1, c)
