@@ -24,27 +24,30 @@ U-Net (one-channel images).
         --multipliers 1 2 --groups 8 --classes 10 --batches 64 --repeats 5 --compare-blas-threads
 
 Measured with the first command (``--repeats 3``, torch 2.13.0, NumPy 2.4.6, one thread, on a
-2-core machine shared with other jobs, load average 6-8 at the time): the default U-Net for
-28x28 (channels 32, multipliers (1, 2, 2), one block per level, 1,045,729 parameters, 1.11 GFLOP
-of convolutions per image for forward and backward) agrees with torch to a relative 1.4e-6 in
-v, 2.6e-6 in dL/dx and 2e-5 in the parameter gradients, and takes
+2-core machine shared with other jobs; two runs, at load average 6-8 and 2-4, the second with
+``--batches 32 64 128``): the default U-Net for 28x28 (channels 32, multipliers (1, 2, 2), one
+block per level, 1,045,729 parameters, 1.11 GFLOP of convolutions per image for forward and
+backward) agrees with torch to a relative 1.5e-6 in v, 2.6e-6 in dL/dx and 2e-5 in the
+parameter gradients, and takes
 
-    batch 64:  npflow 1089 ms per step, torch 706 ms: npflow / torch 1.54
-    batch 128: npflow 2192 ms per step, torch 1400 ms: npflow / torch 1.57
+    batch 32:  npflow  518 ms per step, torch  309 ms: npflow / torch 1.68 (second run)
+    batch 64:  npflow 1089 / 1073 ms per step, torch 706 / 684 ms: npflow / torch 1.54 / 1.57
+    batch 128: npflow 2192 / 2114 ms per step, torch 1400 / 1353 ms: npflow / torch 1.57 / 1.56
 
 (the same command on the same machine, load 4-6, with a 4 MB column chunk and group norm
-broadcasting per-group (n, 1, G, 1) factors: 1.91 and 1.96). Where the npflow step goes (batch
-128): 3x3 convolutions 66.5% (backward 43.9%, forward 22.6%), group norm 13.5%, SiLU 9.1%, 1x1
-convolutions 4.3%, the stride-2 convolutions 2.2%, the rest (concatenations, skip-gradient
-additions, transposes at the entrance and exit, the up-convolution's regrouping, the time MLP)
-4.4%. ``UNet.memory(128)`` = 2242 MiB against a workspace of 2019 MiB after the step
-(memory(64) = 1169 MiB, workspace 1021 MiB).
+broadcasting per-group (n, 1, G, 1) factors: 1.91 and 1.96 at batch 64 and 128). Where the
+npflow step goes (batch 128, second run): 3x3 convolutions 67.3% (backward 44.6%, forward
+22.6%), group norm 13.2%, SiLU 8.9%, 1x1 convolutions 4.4%, the stride-2 convolutions 2.2%,
+the rest (concatenations, skip-gradient additions, transposes at the entrance and exit, the
+up-convolution's regrouping, the time MLP) 4.1%. ``UNet.memory(128)`` = 2242 MiB against a
+workspace of 2019 MiB after the step (memory(64) = 1169 MiB, workspace 1021 MiB).
 
-The 8x8 digits U-Net (the second command, load 7-8): 160,401 parameters, agreeing with torch to
-8.7e-7 / 1.0e-6 / 5.6e-6; npflow 48 ms per step at batch 64, torch 28 ms (1.67); with OpenBLAS's
-own two threads instead of one, 1139 ms of wall time per step (444 ms of process CPU) against
-120 ms (47 ms): on a loaded machine OpenBLAS's threads spin waiting for a core at every one of
-the step's hundreds of small products, hence the U-Net's ``blas_threads = 1``.
+The 8x8 digits U-Net (the second command, two runs, load 7-8 and 2-3): 160,401 parameters,
+agreeing with torch to 8.7e-7 / 1.2e-6 / 5.6e-6; npflow 48 / 40 ms per step at batch 64, torch
+28 / 24 ms (1.67 / 1.67); with OpenBLAS's own two threads instead of one, 1139 / 106 ms of wall
+time per step (444 / 106 ms of process CPU) against 120 / 41 ms (47 / 41 ms): OpenBLAS's
+threads wait for one another at every one of the step's hundreds of small products, and on a
+loaded machine they wait for a core too, hence the U-Net's ``blas_threads = 1``.
 """
 import argparse
 import contextlib

@@ -315,7 +315,7 @@ class GroupNorm:
     every per-group number is spread over its m channels before it multiplies an image, so the
     full-size operations broadcast a (n, 1, c) row over contiguous channels: with (n, 1, G, 1)
     factors, whose innermost loop is one number long, and sums by ``ndarray.sum``, the layer's
-    forward and backward rules took 458 ms of a batch-128 step against 303 ms
+    forward and backward rules took 458 ms of a batch-128 step against 289-303 ms
     (``demos/experiments/bench_unet.py``'s profile, load 4-8).
     """
 

@@ -102,15 +102,15 @@ class UNet:
 
     Cost, for 28x28 images with the defaults (``demos/experiments/bench_unet.py``): 1.11 GFLOP
     of convolutions per image for a training step (forward and backward), a workspace of
-    2019 MiB at batch 128; one float32 step at batch 128 took 2.2 s on one thread, 1.57x the
-    time of torch eager on the same weights (1.54x at batch 64).
+    2019 MiB at batch 128; one float32 step at batch 128 took 2.1-2.2 s on one thread,
+    1.56-1.57x the time of torch eager on the same weights (1.54-1.57x at batch 64).
 
     Threads: ``forward_train`` and ``backward`` (so ``forward`` and ``vjp`` too) hold NumPy's
     OpenBLAS to ``blas_threads`` = 1 thread (:mod:`npflow._blas`; None leaves it as set). The
     convolutions are hundreds of small products per step, and at each one OpenBLAS's threads
-    wait for one another: on a loaded 2-core machine the 8x8 digits U-Net's step took 1139 ms
-    of wall time with two threads against 120 ms with one (``bench_unet.py
-    --compare-blas-threads``, its docstring).
+    wait for one another: on a 2-core machine shared with other jobs the 8x8 digits U-Net's
+    step took 1139 ms of wall time with two threads against 120 ms with one at load 7-8, 106
+    against 41 ms at load 2-3 (``bench_unet.py --compare-blas-threads``, its docstring).
 
     Parameters
     ----------
