@@ -12,6 +12,24 @@ default_rng(1))`` with the defaults below: 40 epochs of batch 64, Adam 3e-3 with
 weight decay 1e-4, on a seeded 80/20 split of :func:`npflow.datasets.load_digits`): held-out
 accuracy 0.9778 (352 of 360; training accuracy 1.0) in 11 s of CPU time (920 steps).
 60 epochs at lr 1e-3 reach 0.9833 (354 of 360) in twice the time.
+
+On 28x28 MNIST (the 4,000 training and 1,000 held-out images of ``demos/mnist.py``'s split of
+:func:`npflow.datasets.load_mnist_sample`) the same MLP needs the images moved: without shifts
+it stays below 95 %, with shifts of up to 2 pixels and one global standardization of the pixels
+it passes 97 %. Held-out accuracy and CPU seconds of the fit, one run each
+(``PYTHONPATH=. nice python demos/experiments/mnist_classifier.py``, one BLAS thread, on a
+shared machine)::
+
+    hidden      epochs  shift  standardize  accuracy  CPU s
+    (256,)          40      0  feature        0.939     3.1
+    (512, 512)      60      0  feature        0.929    37.5
+    (256,)          40      2  feature        0.960     5.4
+    (256,)          40      2  global         0.974     6.5
+    (512, 512)      60      1  global         0.967    39.7
+    (512, 512)      60      2  global         0.977    38.7   (the MNIST demo's judge)
+
+Per-pixel standardization hurts shifted images: a border pixel, nearly always 0 in the data,
+gets a tiny scale, and the rare ink a shift moves there becomes a huge input.
 """
 from dataclasses import dataclass
 
@@ -60,6 +78,31 @@ def softmax_cross_entropy(logits, y):
     dlogits[rows, y] -= 1.0
     dlogits /= n
     return loss, dlogits
+
+
+def random_shift(X, image_shape, shift, rng):
+    """Each row of Z as an image, moved by its own random offset: the training augmentation.
+
+    ``out[k, i, j] = X[k, i - di_k, j - dj_k]`` where that pixel exists, else 0, with
+    ``di_k, dj_k`` uniform on ``-shift .. shift`` (LeCun et al. 1998 train on shifted digits;
+    Simard et al. 2003, Sec. 2). Computed as one gather from the image padded by ``shift``.
+
+    Parameters
+    ----------
+    X : (b, h w) ndarray ; image_shape : (h, w) ; shift : int >= 0
+    rng : np.random.Generator
+
+    Returns
+    -------
+    (b, h w) ndarray, X's dtype.
+    """
+    b = X.shape[0]
+    h, w = image_shape
+    padded = np.pad(X.reshape(b, h, w), ((0, 0), (shift, shift), (shift, shift)))  # (b, h+2s, w+2s)
+    di, dj = rng.integers(0, 2 * shift + 1, size=(2, b))  # top-left corners of the windows
+    rows = di[:, None, None] + np.arange(h)[None, :, None]  # (b, h, 1)
+    cols = dj[:, None, None] + np.arange(w)[None, None, :]  # (b, 1, w)
+    return padded[np.arange(b)[:, None, None], rows, cols].reshape(b, h * w)
 
 
 class Classifier:
@@ -112,7 +155,10 @@ class Classifier:
 
     # --- forward and backward ----------------------------------------------------------------
     def _input(self, X):
-        X = _checks.points(X, "X", dim=self.dim, dtype=np.float64)
+        return self._scaled(_checks.points(X, "X", dim=self.dim, dtype=np.float64))
+
+    def _scaled(self, X):
+        """Checked rows X (n, dim) standardized, in ``dtype``."""
         return ((X - self.mean_) / self.scale_).astype(self.dtype)
 
     def forward(self, X):
@@ -142,24 +188,44 @@ class Classifier:
         return da
 
     # --- training ----------------------------------------------------------------------------
-    def fit(self, X, y, rng, epochs=40, batch_size=64, lr=3e-3, weight_decay=1e-4):
+    def fit(self, X, y, rng, epochs=40, batch_size=64, lr=3e-3, weight_decay=1e-4,
+            standardize="feature", shift=0, image_shape=None):
         """Minimize the softmax cross-entropy with AdamW, cosine-decayed ``lr``; returns self.
 
         Parameters
         ----------
         X : (n, dim) ; y : (n,) int labels in ``0 .. n_classes - 1``.
         rng : np.random.Generator
-            Shuffles the training set every epoch.
+            Shuffles the training set every epoch (and draws the shifts).
         epochs, batch_size : passes over the data and minibatch size.
         lr, weight_decay : peak learning rate and AdamW's decoupled decay.
+        standardize : {"feature", "global"}
+            ``"feature"``: each column its own mean and standard deviation; ``"global"``: one
+            mean and one standard deviation for all columns, as for the pixels of an image,
+            whose border pixels are nearly always 0 (a per-pixel scale would blow up the rare
+            ink a shift moves there).
+        shift : int
+            Data augmentation (LeCun et al. 1998; Simard et al. 2003): every training image
+            is moved by ``(di, dj)``, both drawn uniformly from ``-shift .. shift`` afresh at
+            every step, the pixels moved in being 0 (:func:`random_shift`). 0: none.
+        image_shape : (h, w), optional
+            The shape of one row as an image (``h w = dim``); needed when ``shift > 0``.
         """
         X = _checks.points(X, "X", dim=self.dim, dtype=np.float64)
         y = self._labels(y, X.shape[0])
         rng = _checks.generator(rng)
         epochs = _checks.positive_int(epochs, "epochs")
         batch_size = _checks.positive_int(batch_size, "batch_size")
-        standardize = Standardize.fit(X)  # constant features get scale 1
-        self.mean_, self.scale_ = standardize.mean, standardize.scale
+        _checks.choice(standardize, "standardize", ("feature", "global"))
+        shift = _checks.nonnegative_int(shift, "shift")
+        if shift:
+            image_shape = self._image_shape(image_shape)
+        if standardize == "feature":
+            scaler = Standardize.fit(X)  # constant features get scale 1
+            self.mean_, self.scale_ = scaler.mean, scaler.scale
+        else:
+            scale = float(X.std()) or 1.0
+            self.mean_, self.scale_ = np.full(self.dim, X.mean()), np.full(self.dim, scale)
         Z = self._input(X)  # (n, dim): checked and standardized once, not every step
         n = X.shape[0]
         per_epoch = -(-n // batch_size)
@@ -170,12 +236,27 @@ class Classifier:
             if step % per_epoch == 0:
                 order = rng.permutation(n)
             idx = order[(step % per_epoch) * batch_size:][:batch_size]
-            logits, cache = self._forward(Z[idx])
+            if shift:  # the raw images are moved, then standardized
+                Zb = self._scaled(random_shift(X[idx], image_shape, shift, rng))  # (b, dim)
+            else:
+                Zb = Z[idx]  # (b, dim)
+            logits, cache = self._forward(Zb)
             loss, dlogits = softmax_cross_entropy(logits, y[idx])
             self.backward(cache, dlogits)
             optimizer.step(self.grads, lr=schedule(step))
             self.losses_.append(loss)
         return self
+
+    def _image_shape(self, image_shape):
+        if image_shape is None:
+            raise ValueError("image_shape must be given (h, w) when shift > 0, got None")
+        try:
+            h, w = (int(s) for s in image_shape)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_shape must be two sizes (h, w), got {image_shape!r}") from None
+        if h * w != self.dim:
+            raise ValueError(f"image_shape must have h w = dim = {self.dim}, got {image_shape!r}")
+        return h, w
 
     def _labels(self, y, n):
         y = np.asarray(y)

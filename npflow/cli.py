@@ -40,36 +40,32 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- argument types: each raises ArgumentTypeError with a message naming what was expected ---
-def _typed(check):
-    def parse(text):
+def _typed(parse):
+    """An argparse type from ``parse(text)``: its ValueError becomes a one-line message."""
+    def convert(text):
         try:
-            return check(text)
+            return parse(text)
         except (ValueError, TypeError) as err:
             raise argparse.ArgumentTypeError(str(err).replace("value ", "")) from None
-    return parse
+    return convert
 
 
 def _int_ge(low):
-    def check(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise ValueError(f"expected an integer >= {low}, got {value}")
-        return value
-    return _typed(check)
+    def parse(text):
+        if not text.lstrip("+-").isdigit() or int(text) < low:
+            raise ValueError(f"expected an integer >= {low}, got {text!r}")
+        return int(text)
+    return _typed(parse)
 
 
-def _float_in(low=None, high=None, low_open=False, high_open=False):
-    def check(text):
+def _float_in(**limits):
+    def parse(text):
         try:
             value = float(text)
         except ValueError:
             raise ValueError(f"expected a number, got {text!r}") from None
-        return _checks.finite_float(value, "value", low=low, high=high, low_open=low_open,
-                                    high_open=high_open)
-    return _typed(check)
+        return _checks.finite_float(value, "value", **limits)
+    return _typed(parse)
 
 
 def _widths(text):
@@ -80,11 +76,23 @@ def _widths(text):
                          f"{text!r}") from None
 
 
-POSITIVE_INT = _int_ge(1)
-NONNEG_INT = _int_ge(0)
+def _label(text):
+    """A class: an index >= 0, or a level of a table's label column."""
+    return NONNEG_INT(text) if text.lstrip("+-").isdigit() else text
+
+
+def _column_kind(text):
+    """``NAME=KIND`` -> (name, kind)."""
+    name, _, kind = text.rpartition("=")
+    if not name or kind not in tables.KINDS:
+        raise argparse.ArgumentTypeError(f"expected NAME=KIND with KIND one of "
+                                         f"{', '.join(tables.KINDS)}, got {text!r}")
+    return name, kind
+
+
+POSITIVE_INT, NONNEG_INT = _int_ge(1), _int_ge(0)
 POSITIVE_FLOAT = _float_in(low=0, low_open=True)
-NONNEG_FLOAT = _float_in(low=0)
-UNIT_FLOAT = _float_in(low=0, high=1)
+NONNEG_FLOAT, UNIT_FLOAT = _float_in(low=0), _float_in(low=0, high=1)
 
 # How the library's argument names are spelled here, where they are not "--" + the name.
 _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
@@ -95,6 +103,55 @@ _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-sta
 
 def _flag(name):
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+# --- the options shared by several commands, each defined once ----------------------------------
+_SHARED = {
+    "--model": dict(required=True, help="checkpoint written by npflow train"),
+    "--seed": dict(type=NONNEG_INT, default=0, help="random seed (default: 0)"),
+    "--raw": dict(action="store_true", help="use the raw weights instead of the EMA"),
+    "--last": dict(action="store_true", help="a model trained on rows: the last EMA weights "
+                                             "instead of those of the lowest validation loss"),
+    "--solver": dict(choices=solvers.METHODS, default="rk4", help="ODE solver (default: rk4)"),
+    "--rtol": dict(type=POSITIVE_FLOAT, default=1e-5, help="dopri5 relative tolerance"),
+    "--atol": dict(type=POSITIVE_FLOAT, default=1e-5, help="dopri5 absolute tolerance"),
+    "--quiet": dict(action="store_true", help="no progress line or summary"),
+    "--guidance": dict(type=_float_in(), default=None,
+                       help="classifier-free guidance weight w of a conditional model: 0 "
+                            "unconditional, 1 conditional, > 1 sharper (default: 1)"),
+    "--source-data": dict(default=None, help="a data-to-data model: the source rows to map "
+                                             "(all of them, whatever the count asked)"),
+    "--delimiter": dict(default=None,
+                        help="column separator of a text file (default: by extension)"),
+    "--header": dict(choices=["auto", "yes", "no"], default="auto",
+                     help="whether a text file's first line names the columns (default: auto)"),
+    "--key": dict(default=None, help="array name inside an .npz file"),
+    "--drop-nonfinite": dict(action="store_true",
+                             help="drop rows holding NaN or infinity instead of refusing the file"),
+    "--image-shape": dict(type=_typed(_widths), default=None,
+                          help="each row is an image of this shape, C,H,W or H,W (a file of "
+                               "pixels; IDX files and arrays of images carry their own)"),
+    "--divergence": dict(choices=likelihood.DIVERGENCES, default="auto",
+                         help=f"div v for the likelihood: exact (d tangents) up to d = "
+                              f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above, unless "
+                              f"forced (default: auto)"),
+    "--probes": dict(type=POSITIVE_INT, default=None,
+                     help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})"),
+}
+
+
+def _add(p, *flags):
+    """Add the shared options ``flags`` to the parser ``p``."""
+    for flag in flags:
+        p.add_argument(flag, **_SHARED[flag])
+
+
+def _command(sub, name, help_text, description, examples=None, run=None):
+    """A subcommand's parser, its examples shown after the options by ``--help``."""
+    p = sub.add_parser(name, help=help_text, description=description, epilog=examples,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(run=run)
+    return p
 
 
 # --- npflow train -------------------------------------------------------------------------------
@@ -132,16 +189,16 @@ _TRAIN_OPTIONS = {
     "--blocks": ("blocks", POSITIVE_INT, "--arch unet: residual blocks per level"),
     "--groups": ("groups", POSITIVE_INT, "--arch unet: groups of each group norm"),
 }
-_TRAIN_FLAGS = {  # store_true / BooleanOptionalAction options: (field, value when given, help)
-    "--residual": ("residual", None, "shortcuts a_i = a_(i-1) + act(z_i) around each hidden "
-                                     "layer as wide as the one before"),
-    "--conditional": ("conditional", True, "learn v(x, t, y) for the target's class labels y "
-                                           "(for npflow sample --label and --guidance); implied "
-                                           "by --labels and --label-column"),
-    "--dequantize": ("dequantize", True, "with --data: integer data (counts, pixels); train on "
-                                         "x + u, u ~ U[0, 1), and report bits per dimension"),
-    "--no-standardize": ("standardize", False, "with --data: train on the raw values instead "
-                                               "of (x - mean) / std"),
+_TRAIN_FLAGS = {  # on/off options, each with its --no- form: (field, help)
+    "--residual": ("residual", "shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as "
+                               "wide as the one before"),
+    "--conditional": ("conditional", "learn v(x, t, y) for the target's class labels y (for "
+                                     "npflow sample --label and --guidance); implied by --labels "
+                                     "and --label-column"),
+    "--dequantize": ("dequantize", "with --data: integer data (counts, pixels); train on x + u, "
+                                   "u ~ U[0, 1), and report bits per dimension"),
+    "--standardize": ("standardize", "with --data: train on (x - mean) / std; --no-standardize: "
+                                     "on the raw values"),
 }
 
 _TRAIN_EXAMPLES = """examples:
@@ -163,18 +220,9 @@ def _shown(value):
     return ",".join(map(str, value)) if isinstance(value, tuple) else value
 
 
-def _add_data_reading(p, data_help, label_help=False):
-    p.add_argument("--data", default=None, help=data_help)
-    p.add_argument("--key", default=None, help="array name inside an .npz file")
-    p.add_argument("--delimiter", default=None,
-                   help="column separator of a text file (default: by extension)")
-    p.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
-                   help="whether a text file's first line names the columns (default: auto)")
-    p.add_argument("--drop-nonfinite", action="store_true",
-                   help="drop rows holding NaN or infinity instead of refusing the file")
-    p.add_argument("--image-shape", type=_typed(_widths), default=None,
-                   help="each row is an image of this shape, C,H,W or H,W (a file of pixels; "
-                        "IDX files and arrays of images carry their own)")
+def _add_data_reading(p, data_help, label_help=False, required=False):
+    p.add_argument("--data", default=None, required=required, help=data_help)
+    _add(p, "--key", "--delimiter", "--header", "--drop-nonfinite", "--image-shape")
     p.add_argument("--label-column", default=None,
                    help="the column (index from 0, or header name) that holds class labels: "
                         "taken out of the rows" + (" and learned (a conditional flow)"
@@ -184,23 +232,18 @@ def _add_data_reading(p, data_help, label_help=False):
 
 def _add_train(sub):
     defaults = TrainConfig()
-    p = sub.add_parser("train", help="train a flow-matching model and save a checkpoint",
-                       description="Train a velocity field by conditional flow matching, on a "
-                                   "built-in 2-D dataset (--target) or on your own rows "
-                                   "(--data; then the defaults for data apply).",
-                       epilog=_TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for option, (field, kind, text) in {**_TRAIN_OPTIONS, **_TRAIN_FLAGS}.items():
+    p = _command(sub, "train", "train a flow-matching model and save a checkpoint",
+                 "Train a velocity field by conditional flow matching, on a built-in 2-D dataset "
+                 "(--target) or on your own rows (--data; then the defaults for data apply).",
+                 _TRAIN_EXAMPLES, _cmd_train)
+    flags = {option: (field, None, text) for option, (field, text) in _TRAIN_FLAGS.items()}
+    for option, (field, kind, text) in {**_TRAIN_OPTIONS, **flags}.items():
         text += f" (default: {_shown(getattr(defaults, field))}"
         if field in DATA_DEFAULTS:
             text += f"; with --data: {_shown(DATA_DEFAULTS[field])}"
-        text += ")"
-        if option in _TRAIN_FLAGS:
-            action = argparse.BooleanOptionalAction if kind is None else "store_true"
-            p.add_argument(option, action=action, default=argparse.SUPPRESS, help=text)
-        elif isinstance(kind, list):
-            p.add_argument(option, choices=kind, default=argparse.SUPPRESS, help=text)
-        else:
-            p.add_argument(option, type=kind, default=argparse.SUPPRESS, help=text)
+        how = {"choices": kind} if isinstance(kind, list) else {"type": kind} if kind else \
+            {"action": argparse.BooleanOptionalAction}
+        p.add_argument(option, default=argparse.SUPPRESS, help=text + ")", **how)
     _add_data_reading(p, _DATA_HELP, label_help=True)
     p.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
                    help="with --data: read the text file as a table (strings, integers, missing "
@@ -225,43 +268,26 @@ def _add_train(sub):
                         "command for a job's first launch and its requeues)")
     p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=1000,
                    help="save every N steps (default: 1000)")
-    p.add_argument("--quiet", action="store_true", help="no progress line or summary")
-    p.set_defaults(run=_cmd_train)
+    _add(p, "--quiet")
 
 
 def _given_options(args):
     """The TrainConfig fields set on the command line."""
-    given = {field: getattr(args, field) for field, *_ in _TRAIN_OPTIONS.values()
-             if hasattr(args, field)}
-    for option, (field, value, _) in _TRAIN_FLAGS.items():
-        if hasattr(args, option[2:].replace("-", "_")):
-            given[field] = getattr(args, field) if value is None else value
+    fields = [field for field, *_ in (*_TRAIN_OPTIONS.values(), *_TRAIN_FLAGS.values())]
+    given = {field: getattr(args, field) for field in fields if hasattr(args, field)}
     if args.labels is not None or args.label_column is not None:
         given["conditional"] = True
     return given
 
 
-def _column_kind(text):
-    """``NAME=KIND`` -> (name, kind)."""
-    name, _, kind = text.rpartition("=")
-    if not name or kind not in tables.KINDS:
-        raise argparse.ArgumentTypeError(f"expected NAME=KIND with KIND one of "
-                                         f"{', '.join(tables.KINDS)}, got {text!r}")
-    return name, kind
-
-
 def _column_kinds(args):
     """The table column kinds of --column-kind and --ignore, or None."""
-    pairs = (getattr(args, "column_kind", None) or []) + [
-        (name, "ignore") for name in getattr(args, "ignore", None) or []]
-    if not pairs:
-        return None
     kinds = {}
-    for name, kind in pairs:
-        if kinds.get(name, kind) != kind:
+    for name, kind in (getattr(args, "column_kind", None) or []) + [
+            (name, "ignore") for name in getattr(args, "ignore", None) or []]:
+        if kinds.setdefault(name, kind) != kind:
             raise UsageError(f"column {name!r} is given two kinds, {kinds[name]} and {kind}")
-        kinds[name] = kind
-    return kinds
+    return kinds or None
 
 
 def _header(args):
@@ -293,17 +319,20 @@ def _cmd_train(args):
     start_step, t_start = trainer.step, time.perf_counter()
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
     seconds = time.perf_counter() - t_start
+    again = "continue with: npflow " + shlex.join(args.argv + ([] if args.resume else
+                                                               ["--resume"]))
+    return _finished(args, result, trainer.step - start_step, seconds, out, again)
+
+
+def _finished(args, result, done, seconds, out, again, what=""):
+    """Report a finished or stopped run; the exit code (128 + a stopping signal's number)."""
     if result.interrupted:
-        again = args.argv + ([] if args.resume else ["--resume"])
-        print(f"stopped by {result.signal} at step {trainer.step}; saved {out} (continue with: "
-              f"npflow {shlex.join(again)})", file=sys.stderr)
-        return _SIGNAL_EXIT[result.signal]
+        print(f"stopped by {result.signal} at step {result.trainer.step}; saved {out} ({again})",
+              file=sys.stderr)
+        return {"SIGINT": 130, "SIGTERM": 143}[result.signal]
     if not args.quiet:
-        print(f"{result.summary(trainer.step - start_step, seconds)}; saved {out}")
+        print(f"{what}{result.summary(done, seconds)}; saved {out}")
     return 0
-
-
-_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}  # 128 + the signal number, as shells report
 
 
 def _resume(out, given, files):
@@ -318,11 +347,6 @@ def _resume(out, given, files):
 
 
 # --- npflow datasets ----------------------------------------------------------------------------
-def _add_datasets(sub):
-    p = sub.add_parser("datasets", help="list the built-in 2-D datasets")
-    p.set_defaults(run=_cmd_datasets)
-
-
 def _cmd_datasets(args):
     width = max(map(len, datasets.DATASETS))
     for name, text in datasets.DATASETS.items():
@@ -330,21 +354,13 @@ def _cmd_datasets(args):
     return 0
 
 
-# --- options shared by the commands that use a model ------------------------------------------
+# --- the commands that use a model --------------------------------------------------------------
 def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS):
-    p.add_argument("--model", required=True, help="checkpoint written by npflow train")
-    p.add_argument("--solver", choices=solvers.METHODS, default="rk4",
-                   help="ODE solver (default: rk4)")
+    _add(p, "--model", "--solver")
     p.add_argument("--steps", type=POSITIVE_INT, default=argparse.SUPPRESS,
                    help=f"uniform steps of the fixed-step solvers; dopri5 picks its own "
                         f"(default: {steps_default})")
-    p.add_argument("--rtol", type=POSITIVE_FLOAT, default=1e-5, help="dopri5 relative tolerance")
-    p.add_argument("--atol", type=POSITIVE_FLOAT, default=1e-5, help="dopri5 absolute tolerance")
-    p.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (default: 0)")
-    p.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
-    p.add_argument("--last", action="store_true",
-                   help="a model trained on rows: the last EMA weights instead of those of the "
-                        "lowest validation loss")
+    _add(p, "--rtol", "--atol", "--seed", "--raw", "--last")
 
 
 def _solver(args, default_steps):
@@ -357,29 +373,15 @@ def _flow(args):
     return TrainedFlow.load(args.model, ema=not args.raw, best=not getattr(args, "last", False))
 
 
-def _read_rows(args, option="--data"):
+def _read_rows(args):
     """The rows of --data (and its reading options), float64."""
-    if args.data is None:
-        raise UsageError(f"{option} is required: the rows to use")
     rows, _, _ = _training_files(args).load()
     return np.asarray(rows.x, dtype=np.float64)
 
 
-def _read_table(args, option="--data"):
+def _read_table(args):
     """The table of --data (a text file, read with --delimiter and --header)."""
-    if args.data is None:
-        raise UsageError(f"{option} is required: the rows of the table")
-    return tabular.read_table(args.data, args.delimiter, _header(args), name=option)
-
-
-def _table_out(path):
-    """The --out of a table: a .csv (or .csv.gz) file."""
-    return _checks.out_path(path, (".csv", ".csv.gz"))
-
-
-def _label(text):
-    """A class: an index >= 0, or a level of a table's label column."""
-    return NONNEG_INT(text) if text.lstrip("+-").isdigit() else text
+    return tabular.read_table(args.data, args.delimiter, _header(args), name="--data")
 
 
 # --- npflow sample ------------------------------------------------------------------------------
@@ -394,81 +396,38 @@ _SAMPLE_EXAMPLES = """examples:
 
 
 def _add_sample(sub):
-    p = sub.add_parser("sample", help="generate points by integrating the learned flow",
-                       description="Draw x0 from the source and integrate dx/dt = v(x, t) to t=1; "
-                                   "points are written chunk by chunk, so any --n that fits on "
-                                   "disk runs in bounded memory. A model trained on your rows "
-                                   "writes them in data units.",
-                       epilog=_SAMPLE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command(sub, "sample", "generate points by integrating the learned flow",
+                 "Draw x0 from the source and integrate dx/dt = v(x, t) to t=1; points are "
+                 "written chunk by chunk, so any --n that fits on disk runs in bounded memory. A "
+                 "model trained on your rows writes them in data units; a model of a table "
+                 "writes a CSV as the table was.", _SAMPLE_EXAMPLES, _cmd_sample)
     _add_solver_options(p)
     p.add_argument("--n", type=POSITIVE_INT, default=2000, help="number of points (default: 2000)")
     p.add_argument("--out", default="samples.npy",
-                   help="output .npy or .csv file (default: samples.npy)")
+                   help="output .npy or .csv file (a table: .csv or .csv.gz) (default: "
+                        "samples.npy)")
     p.add_argument("--trajectory", default=None, help="also save the (steps+1, n, d) trajectory")
     p.add_argument("--chunk-size", type=POSITIVE_INT, default=20000,
                    help="points integrated at once, bounding memory (default: 20000)")
     p.add_argument("--label", type=_label, default=None,
                    help="class to generate (a model trained with --conditional or labels; a "
                         "level of a table's label column)")
-    p.add_argument("--guidance", type=_float_in(), default=None,
-                   help="classifier-free guidance weight w with --label: 0 unconditional, "
-                        "1 conditional, > 1 sharper (default: 1)")
-    p.add_argument("--source-data", default=None,
-                   help="a data-to-data model: the source rows to map (all of them; --n is unused)")
+    _add(p, "--guidance", "--source-data")
     p.add_argument("--complete", action="store_true",
                    help="a model of a table: rows without missing cells")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.set_defaults(run=_cmd_sample)
+    _add(p, "--quiet")
 
 
 def _cmd_sample(args):
-    flow = _flow(args)
-    if flow.table is not None:
-        return _sample_table(flow, args)
-    out = _checks.out_path(args.out, (".npy", ".csv"))
-    traj_out = args.trajectory and _checks.out_path(args.trajectory, (".npy",), "trajectory")
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
-    n = args.n if source_rows is None else len(source_rows)
-    chunks = flow.sample_chunks(args.n, np.random.default_rng(args.seed), label=args.label,
-                                guidance=args.guidance, source_rows=source_rows,
-                                chunk_size=args.chunk_size, return_trajectory=bool(traj_out),
-                                complete=args.complete, **_solver(args, None))
-    writer = data.RowWriter(out, n, flow.dim, flow.model.dtype)
-    progress = Progress(n, enabled=False if args.quiet else None, label="point")
-    t_start, done, nfe, complete = time.perf_counter(), 0, 0, False
-    try:
-        for rows, sol in chunks:
-            writer.write(rows)
-            done, nfe = done + len(rows), max(nfe, sol.nfe)
-            progress.update(done)
-        complete = True
-    finally:
-        progress.close()
-        writer.close(complete)
-    if traj_out is not None:
-        np.save(traj_out, flow.to_data(sol.trajectory))
+    message = _flow(args).save_samples(
+        args.out, args.n, np.random.default_rng(args.seed), trajectory=args.trajectory,
+        progress=False if args.quiet else None, label=args.label, guidance=args.guidance,
+        source_rows=source_rows, chunk_size=args.chunk_size, complete=args.complete,
+        **_solver(args, None))
     if not args.quiet:
-        print(f"sampled {n} points with {args.solver}: {nfe} velocity evaluations, "
-              f"{time.perf_counter() - t_start:.2f} s; saved {out}" +
-              (f" and {traj_out}" if traj_out else ""))
-    return 0
-
-
-def _sample_table(flow, args):
-    """npflow sample for a model of a table: the rows written as CSV, as the table was."""
-    out = _table_out(args.out)
-    for option, value in (("--trajectory", args.trajectory), ("--source-data", args.source_data)):
-        if value is not None:
-            raise UsageError(f"{option} does not apply to a model of a table")
-    t_start = time.perf_counter()
-    rows = flow.sample(args.n, np.random.default_rng(args.seed), complete=args.complete,
-                       label=args.label, guidance=args.guidance, **_solver(args, None))
-    tables.write_csv(rows, out)
-    if not args.quiet:
-        print(f"sampled {len(rows)} rows of {len(rows.names)} columns with {args.solver} "
-              f"({100 * rows.missing().mean():.1f}% of cells missing), "
-              f"{time.perf_counter() - t_start:.2f} s; saved {out}")
+        print(message)
     return 0
 
 
@@ -481,96 +440,50 @@ _EVALUATE_EXAMPLES = """examples:
 
 
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="measure a model: NLL, W2, MMD, energy distance, with "
-                                        "their data-vs-data floors",
-                       description="Compare n generated points with n reference points (fresh "
-                                   "target points, or held-out rows of --data) and give the "
-                                   "same metric between two reference sets of the same law "
-                                   "(the floor: what a perfect model would score); and the NLL "
-                                   "of held-out points.",
-                       epilog=_EVALUATE_EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command(sub, "evaluate", "measure a model: NLL, W2, MMD, energy distance, with their "
+                                  "data-vs-data floors",
+                 "Compare n generated points with n reference points (fresh target points, or "
+                 "held-out rows of --data) and give the same metric between two reference sets "
+                 "of the same law (the floor: what a perfect model would score); and the NLL of "
+                 "held-out points. A model of a table gets SDMetrics' quality report, the "
+                 "distance to the closest training record and a classifier's score.",
+                 _EVALUATE_EXAMPLES, _cmd_evaluate)
     _add_solver_options(p, steps_default=LIKELIHOOD_STEPS)
     p.add_argument("--n", type=POSITIVE_INT, default=2000,
                    help="points per set for W2, MMD and energy (default: 2000)")
     _add_data_reading(p, "held-out rows to score (a model trained with --data)")
-    _add_divergence_options(p)
+    _add(p, "--divergence", "--probes")
     p.add_argument("--target-column", default=None,
                    help="a model of a table: the categorical column a classifier predicts from "
                         "the others, trained on synthetic rows, tested on --data (default: the "
                         "label column)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(run=_cmd_evaluate)
-
-
-def _add_divergence_options(p):
-    p.add_argument("--divergence", choices=likelihood.DIVERGENCES, default="auto",
-                   help=f"div v for the likelihood: exact (d tangents) up to d = "
-                        f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above, unless forced "
-                        f"(default: auto)")
-    p.add_argument("--probes", type=POSITIVE_INT, default=None,
-                   help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})")
 
 
 def _cmd_evaluate(args):
     flow = _flow(args)
-    if flow.table is not None:
-        return _evaluate_table(flow, args)
-    held_out = None if args.data is None else _read_rows(args)
+    held_out = None if args.data is None else \
+        (_read_table if flow.table is not None else _read_rows)(args)
     result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
                            divergence=args.divergence, n_probes=args.probes,
-                           **_solver(args, LIKELIHOOD_STEPS))
-    if args.json:
-        print(json.dumps(result))
-        return 0
-    what = f"{args.data} ({len(held_out)} held-out rows)" if held_out is not None else \
-        flow.describe()
-    print(f"{args.model}: {what}, {result['n']} points per set, {args.solver}, "
-          f"{result['nfe']} evaluations")
-    print(f"  {'':18}{'model':>10}{'floor':>10}   (floor: two reference sets of the same law)")
-    for key, label, fmt in (("w2", "W2 (exact)", ".4f"), ("mmd", "MMD^2 (RBF)", ".5f"),
-                            ("energy", "energy distance", ".5f")):
-        print(f"  {label:<18}{result[key]:>10{fmt}}{result[key + '_floor']:>10{fmt}}")
-    if result["nll"] is not None:
-        floor = f"   (true entropy {np.log(32):.3f})" \
-            if flow.config["target"] == "checkerboard" else ""
-        print(f"  {'NLL (nats)':<18}{result['nll']:>10.4f}{floor}")
-    if result.get("bits_per_dim") is not None:
-        print(f"  {'bits per dim':<18}{result['bits_per_dim']:>10.4f}   (dequantized: a bound "
-              f"on the discrete NLL)")
-    if result["precision"] is not None:
-        print(f"  {'precision':<18}{result['precision']:>10.4f}")
-    return 0
-
-
-def _evaluate_table(flow, args):
-    """npflow evaluate for a model of a table: the report against the held-out rows."""
-    held_out = _read_table(args)
-    train_rows = flow.training_table()
-    steps = getattr(args, "steps", None)
-    result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
-                           train=train_rows, target_column=args.target_column, method=args.solver,
-                           steps=steps, rtol=args.rtol, atol=args.atol)
+                           train=flow.training_table(), target_column=args.target_column,
+                           **_solver(args, None))
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    print(f"{args.model}: {flow.describe()}; {result.n} synthetic rows vs {args.data} "
-          f"({len(held_out)} held-out rows)")
+    against = "fresh target points" if held_out is None else \
+        f"{args.data} ({len(held_out)} held-out rows)"
+    print(f"{args.model}: {flow.describe()}; against {against}")
     print(result.summary())
-    if train_rows is None:
-        print("(no distance to closest record: the training file named in the model is gone "
-              "or changed)")
     return 0
 
 
 # --- npflow log-prob / encode ---------------------------------------------------------------------
-def _add_rows_command(sub, name, help_text, description, example, run):
-    p = sub.add_parser(name, help=help_text, description=description, epilog=example,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+def _add_rows_command(sub, name, help_text, description, example):
+    p = _command(sub, name, help_text, description, example, _cmd_rows)
     _add_solver_options(p, steps_default=LIKELIHOOD_STEPS)
-    _add_data_reading(p, "rows to map (the model's dimension)")
+    _add_data_reading(p, "rows to map (the model's dimension)", required=True)
     p.add_argument("--out", required=True, help="output .npy or .csv file")
-    p.set_defaults(run=run)
     return p
 
 
@@ -579,9 +492,8 @@ def _add_log_prob(sub):
         sub, "log-prob", "write the model's log-density of every row (e.g. anomaly scores)",
         "One log p(x) per row of --data, in nats and data units: low values are rows the model "
         "finds unlikely. A dequantized model scores x + u, u ~ U[0, 1).",
-        "example:\n  npflow log-prob --model my.npz --data new_rows.csv --out scores.npy\n",
-        _cmd_log_prob)
-    _add_divergence_options(p)
+        "example:\n  npflow log-prob --model my.npz --data new_rows.csv --out scores.npy\n")
+    _add(p, "--divergence", "--probes")
 
 
 def _add_encode(sub):
@@ -589,27 +501,22 @@ def _add_encode(sub):
         sub, "encode", "map rows of data to noise (the flow run backwards)",
         "Integrate the flow from t = 1 back to t = 0: each row of --data becomes the noise "
         "point z that npflow sample would carry to it.",
-        "example:\n  npflow encode --model my.npz --data rows.csv --out z.npy\n", _cmd_encode)
+        "example:\n  npflow encode --model my.npz --data rows.csv --out z.npy\n")
 
 
-def _cmd_log_prob(args):
+def _cmd_rows(args):
     out = _checks.out_path(args.out, (".npy", ".csv"))
     flow = _flow(args)
-    flow.refuse_table("log-prob")
-    scores, _ = flow.log_prob(_read_rows(args), np.random.default_rng(args.seed),
-                              args.divergence, args.probes, **_solver(args, LIKELIHOOD_STEPS))
+    flow.refuse_table(args.command)
+    rows, solver = _read_rows(args), _solver(args, LIKELIHOOD_STEPS)
+    if args.command == "encode":
+        data.save_rows(out, flow.encode(rows, **solver))
+        print(f"encoded {len(rows)} rows to noise; saved {out}")
+        return 0
+    scores, _ = flow.log_prob(rows, np.random.default_rng(args.seed), args.divergence,
+                              args.probes, **solver)
     data.save_rows(out, scores[:, None])
     print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
-    return 0
-
-
-def _cmd_encode(args):
-    out = _checks.out_path(args.out, (".npy", ".csv"))
-    flow = _flow(args)
-    flow.refuse_table("encode")
-    z0 = flow.encode(_read_rows(args), **_solver(args, LIKELIHOOD_STEPS))
-    data.save_rows(out, z0)
-    print(f"encoded {len(z0)} rows to noise; saved {out}")
     return 0
 
 
@@ -621,56 +528,40 @@ _IMPUTE_EXAMPLES = """examples:
 
 
 def _add_impute(sub):
-    p = sub.add_parser("impute", help="fill in the missing cells of a table's rows",
-                       description="Draw every missing cell of --data given the observed cells "
-                                   "of its row (a model of a table): the flow is integrated "
-                                   "from noise while the observed cells are put back on the "
-                                   "path after every step (RePaint's replacement). Rows without "
-                                   "gaps are written unchanged. With --n-imputations K > 1 the "
-                                   "K filled tables are written one after the other, numbered in "
-                                   "a first column '.imp' (1 .. K).",
-                       epilog=_IMPUTE_EXAMPLES,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _command(sub, "impute", "fill in the missing cells of a table's rows",
+                 "Draw every missing cell of --data given the observed cells of its row (a model "
+                 "of a table): the flow is integrated from noise while the observed cells are "
+                 "put back on the path after every step (RePaint's replacement). Rows without "
+                 "gaps are written unchanged. With --n-imputations K > 1 the K filled tables are "
+                 "written one after the other, numbered in a first column '.imp' (1 .. K).",
+                 _IMPUTE_EXAMPLES, _cmd_impute)
     _add_solver_options(p)
-    p.add_argument("--data", default=None, help="the table's rows with missing cells (.csv)")
-    p.add_argument("--delimiter", default=None,
-                   help="column separator (default: by extension)")
-    p.add_argument("--header", choices=["auto", "yes", "no"], default="auto",
-                   help="whether the first line names the columns (default: auto)")
+    p.add_argument("--data", required=True, help="the table's rows with missing cells (.csv)")
+    _add(p, "--delimiter", "--header")
     p.add_argument("--out", required=True, help="output .csv (or .csv.gz) file")
     p.add_argument("--n-imputations", type=POSITIVE_INT, default=1,
                    help="independent imputations K (default: 1)")
-    p.add_argument("--guidance", type=_float_in(), default=None,
-                   help="classifier-free guidance weight of a model with a label column "
-                        "(default: 1)")
-    p.add_argument("--quiet", action="store_true", help="no summary line")
-    p.set_defaults(run=_cmd_impute)
+    _add(p, "--guidance", "--quiet")
 
 
 def _cmd_impute(args):
-    out = _table_out(args.out)
     flow = _flow(args)
-    table = _read_table(args)
-    t_start = time.perf_counter()
-    filled = flow.impute(table, np.random.default_rng(args.seed), args.n_imputations,
-                         guidance=args.guidance, method=args.solver,
-                         steps=getattr(args, "steps", None))
-    tables.write_csv(filled[0] if len(filled) == 1 else tables.stack_imputations(filled), out)
+    message = flow.save_imputations(_read_table(args), args.out,
+                                    np.random.default_rng(args.seed), args.n_imputations,
+                                    guidance=args.guidance, method=args.solver,
+                                    steps=getattr(args, "steps", None))
     if not args.quiet:
-        gaps = table.missing()
-        print(f"imputed {int(gaps.sum())} missing cells in {int(gaps.any(axis=1).sum())} of "
-              f"{len(table)} rows ({len(filled)} imputation{'s' if len(filled) > 1 else ''}, "
-              f"{args.solver}), {time.perf_counter() - t_start:.2f} s; saved {out}")
+        print(message)
     return 0
 
 
 # --- npflow reflow ------------------------------------------------------------------------------
 def _add_reflow(sub):
-    p = sub.add_parser("reflow", help="straighten a model: retrain it on its own (x0, x1) pairs",
-                       description="Rectified flow's reflow (Liu et al. 2023, Alg. 1): draw x0, "
-                                   "push it through the model to x1, and fine-tune a copy of the "
-                                   "model on these fixed pairs. Works for a built-in target and "
-                                   "for a model of your rows. Not resumable.")
+    p = _command(sub, "reflow", "straighten a model: retrain it on its own (x0, x1) pairs",
+                 "Rectified flow's reflow (Liu et al. 2023, Alg. 1): draw x0, push it through "
+                 "the model to x1, and fine-tune a copy of the model on these fixed pairs. Works "
+                 "for a built-in target and for a model of your rows. Not resumable.",
+                 run=_cmd_reflow)
     p.add_argument("--model", required=True, help="parent checkpoint (npflow train or reflow)")
     p.add_argument("--pairs", type=POSITIVE_INT, default=20000,
                    help="number of (x0, x1) pairs (default: 20000)")
@@ -681,12 +572,7 @@ def _add_reflow(sub):
                    default="rk4", help="solver that makes the pairs (default: rk4)")
     p.add_argument("--sample-steps", type=POSITIVE_INT, default=100,
                    help="solver steps that make the pairs (default: 100)")
-    p.add_argument("--source-data", default=None,
-                   help="a data-to-data model: the source rows to pair (--pairs is unused)")
-    p.add_argument("--seed", type=NONNEG_INT, default=0,
-                   help="seed of the x0 draws and of the run (default: 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress line or summary")
-    p.set_defaults(run=_cmd_reflow)
+    _add(p, "--source-data", "--seed", "--quiet")
 
 
 def _cmd_reflow(args):
@@ -697,41 +583,30 @@ def _cmd_reflow(args):
     trainer = TrainedFlow.load(args.model).reflow_trainer(
         args.pairs, args.steps, args.seed, args.solver, args.sample_steps, source_rows)
     result = trainer.run(out=out, quiet=args.quiet)
-    if result.interrupted:
-        print(f"stopped by {result.signal} at step {trainer.step}; saved {out} (a reflow run "
-              f"cannot be resumed)", file=sys.stderr)
-        return _SIGNAL_EXIT[result.signal]
-    if not args.quiet:
-        pairs = args.pairs if source_rows is None else len(source_rows)
-        print(f"reflow {trainer.config.reflow}: {pairs} pairs, {args.steps} steps in "
-              f"{time.perf_counter() - t_start:.1f} s, final loss {trainer.losses[-1]:.4f}; "
-              f"saved {out}")
-    return 0
+    pairs = args.pairs if source_rows is None else len(source_rows)
+    return _finished(args, result, trainer.step, time.perf_counter() - t_start, out,
+                     "a reflow run cannot be resumed",
+                     f"reflow {trainer.config.reflow}: {pairs} pairs, ")
 
 
 # --- npflow plot / animate (need matplotlib) -----------------------------------------------------
 def _viz():
-    """:mod:`npflow.viz` with the file-only Agg backend; a UsageError when matplotlib is missing."""
+    """:mod:`npflow.viz` with the file-only Agg backend (an ImportError without matplotlib)."""
     from . import viz
-    try:
-        viz.pyplot(for_files=True)
-    except ImportError:
-        raise UsageError("pictures need matplotlib: pip install 'npflow[viz]'") from None
+    viz.pyplot(for_files=True)
     return viz
 
 
 def _add_picture_options(p, n_help):
-    p.add_argument("--model", required=True, help="checkpoint written by npflow train")
+    _add(p, "--model")
     p.add_argument("--n", type=POSITIVE_INT, default=None, help=n_help)
-    p.add_argument("--seed", type=NONNEG_INT, default=0, help="random seed (default: 0)")
-    p.add_argument("--raw", action="store_true", help="use the raw weights instead of the EMA")
+    _add(p, "--seed", "--raw")
 
 
 def _add_plot(sub):
     from .viz import PLOT_KINDS
-    p = sub.add_parser("plot", help="draw a picture of a model (samples, paths, field, density, "
-                                    "loss)",
-                       description="Draw one picture of a trained model with matplotlib.")
+    p = _command(sub, "plot", "draw a picture of a model (samples, paths, field, density, loss)",
+                 "Draw one picture of a trained model with matplotlib.", run=_cmd_plot)
     _add_picture_options(p, "points (default: 2000; trajectories: 300 paths)")
     p.add_argument("--out", required=True, help="image file: .png, .pdf or .svg")
     p.add_argument("--kind", choices=PLOT_KINDS, default="samples",
@@ -743,7 +618,6 @@ def _add_plot(sub):
     _add_data_reading(p, "a model of your rows: rows to draw beside its samples (--kind samples: "
                          "side by side in 2-D, pairwise scatter plots of a few coordinates above; "
                          "a model of grey images draws a grid of samples without --data)")
-    p.set_defaults(run=_cmd_plot)
 
 
 def _cmd_plot(args):
@@ -760,16 +634,15 @@ def _cmd_plot(args):
 
 
 def _add_animate(sub):
-    p = sub.add_parser("animate", help="write an animated GIF of the points flowing to the data",
-                       description="Integrate the flow with rk4 and write one GIF frame per "
-                                   "evenly spaced time (a model of a built-in 2-D target).")
+    p = _command(sub, "animate", "write an animated GIF of the points flowing to the data",
+                 "Integrate the flow with rk4 and write one GIF frame per evenly spaced time (a "
+                 "model of a built-in 2-D target).", run=_cmd_animate)
     _add_picture_options(p, "points (default: 600)")
     p.add_argument("--out", required=True, help="output .gif file")
     p.add_argument("--frames", type=_int_ge(2), default=41, help="frames (default: 41)")
     p.add_argument("--fps", type=POSITIVE_INT, default=20, help="frames per second (default: 20)")
     p.add_argument("--steps", type=POSITIVE_INT, default=100,
                    help="rk4 steps; at least --frames - 1 (default: 100)")
-    p.set_defaults(run=_cmd_animate)
 
 
 def _cmd_animate(args):
@@ -787,9 +660,10 @@ def build_parser():
     parser = _Parser(prog="npflow", description="Flow matching in NumPy.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for add in (_add_train, _add_datasets, _add_sample, _add_evaluate, _add_log_prob,
-                _add_encode, _add_impute, _add_reflow, _add_plot, _add_animate):
+    for add in (_add_train, _add_sample, _add_evaluate, _add_log_prob, _add_encode, _add_impute,
+                _add_reflow, _add_plot, _add_animate):
         add(sub)
+    _command(sub, "datasets", "list the built-in 2-D datasets", None, run=_cmd_datasets)
     return parser
 
 
@@ -797,18 +671,13 @@ def build_parser():
 # TypeError is a usage error: the library checks its arguments before it works (exit 2).
 RUN_TIME_FAILURES = (TrainingDiverged, solvers.SolverDiverged, RuntimeError, ArithmeticError,
                      MemoryError, OSError)
-USAGE_ERRORS = (UsageError, ValueError, TypeError, _checks.InsufficientMemory)
+USAGE_ERRORS = (UsageError, ValueError, TypeError, ImportError, _checks.InsufficientMemory)
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code.
-
-    0: done. 2: a usage error (a bad option, options that do not go together, a missing or
-    invalid file, a request too large for this machine), reported in one line. 1: a failure at
-    run time (a diverging loss, a solver that blew up, the machine running out of memory or
-    disk), in one line. 130 / 143: stopped by SIGINT / SIGTERM (training saves first and says
-    how to resume).
-    """
+    """Run the command line; returns the exit code: 0 done, 2 a usage error, 1 a failure at
+    run time (the module's docstring), 130 / 143 stopped by SIGINT / SIGTERM (training saves
+    first and says how to resume)."""
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     args.argv = argv

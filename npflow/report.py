@@ -98,6 +98,28 @@ def correlation_similarity(real, synthetic, coefficient="pearson"):
     return float(1.0 - abs(r_real - r_syn) / 2.0)
 
 
+def correlation_matrix(values, coefficient="pearson"):
+    """The ``(p, p)`` matrix of correlations ``r_ab`` of ``p`` numeric columns, each pair over the
+    rows where both are present (as :func:`correlation_similarity` computes ``r``); 1 on the
+    diagonal of a column that is not constant, NaN where a correlation is undefined.
+
+    Parameters
+    ----------
+    values : (n, p) array_like of float
+        NaN where a cell is missing.
+    coefficient : {"pearson", "spearman"}
+    """
+    _checks.choice(coefficient, "coefficient", ("pearson", "spearman"))
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values must have shape (n, p), got shape {v.shape}")
+    p = v.shape[1]
+    r = np.empty((p, p))
+    for a, b in itertools.combinations_with_replacement(range(p), 2):
+        r[a, b] = r[b, a] = _correlation(_pairs(v[:, [a, b]], "values"), coefficient)
+    return r
+
+
 def contingency_similarity(real, synthetic):
     """``1 - 1/2 sum_{a,b} |P_real(a, b) - P_syn(a, b)|`` over the normalised contingency tables.
 

@@ -41,6 +41,17 @@ Jolicoeur-Martineau, Fatras and Kachman 2024, AISTATS, trains on rows with gaps 
 because its gradient-boosted trees split on a missing value; a network needs a number in every
 coordinate, hence the indicator and the fill value.)
 
+The indicators and the regressed fill value measured better than MissDiff's masked loss (Ouyang,
+Xie, Li, Ermon and Wu 2023, "MissDiff: Training Diffusion Models on Tabular Data with Missing
+Values"), which keeps these coordinates but leaves the value coordinates of missing cells out of
+the loss. On the penguins with 15% of their cells removed at random, the same flow (3 x 128, 8000
+steps, seeds 0-2) scored overall 0.8375 against 0.8294 on held-out rows, missed the columns'
+missing shares by 0.0149 against 0.0475 on average (unpulled level coordinates outvote a
+categorical column's "missing" coordinate: sex came out missing in 4% of rows, not 18-21%), and
+imputed numeric cells about as well (RMSE 0.8682 against 0.8545 of a standard deviation); on the
+table's own few gaps the two did not differ (``demos/experiments/tables_missing.py --seeds 0 1
+2``).
+
 The fitted encoder is stored as plain JSON (:meth:`TableEncoder.to_dict`), so it goes into
 npflow's pickle-free checkpoint beside the model.
 """

@@ -179,11 +179,17 @@ class TableSchema:
 
         ``known`` marks the coordinates of every observed cell and every missing indicator; in
         ``z`` every indicator is 0 ("observed"), so that a missing cell is generated as a value,
-        not as a gap.
+        not as a gap. A missing cell of a column that had no gaps when the schema was fitted
+        (it has no indicator) is encoded as a stand-in value, its first level or its lowest
+        value, and is unknown like any other.
         """
         table = self.checked(table)
         features = self.features_of(table)
-        z = self.features.transform(features)  # (n, k)
+        stand_in = np.array([[c.levels[0] if c.kind == "categorical" else repr(c.low)
+                              for c in self.features.columns_]], dtype=object)  # (1, d)
+        no_indicator = np.array([not c.has_gaps for c in self.features.columns_])  # (d,)
+        cells = np.where(features.missing() & no_indicator, stand_in, features.cells)
+        z = self.features.transform(Table(features.names, cells))  # (n, k)
         indicators = self.features.indicators()  # (k,)
         z[:, indicators] = 0.0
         observed = self.features.observed(features)[:, self.features.feature_columns_]  # (n, k)
@@ -375,8 +381,9 @@ class TableEvaluation:
 
     def summary(self):
         lines = [self.quality.summary()]
-        if self.closest is not None:
-            lines.append(self.closest.summary())
+        lines.append("distance to closest record: not measured without the training rows (a "
+                     "model trained on a file that is gone or changed)" if self.closest is None
+                     else self.closest.summary())
         if self.efficiency is not None:
             lines.append(self.efficiency.summary())
         return "\n".join(lines)

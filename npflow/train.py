@@ -797,8 +797,10 @@ def _check_same_run(path, ckpt, given, data_files):
                     if files[name] != value]
     if changed:
         name, before, now = changed[0]
-        raise _checks.OptionError(f"{{0}}: the run stored in {path} used {_shown(before)}, "
-                                  f"{{caller}} says {_shown(now)}", name)
+        used = "did not give it" if before is None else f"used {_shown(before)}"
+        says = "leaves it out" if now is None else f"says {_shown(now)}"
+        raise _checks.OptionError(f"{{0}}: the run stored in {path} {used}, {{caller}} {says}",
+                                  name)
 
 
 def _shown(value):

@@ -22,13 +22,15 @@ missing cell has a probability, not a density): ``log_prob`` and ``encode`` refu
 import contextlib
 import dataclasses
 import os
+import time
 
 import numpy as np
 
 from . import (_checks, checkpoint, data, datasets, imputation, likelihood, metrics, paths,
-               reflow, report, sampling, solvers, tabular)
+               reflow, report, sampling, solvers, tables, tabular)
+from ._progress import Progress
 from .guidance import GuidedField
-from .tables import Table
+from .tables import Table, as_table
 from .train import TrainConfig
 from .transforms import Standardize, bits_per_dim
 
@@ -223,6 +225,50 @@ class TrainedFlow:
         return np.concatenate([rows for rows, _ in self.sample_chunks(n, rng, complete=complete,
                                                                       **kwargs)])
 
+    def save_samples(self, path, n, rng, *, trajectory=None, progress=None, **kwargs):
+        """Generate ``n`` rows and write them to ``path``; returns a one-line account of the work.
+
+        A flow of points writes ``.npy`` or ``.csv`` chunk by chunk (a
+        :class:`~npflow.data.RowWriter`: memory bounded by ``chunk_size``, the file renamed over
+        ``path`` only when complete), and its ``(steps + 1, n, d)`` trajectory to ``trajectory``
+        (``.npy``) if named. A model of a table writes its rows as a CSV, as the table was
+        (:meth:`sample_table`). ``kwargs`` as :meth:`sample_chunks` (or :meth:`sample_table`);
+        ``progress``: a progress line on standard error (None: when it is a terminal).
+        """
+        t_start, method = time.perf_counter(), kwargs.get("method", "rk4")
+        if self.table is not None:
+            out = _checks.out_path(path, (".csv", ".csv.gz"), "out")
+            kwargs.pop("chunk_size", None)  # a table is drawn at once
+            for name in ("trajectory", "source_rows"):
+                if (trajectory if name == "trajectory" else kwargs.pop(name, None)) is not None:
+                    raise _checks.OptionError("{0} does not apply to a model of a table", name)
+            rows = self.sample_table(n, rng, **kwargs)
+            tables.write_csv(rows, out)
+            return (f"sampled {len(rows)} rows of {len(rows.names)} columns with {method} "
+                    f"({100 * rows.missing().mean():.1f}% of cells missing), "
+                    f"{time.perf_counter() - t_start:.2f} s; saved {out}")
+        out = _checks.out_path(path, (".npy", ".csv"), "out")
+        traj_out = trajectory and _checks.out_path(trajectory, (".npy",), "trajectory")
+        chunks = self.sample_chunks(n, rng, return_trajectory=bool(traj_out), **kwargs)
+        n = n if kwargs.get("source_rows") is None else len(kwargs["source_rows"])
+        writer = data.RowWriter(out, n, self.dim, self.model.dtype)
+        bar = Progress(n, enabled=progress, label="point")
+        done, nfe, complete = 0, 0, False
+        try:
+            for rows, sol in chunks:
+                writer.write(rows)
+                done, nfe = done + len(rows), max(nfe, sol.nfe)
+                bar.update(done)
+            complete = True
+        finally:
+            bar.close()
+            writer.close(complete)
+        if traj_out:
+            np.save(traj_out, self.to_data(sol.trajectory))
+        return (f"sampled {n} points with {method}: {nfe} velocity evaluations, "
+                f"{time.perf_counter() - t_start:.2f} s; saved {out}" +
+                (f" and {traj_out}" if traj_out else ""))
+
     def sample_table(self, n, rng, *, complete=False, label=None, guidance=None, method="rk4",
                      steps=None, rtol=1e-5, atol=1e-5):
         """``n`` generated rows of a table, written as the table was (a
@@ -300,6 +346,20 @@ class TrainedFlow:
             filled.append(Table(schema.names, cells))
         return tuple(filled)
 
+    def save_imputations(self, table, path, rng, n_imputations=1, **kwargs):
+        """Impute ``table`` (:meth:`impute`; ``kwargs`` are its) and write the filled rows to
+        ``path`` (``.csv`` or ``.csv.gz``): one table, or K stacked in the long format of
+        :func:`npflow.tables.stack_imputations`. Returns a one-line account of the work."""
+        out = _checks.out_path(path, (".csv", ".csv.gz"), "out")
+        t_start = time.perf_counter()
+        filled = self.impute(table, rng, n_imputations, **kwargs)
+        tables.write_csv(filled[0] if len(filled) == 1 else tables.stack_imputations(filled), out)
+        gaps = filled[0].missing() != as_table(table).missing()  # (n, d) the cells drawn
+        return (f"imputed {int(gaps.sum())} missing cells in {int(gaps.any(axis=1).sum())} of "
+                f"{len(gaps)} rows ({len(filled)} imputation{'s' if len(filled) > 1 else ''}, "
+                f"{kwargs.get('method', 'rk4')}), {time.perf_counter() - t_start:.2f} s; "
+                f"saved {out}")
+
     def _impute(self, field, z, known, rng, method, steps):
         """Rows ``z`` (n, d) in data units with the coordinates not ``known`` drawn by
         replacement, from noise drawn from ``rng``; in data units."""
@@ -363,18 +423,23 @@ class TrainedFlow:
     # --- evaluation -----------------------------------------------------------------------------
     def evaluate(self, n=2000, rng=None, held_out=None, divergence="auto", n_probes=None,
                  method="rk4", steps=None, train=None, target_column=None, **solver):
-        """Sample metrics beside their floors, and the held-out NLL, as a dict; for a model of
-        a table, the report of :meth:`evaluate_table` (``train``, ``target_column`` are its).
+        """Sample metrics beside their floors, and the held-out NLL: an :class:`Evaluation`
+        (a dict); for a model of a table, the report of :meth:`evaluate_table` (``train``,
+        ``target_column`` are its).
 
         ``n`` generated points are compared with ``n`` reference points (fresh points of a
         built-in target, or ``held_out`` rows (m, d) of a flow of rows) by W2, MMD^2 (one RBF
         bandwidth: the median distance of the reference) and the energy distance; each metric's
         ``*_floor`` is the same metric between two reference sets of the same law, what a
         perfect model would score. ``nll`` is the mean negative log-likelihood in nats of the
-        held-out rows (of ``n`` fresh target points), with ``bits_per_dim`` when dequantized.
+        held-out rows (of ``n`` fresh target points), with ``bits_per_dim`` when dequantized, and
+        ``nll_floor`` the target's entropy where it is known (the checkerboard: log 32).
         """
         rng = _checks.generator(np.random.default_rng(0) if rng is None else rng)
         if self.table is not None:
+            if divergence != "auto" or n_probes is not None:
+                raise _checks.OptionError("{0} and {1} are for a likelihood; a model of a table "
+                                          "is scored by its report", "divergence", "n_probes")
             return self.evaluate_table(held_out, rng, n, train, target_column, method=method,
                                        steps=steps, **solver)
         if train is not None or target_column is not None:
@@ -407,9 +472,10 @@ class TrainedFlow:
             reference, floor_set, nll_rows = shuffled[:n], shuffled[n:2 * n], held_out
         result = {"n": n, "nfe": sol.nfe, **_sample_metrics(generated, reference, floor_set)}
         result.update(self._nll(nll_rows, rng, divergence, n_probes, solver))
-        result["precision"] = datasets.checkerboard_precision(generated) \
-            if self.config["target"] == "checkerboard" else None
-        return result
+        checkerboard = self.config["target"] == "checkerboard"
+        result["precision"] = datasets.checkerboard_precision(generated) if checkerboard else None
+        result["nll_floor"] = float(np.log(32)) if checkerboard else None  # its entropy
+        return Evaluation(result, method=method)
 
     def evaluate_table(self, held_out, rng, n=2000, train=None, target_column=None, **solver):
         """Score ``n`` generated rows of a table against held-out rows: a
@@ -500,6 +566,41 @@ class TrainedFlow:
             data_state = dataclasses.replace(self.checkpoint.data, val_losses=np.zeros((0, 2)))
         return reflow.reflow_trainer(self.model, parent, pairs, data_state=data_state,
                                      **{"steps": steps, "seed": seed, **overrides})
+
+
+class Evaluation(dict):
+    """What :meth:`TrainedFlow.evaluate` measures of a flow of points, as a dict (JSON-ready).
+
+    Keys: ``n`` points per set, ``nfe`` velocity evaluations of the sampling solve, ``w2``,
+    ``mmd``, ``energy`` and their ``*_floor``, ``nll`` (nats; None without a source density)
+    and ``nll_floor``, ``precision`` (the checkerboard, else None); for held-out rows also
+    ``nll_rows``, ``nll_probe_stderr`` (Hutchinson) and ``bits_per_dim`` (dequantized).
+    """
+
+    def __init__(self, result, method="rk4"):
+        super().__init__(result)
+        self.method = method
+
+    def to_dict(self):
+        return dict(self)
+
+    def summary(self):
+        """A short printable table: each metric beside its floor."""
+        lines = [f"{self['n']} points per set, {self.method}, {self['nfe']} evaluations",
+                 f"  {'':18}{'model':>10}{'floor':>10}   (floor: two reference sets of the same "
+                 f"law)"]
+        for key, label, fmt in (("w2", "W2 (exact)", ".4f"), ("mmd", "MMD^2 (RBF)", ".5f"),
+                                ("energy", "energy distance", ".5f")):
+            lines.append(f"  {label:<18}{self[key]:>10{fmt}}{self[key + '_floor']:>10{fmt}}")
+        if self["nll"] is not None:
+            floor = "" if self["nll_floor"] is None else f"{self['nll_floor']:>10.4f}   (entropy)"
+            lines.append(f"  {'NLL (nats)':<18}{self['nll']:>10.4f}{floor}")
+        if self.get("bits_per_dim") is not None:
+            lines.append(f"  {'bits per dim':<18}{self['bits_per_dim']:>10.4f}   (dequantized: "
+                         f"a bound on the discrete NLL)")
+        if self["precision"] is not None:
+            lines.append(f"  {'precision':<18}{self['precision']:>10.4f}")
+        return "\n".join(lines)
 
 
 @contextlib.contextmanager

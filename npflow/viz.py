@@ -16,6 +16,11 @@ function            what it draws
 :func:`image_grid`  images (e.g. 8x8 digits) in a grid, optionally one labelled row per class
 :func:`pairplot`    pairwise scatter plots of a few coordinates of d > 2 data, data vs samples
 :func:`animate_images`  an animated GIF of images forming from noise along the flow
+:func:`table_columns`  each column of a table, real beside synthetic: histograms, level shares
+:func:`table_correlations`  the numeric columns' correlation matrices and their difference
+:func:`table_pairplot`  pairwise scatter plots of a table's numeric columns, coloured by a
+                    categorical one, real beside synthetic
+:func:`table_imputations`  K imputations of hidden numeric cells against their true values
 ==================  ===================================================================
 
 Every function takes explicit arrays (or a model) and returns the matplotlib ``Figure``; nothing
@@ -27,7 +32,8 @@ import sys
 
 import numpy as np
 
-from . import _checks, datasets, likelihood, solvers
+from . import _checks, datasets, likelihood, report, solvers
+from .tables import TableEncoder
 
 DEFAULT_LIMITS = (-5.0, 5.0)  # covers every built-in dataset except the outer 8gaussians tails
 NOISE_COLOR = "#7f7f7f"
@@ -39,6 +45,8 @@ DENSITY_CMAP = "magma"
 SAVE_DPI = 110  # keeps a three-panel PNG near 100-200 KB
 GIF_DPI = 72
 IMAGE_CMAP = "gray_r"  # digits: ink dark on white paper, as they were written
+DIVERGING_CMAP = "RdBu_r"  # a signed quantity (a correlation, a difference): blue < 0 < red
+LEVEL_COLORS = "tab10"  # the levels of a categorical column, in order
 
 
 def pyplot(for_files=False):
@@ -565,6 +573,315 @@ def animate_images(frames, path, shape=(8, 8), ncols=10, fps=12, times=None, hol
 
     _save_gif(fig, draw, frames.shape[0], path, fps, hold_seconds, dpi)
     return fig
+
+
+# --- pictures of a table: real rows beside synthetic ones ----------------------------------------
+def table_columns(real, synthetic, encoder, bins=20, ncols=4, labels=("real", "synthetic")):
+    """One panel per column of a table, real beside synthetic: overlaid histograms (density) of
+    a numeric or integer column, side-by-side bars of the level shares of a categorical one.
+
+    The pictures behind SDMetrics' Column Shapes (:func:`npflow.report.quality_report`). Both
+    histograms of a column share their bins (``bins`` equal ones over both tables' observed
+    range; one per value for an integer column with at most ``bins`` values); a categorical
+    column's shares are over all its cells, a missing cell one more level, ``NA``. Each title
+    gives the column's share of missing cells, real / synthetic.
+
+    Parameters
+    ----------
+    real, synthetic : Table or (n, d) array_like
+        Rows with the columns ``encoder`` was fitted on.
+    encoder : TableEncoder
+        Fitted; it says each column's kind (ignored columns are not drawn).
+    bins, ncols : int
+        Histogram bins, and panels per row.
+    labels : (str, str)
+        The legend's names of the two tables.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per drawn column, in the table's order.
+    """
+    columns, real_values, syn_values = _table_values(real, synthetic, encoder)
+    bins, ncols = _checks.positive_int(bins, "bins"), _checks.positive_int(ncols, "ncols")
+    labels = _two_labels(labels)
+    nrows = -(-len(columns) // ncols)
+    fig, axes = pyplot().subplots(nrows, min(ncols, len(columns)), squeeze=False,
+                                  figsize=(2.9 * min(ncols, len(columns)), 2.4 * nrows))
+    for ax, column, a, b in zip(axes.flat, columns, real_values, syn_values):
+        if column.kind == "categorical":
+            _level_bars(ax, column, a, b, labels)
+        else:
+            edges = _column_bins(column, a, b, bins)
+            for x, color, label in ((a, TARGET_COLOR, labels[0]), (b, GENERATED_COLOR, labels[1])):
+                ax.hist(x[~np.isnan(x)], bins=edges, density=True, color=color, alpha=0.5,
+                        label=label)
+        ax.set_title(f"{column.name}\nNA {100 * _missing_share(a):.1f}% / "
+                     f"{100 * _missing_share(b):.1f}%", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def table_correlations(real, synthetic, encoder, labels=("real", "synthetic")):
+    """The numeric columns' correlation matrices, real and synthetic, and their difference
+    ``r_real - r_syn`` (what SDMetrics' Correlation Similarity ``1 - |r_real - r_syn| / 2``
+    scores), each cell written on it, on a diverging colour map centred on 0.
+
+    ``r`` is Pearson's over the rows where both columns are present
+    (:func:`npflow.report.correlation_matrix`). The two matrices share the scale [-1, 1]; the
+    difference has its own, symmetric about 0 and as wide as its largest entry, so that small
+    differences show.
+
+    Parameters
+    ----------
+    real, synthetic : Table or (n, d) array_like
+    encoder : TableEncoder
+        Fitted; its numeric and integer columns are drawn (at least two).
+    labels : (str, str)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three image axes (real, synthetic, difference) and two colour bars.
+    """
+    import matplotlib.colors
+
+    columns, real_values, syn_values = _table_values(real, synthetic, encoder)
+    labels = _two_labels(labels)
+    keep = [j for j, c in enumerate(columns) if c.kind in ("numeric", "integer")]
+    if len(keep) < 2:
+        raise ValueError(f"table_correlations needs at least two numeric or integer columns, "
+                         f"the encoder has {len(keep)}")
+    names = [columns[j].name for j in keep]
+    r = [report.correlation_matrix(np.stack([v[j] for j in keep], axis=1))
+         for v in (real_values, syn_values)]  # two (p, p)
+    diff = r[0] - r[1]  # (p, p)
+    width = max(float(np.nanmax(np.abs(diff))), 1e-3)
+    p = len(keep)
+    fig, axes = pyplot().subplots(1, 3, figsize=(3 * 0.6 * p + 2.6, 0.6 * p + 1.3),
+                                  layout="constrained")
+    panels = ((r[0], f"{labels[0]}: r", 1.0, None), (r[1], f"{labels[1]}: r", 1.0, "r"),
+              (diff, f"{labels[0]} - {labels[1]}", width, "difference of r"))
+    for ax, (matrix, title, scale, bar) in zip(axes, panels):
+        shown = ax.imshow(matrix, cmap=DIVERGING_CMAP,
+                          norm=matplotlib.colors.Normalize(-scale, scale))
+        for (a, b), value in np.ndenumerate(matrix):
+            ink = "white" if abs(value) > 0.6 * scale else "black"
+            ax.text(b, a, "" if np.isnan(value) else f"{value + 0.0:.2f}", ha="center",
+                    va="center", fontsize=6, color=ink)
+        ax.set_xticks(range(p), names, rotation=45, ha="right", fontsize=6)
+        ax.set_yticks(range(p), names if ax is axes[0] else [""] * p, fontsize=6)
+        ax.set_title(title, fontsize=9)
+        if bar is not None:  # the two r panels share the first bar
+            fig.colorbar(shown, ax=ax, shrink=0.8, label=bar)
+    return fig
+
+
+def table_pairplot(real, synthetic, encoder, hue, columns=None, labels=("real", "synthetic"),
+                   size=5.0, alpha=0.6):
+    """Pairwise scatter plots of a table's numeric columns, each point coloured by its row's
+    level of the categorical column ``hue``: the real rows' grid beside the synthetic rows'.
+
+    Panel (i, j) of a grid shows column ``columns[j]`` against ``columns[i]`` over the rows where
+    both (and ``hue``) are present; the diagonal holds each level's histogram of column i. A
+    column has the same limits in both grids.
+
+    Parameters
+    ----------
+    real, synthetic : Table or (n, d) array_like
+    encoder : TableEncoder
+        Fitted.
+    hue : str
+        A categorical column.
+    columns : sequence of str, optional
+        Numeric or integer columns to draw; every one of them when None.
+    labels : (str, str)
+        The two grids' titles.
+    size, alpha : marker area and opacity.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two subfigures of k x k axes each (k = ``len(columns)``), real first.
+    """
+    table_columns_, real_values, syn_values = _table_values(real, synthetic, encoder)
+    labels = _two_labels(labels)
+    kinds = {c.name: (j, c) for j, c in enumerate(table_columns_)}
+    if hue not in kinds or kinds[hue][1].kind != "categorical":
+        raise ValueError(f"hue must name a categorical column, got {hue!r}")
+    numeric = [c.name for c in table_columns_ if c.kind in ("numeric", "integer")]
+    columns = numeric if columns is None else list(columns)
+    if not columns or any(name not in numeric for name in columns):
+        raise ValueError(f"columns must name numeric or integer columns ({', '.join(numeric)}), "
+                         f"got {columns}")
+    levels = kinds[hue][1].levels
+    colors = [pyplot().get_cmap(LEVEL_COLORS)(i % 10) for i in range(len(levels))]
+    index = [kinds[name][0] for name in columns]
+    grids = [(np.stack([v[j] for j in index], axis=1), np.asarray(v[kinds[hue][0]], dtype=object))
+             for v in (real_values, syn_values)]  # ((n, k) numbers, (n,) hue cells) per table
+    both = np.concatenate([g[0] for g in grids])
+    low, high = np.nanmin(both, axis=0), np.nanmax(both, axis=0)  # (k,) each
+    pad = 0.05 * np.where(high > low, high - low, 1.0)
+    limits = np.stack([low - pad, high + pad], axis=1)  # (k, 2)
+    k = len(columns)
+    fig = pyplot().figure(figsize=(2 * (1.6 * k + 0.3), 1.6 * k + 0.6), layout="constrained")
+    for sub, (x, cells), title in zip(fig.subfigures(1, 2, wspace=0.04), grids, labels):
+        _pair_grid(sub.subplots(k, k, squeeze=False), x, cells, levels, colors, columns, limits,
+                   size, alpha)
+        sub.suptitle(title, fontsize=10)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", linestyle="", color=color, label=level)
+               for level, color in zip(levels, colors)]
+    fig.legend(handles=handles, title=hue, loc="outside upper center", ncols=len(levels),
+               fontsize=7, title_fontsize=8)
+    return fig
+
+
+def table_imputations(truth, draws, hidden, encoder, fills=None, columns=None, ncols=4):
+    """Imputed against true values of the hidden numeric cells of a table, one panel per column:
+    each of the K draws of a cell is a point above its true value, so the vertical spread of a
+    cell's points shows the uncertainty of its imputation; on the diagonal ``y = x`` an
+    imputation is exact.
+
+    Parameters
+    ----------
+    truth : Table
+        The rows with every hidden cell as it was.
+    draws : sequence of K Table
+        Imputations of the rows with the hidden cells removed (e.g. :meth:`npflow.Flow.impute`).
+    hidden : (n, d) bool array_like
+        Which cells were hidden.
+    encoder : TableEncoder
+        Fitted; its numeric and integer columns with a hidden cell are drawn.
+    fills : sequence of float, optional
+        Per column, the value a simpler imputation gives every cell (e.g. the column's mean),
+        drawn as a dashed horizontal line (None: not drawn; an entry of a categorical column is
+        ignored).
+    columns : sequence of str, optional
+        The columns to draw (None: every numeric or integer column with a hidden cell).
+    ncols : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per drawn column.
+    """
+    if not isinstance(encoder, TableEncoder):
+        raise TypeError(f"encoder must be a fitted TableEncoder, got {type(encoder).__name__}")
+    hidden = np.asarray(hidden, dtype=bool)
+    true_values, drawn = encoder.values(truth), [encoder.values(d) for d in draws]
+    if not drawn or hidden.shape != (len(truth), len(encoder.columns_)):
+        raise ValueError(f"draws must hold at least one table and hidden have shape "
+                         f"({len(truth)}, {len(encoder.columns_)}), got {len(drawn)} tables "
+                         f"and shape {hidden.shape}")
+    shown = [j for j, c in enumerate(encoder.columns_)
+             if c.kind in ("numeric", "integer") and hidden[:, j].any()
+             and (columns is None or c.name in columns)]
+    if not shown:
+        raise ValueError("no numeric or integer column has a hidden cell")
+    ncols = min(_checks.positive_int(ncols, "ncols"), len(shown))
+    nrows = -(-len(shown) // ncols)
+    fig, axes = pyplot().subplots(nrows, ncols, squeeze=False, figsize=(2.8 * ncols, 2.7 * nrows),
+                                  layout="constrained")
+    for ax, j in zip(axes.flat, shown):
+        rows = hidden[:, j]
+        x = true_values[j][rows]  # (m,)
+        y = np.stack([d[j][rows] for d in drawn])  # (K, m)
+        low, high = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot([low, high], [low, high], color=NOISE_COLOR, linewidth=0.8)
+        ax.scatter(np.broadcast_to(x, y.shape), y, s=8, color=GENERATED_COLOR, alpha=0.5,
+                   linewidths=0, label=f"{len(drawn)} draws per cell")
+        if fills is not None:
+            ax.axhline(fills[j], color=TARGET_COLOR, linestyle="--", linewidth=1,
+                       label="mean imputation")
+        ax.set_title(f"{encoder.columns_[j].name} ({int(rows.sum())} cells)", fontsize=8)
+        ax.set_xlabel("true value", fontsize=7)
+        ax.set_ylabel("imputed", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(shown):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=6)
+    return fig
+
+
+def _pair_grid(axes, x, cells, levels, colors, columns, limits, size, alpha):
+    """Draw one grid of :func:`table_pairplot`: ``x`` (n, k) numbers, ``cells`` (n,) hues."""
+    k = len(columns)
+    for r in range(k):
+        for c in range(k):
+            ax = axes[r, c]
+            for level, color in zip(levels, colors):
+                rows = cells == level  # (n,)
+                if r == c:
+                    values = x[rows, r]
+                    ax.hist(values[~np.isnan(values)], bins=np.linspace(*limits[r], 21),
+                            color=color, alpha=0.5)
+                else:
+                    keep = rows & ~np.isnan(x[:, r]) & ~np.isnan(x[:, c])
+                    ax.scatter(x[keep, c], x[keep, r], s=size, color=color, alpha=alpha,
+                               linewidths=0, rasterized=True, label=level)
+            ax.set_xlim(*limits[c])
+            if r != c:
+                ax.set_ylim(*limits[r])
+            ax.tick_params(labelsize=5)
+            ax.set_xlabel(columns[c] if r == k - 1 else "", fontsize=7)
+            ax.set_ylabel(columns[r] if c == 0 else "", fontsize=7)
+
+
+def _table_values(real, synthetic, encoder):
+    """(columns, real values, synthetic values) of the columns that are not ignored
+    (:meth:`npflow.tables.TableEncoder.values`)."""
+    if not isinstance(encoder, TableEncoder):
+        raise TypeError(f"encoder must be a fitted TableEncoder, got {type(encoder).__name__}")
+    keep = [j for j, c in enumerate(encoder.columns_) if c.kind != "ignore"]
+    if not keep:
+        raise ValueError("the encoder has no column to draw (every one is ignored)")
+    a, b = encoder.values(real), encoder.values(synthetic)
+    return ([encoder.columns_[j] for j in keep], [a[j] for j in keep], [b[j] for j in keep])
+
+
+def _two_labels(labels):
+    labels = tuple(labels)
+    if len(labels) != 2 or not all(isinstance(s, str) for s in labels):
+        raise ValueError(f"labels must be two strings, got {labels!r}")
+    return labels
+
+
+def _column_bins(column, a, b, bins):
+    """Shared histogram edges of a numeric column's two samples: one bin per value of an integer
+    column with at most ``bins`` values, else ``bins`` equal bins over both observed ranges."""
+    both = np.concatenate([a[~np.isnan(a)], b[~np.isnan(b)]])
+    if both.size == 0:
+        return np.linspace(0.0, 1.0, bins + 1)
+    if column.kind == "integer" and both.max() - both.min() < bins:
+        return np.arange(both.min() - 0.5, both.max() + 1.0)
+    return np.histogram_bin_edges(both, bins=bins)
+
+
+def _missing_share(values):
+    """Share of missing cells among a column's values (NaN numbers or None cells)."""
+    v = np.asarray(values)
+    return float(np.mean(np.isnan(v) if v.dtype.kind == "f" else [c is None for c in v]))
+
+
+def _level_bars(ax, column, a, b, labels):
+    """Side-by-side bars of the shares of each level (and ``NA``) in two categorical columns."""
+    names = list(column.levels)
+    shares = [[np.mean([c == level for c in x]) for level in names] for x in (a, b)]
+    gone = [_missing_share(a), _missing_share(b)]
+    if max(gone) > 0:
+        names.append("NA")
+        shares = [s + [g] for s, g in zip(shares, gone)]
+    at = np.arange(len(names))
+    ax.bar(at - 0.2, shares[0], width=0.4, color=TARGET_COLOR, alpha=0.8, label=labels[0])
+    ax.bar(at + 0.2, shares[1], width=0.4, color=GENERATED_COLOR, alpha=0.8, label=labels[1])
+    ax.set_xticks(at, names, rotation=30 if len(names) > 3 else 0, fontsize=6)
+    ax.set_ylabel("share", fontsize=7)
 
 
 # --- small helpers ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from _helpers import central_difference
-from npflow.classifier import Classifier, softmax_cross_entropy
+from npflow.classifier import Classifier, random_shift, softmax_cross_entropy
 
 RTOL = 1e-6  # relative to the largest gradient entry; float64 central differences reach ~1e-9
 
@@ -137,3 +137,51 @@ def test_bad_arguments_raise():
 def test_bad_dtype_and_hidden_are_refused_as_by_the_mlp(kwargs, error, match):
     with pytest.raises(error, match=match):
         Classifier(4, 3, rng=np.random.default_rng(0), **kwargs)
+
+
+# --- augmentation by random shifts, and the global standardization of images -----------------
+
+def test_random_shift_moves_each_image_by_at_most_shift_and_fills_zeros():
+    rng = np.random.default_rng(3)
+    X = rng.integers(1, 9, size=(200, 5 * 4)).astype(np.float64)  # no zero pixel
+    out = random_shift(X, (5, 4), 2, rng)
+    assert out.shape == X.shape and out.dtype == X.dtype
+    seen = set()
+    for x, o in zip(X.reshape(-1, 5, 4), out.reshape(-1, 5, 4)):
+        # the offset is where the moved image matches the original, zeros elsewhere
+        matches = []
+        for di in range(-2, 3):
+            for dj in range(-2, 3):
+                ref = np.zeros((5, 4))
+                ref[max(di, 0):5 + min(di, 0), max(dj, 0):4 + min(dj, 0)] = \
+                    x[max(-di, 0):5 - max(di, 0), max(-dj, 0):4 - max(dj, 0)]
+                if np.array_equal(o, ref):
+                    matches.append((di, dj))
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) == 25  # every offset of -2 .. 2 in both directions is drawn
+    np.testing.assert_array_equal(random_shift(X, (5, 4), 0, rng), X)
+
+
+def test_fit_with_shifts_and_global_standardization():
+    rng = np.random.default_rng(4)
+    # 6 x 6 images: a bar, vertical (class 0) or horizontal (class 1), anywhere
+    X = np.zeros((300, 6, 6))
+    y = rng.integers(0, 2, size=300)
+    pos = rng.integers(0, 6, size=300)
+    X[y == 0, :, pos[y == 0]] = 10.0
+    X[y == 1, pos[y == 1], :] = 10.0
+    X = X.reshape(300, 36)
+    clf = Classifier(36, 2, hidden=(16,), rng=rng)
+    clf.fit(X[:200], y[:200], rng, epochs=30, standardize="global", shift=1, image_shape=(6, 6))
+    np.testing.assert_allclose(clf.mean_, np.full(36, X[:200].mean()))
+    np.testing.assert_allclose(clf.scale_, np.full(36, X[:200].std()))
+    assert clf.accuracy(X[200:], y[200:]) > 0.95
+    with pytest.raises(ValueError, match="image_shape must be given"):
+        clf.fit(X, y, rng, epochs=1, shift=1)
+    with pytest.raises(ValueError, match="image_shape must have h w = dim = 36"):
+        clf.fit(X, y, rng, epochs=1, shift=1, image_shape=(5, 6))
+    with pytest.raises(ValueError, match="standardize"):
+        clf.fit(X, y, rng, epochs=1, standardize="pixel")
+    with pytest.raises(ValueError, match="shift"):
+        clf.fit(X, y, rng, epochs=1, shift=-1)

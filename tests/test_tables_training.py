@@ -216,6 +216,21 @@ def test_impute_fills_only_the_gaps(model, files):
     assert not all(np.array_equal(drawn[0], d) for d in drawn[1:])  # the imputations differ
 
 
+def test_impute_fills_a_cell_of_a_column_that_had_no_gaps(model, files):
+    flow = TrainedFlow.load(model)
+    real = tables.read_csv(files["held"])
+    island = real.names.index("island")
+    assert flow.table.encoder.columns_[island].missing == 0  # no indicator for island
+    cells = real.cells[:4].copy()
+    cells[0, island] = cells[1, 2] = None  # a gap where fit saw none, and an ordinary one
+    filled = flow.impute(Table(real.names, cells), np.random.default_rng(0), n_imputations=2)
+    for table in filled:
+        assert table.cells[0, island] in ("Biscoe", "Dream", "Torgersen")
+        assert table.cells[1, 2] is not None
+        kept = np.not_equal(cells, None)  # the observed cells come back as they were
+        assert np.array_equal(table.cells[kept], cells[kept])
+
+
 def test_flow_fits_an_object_array_and_returns_the_same_kind():
     real = tables.load_penguins()
     cells = real.cells[:, 2:6].copy()  # four numeric columns, with NA cells
@@ -333,3 +348,13 @@ def test_cli_impute_and_complete_refuse_a_model_of_numbers(files, tmp_path, caps
                             tmp_path / "f.csv"), "impute needs a model of a table")
     assert_usage_error(*run(capsys, "sample", "--model", path, "--complete", "--out",
                             tmp_path / "s.npy"), "--complete")
+
+
+def test_resume_names_a_table_option_left_out_of_the_command(files, tmp_path, capsys):
+    out = tmp_path / "p.npz"
+    first = ["train", "--data", files["train"], "--column-kind", "year=categorical", *TINY]
+    assert run(capsys, *first, "--out", out)[0] == 0
+    assert_usage_error(*run(capsys, "train", "--data", files["train"], *TINY, "--steps", "90",
+                            "--out", out, "--resume"),
+                       f"--column-kind: the run stored in {out} used year=categorical, this "
+                       f"command leaves it out")

@@ -483,3 +483,119 @@ def test_plot_of_an_image_model_draws_a_grid_of_samples(tmp_path):
     fig = viz.plot_flow(TrainedFlow.load(model), n=20, steps=2)
     assert sum(ax.get_visible() for ax in fig.axes) == 20  # one cell per sample, 10 per row
     viz.pyplot().close(fig)
+
+
+# --- tables: real beside synthetic --------------------------------------------------------------
+
+def small_tables():
+    """Two small tables (numeric x with a gap, integer k of three values, level c with a gap)
+    and the encoder fitted on the first."""
+    from npflow.tables import Table, TableEncoder
+
+    names = ("x", "k", "c")
+    real = Table(names, np.array([["0.5", "1", "a"], ["1.5", "2", "b"], [None, "3", "a"],
+                                  ["2.5", "1", None], ["3.0", "2", "a"]], dtype=object))
+    synthetic = Table(names, np.array([["1.0", "3", "b"], ["2.0", "3", "b"], ["0.0", "1", "a"],
+                                       ["3.5", "2", "b"]], dtype=object))
+    return real, synthetic, TableEncoder().fit(real)
+
+
+def bar_heights(ax):
+    return [p.get_height() for p in ax.patches]
+
+
+def test_table_columns_draw_shared_histograms_and_level_shares_with_na():
+    real, synthetic, encoder = small_tables()
+    fig = viz.table_columns(real, synthetic, encoder, bins=4)
+    x_ax, k_ax, c_ax = [ax for ax in fig.axes if ax.get_visible()]
+    edges = np.histogram_bin_edges([0.5, 1.5, 2.5, 3.0, 1.0, 2.0, 0.0, 3.5], bins=4)
+    expected = np.concatenate([np.histogram([0.5, 1.5, 2.5, 3.0], edges, density=True)[0],
+                               np.histogram([1.0, 2.0, 0.0, 3.5], edges, density=True)[0]])
+    np.testing.assert_allclose(bar_heights(x_ax), expected)
+    assert [p.get_x() for p in x_ax.patches[:4]] == [p.get_x() for p in x_ax.patches[4:]]
+    # an integer column of three values: one bin per value, 1 .. 3
+    np.testing.assert_allclose([p.get_x() + p.get_width() / 2 for p in k_ax.patches[:3]],
+                               [1, 2, 3])
+    np.testing.assert_allclose(bar_heights(k_ax), [2 / 5, 2 / 5, 1 / 5, 1 / 4, 1 / 4, 2 / 4])
+    # levels a, b and NA, real then synthetic, shares over every cell
+    np.testing.assert_allclose(bar_heights(c_ax), [3 / 5, 1 / 5, 1 / 5, 1 / 4, 3 / 4, 0])
+    assert [t.get_text() for t in c_ax.get_xticklabels()] == ["a", "b", "NA"]
+    assert x_ax.get_title() == "x\nNA 20.0% / 0.0%"
+
+
+def test_table_correlations_show_both_matrices_and_their_difference_on_a_diverging_scale():
+    from npflow.tables import Table, TableEncoder
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 60, 3))
+    a[:, 1] += a[:, 0]
+    b[:, 2] -= b[:, 0]
+    a[3, 2] = np.nan  # pairs are taken over the rows where both are present
+
+    def table(v):
+        return Table(("p", "q", "r"), np.array([[None if np.isnan(x) else repr(float(x))
+                                                 for x in row] for row in v], dtype=object))
+
+    real, synthetic = table(a), table(b)
+    fig = viz.table_correlations(real, synthetic, TableEncoder().fit(real))
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 3 and len(fig.axes) == 5  # three matrices, two colour bars
+    r_real = np.array([[np.corrcoef(*a[~np.isnan(a[:, [i, j]]).any(axis=1)][:, [i, j]].T)[0, 1]
+                        for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(images[0].get_array(), r_real, atol=1e-12)
+    np.testing.assert_allclose(images[1].get_array(), np.corrcoef(b.T), atol=1e-12)
+    diff = r_real - np.corrcoef(b.T)
+    np.testing.assert_allclose(images[2].get_array(), diff, atol=1e-12)
+    for image, scale in zip(images, (1.0, 1.0, np.abs(diff).max())):
+        assert image.get_cmap().name == viz.DIVERGING_CMAP
+        assert image.get_clim() == pytest.approx((-scale, scale))
+    one = real.cells[:, :1]
+    with pytest.raises(ValueError, match="at least two numeric"):
+        viz.table_correlations(Table(("p",), one), Table(("p",), one),
+                               TableEncoder().fit(Table(("p",), one)))
+
+
+def test_table_pairplot_colours_each_level_and_shares_limits_between_real_and_synthetic():
+    real, synthetic, encoder = small_tables()
+    fig = viz.table_pairplot(real, synthetic, encoder, "c", labels=("R", "S"))
+    real_fig, syn_fig = fig.subfigs
+    assert [f._suptitle.get_text() for f in fig.subfigs] == ["R", "S"]
+    real_axes = np.array(real_fig.axes).reshape(2, 2)
+    syn_axes = np.array(syn_fig.axes).reshape(2, 2)
+    # panel (0, 1): k across, x up, level a then b; rows with a gap in x or c are left out
+    a, b = real_axes[0, 1].collections
+    np.testing.assert_allclose(a.get_offsets(), [[1, 0.5], [2, 3.0]])
+    np.testing.assert_allclose(b.get_offsets(), [[2, 1.5]])
+    assert not np.allclose(a.get_facecolor()[0][:3], b.get_facecolor()[0][:3])
+    np.testing.assert_allclose(syn_axes[0, 1].collections[1].get_offsets(),
+                               [[3, 1.0], [3, 2.0], [2, 3.5]])
+    for r in range(2):
+        for c in range(2):
+            assert real_axes[r, c].get_xlim() == syn_axes[r, c].get_xlim()
+    with pytest.raises(ValueError, match="hue must name a categorical column"):
+        viz.table_pairplot(real, synthetic, encoder, "x")
+    with pytest.raises(ValueError, match="columns must name numeric"):
+        viz.table_pairplot(real, synthetic, encoder, "c", columns=["c"])
+
+
+def test_table_imputations_put_each_draw_above_its_true_value():
+    from npflow.tables import Table
+
+    real, synthetic, encoder = small_tables()
+    hidden = np.zeros((5, 3), dtype=bool)
+    hidden[[0, 3], 0] = hidden[1, 2] = True  # two cells of x, one of c (not drawn)
+    draws = []
+    for shift in ("9", "7"):
+        cells = real.cells.copy()
+        cells[[0, 3], 0] = [shift, "1.0"]
+        draws.append(Table(real.names, cells))
+    fig = viz.table_imputations(real, draws, hidden, encoder, fills=[2.0, 0.0, None])
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_allclose(points, [[0.5, 9], [2.5, 1], [0.5, 7], [2.5, 1]])
+    assert ax.lines[-1].get_ydata()[0] == 2.0  # the mean imputation's line
+    assert ax.get_title() == "x (2 cells)"
+    with pytest.raises(ValueError, match="no numeric or integer column has a hidden cell"):
+        viz.table_imputations(real, draws, hidden & False, encoder)
+    with pytest.raises(ValueError, match="no numeric or integer column has a hidden cell"):
+        viz.table_imputations(real, draws, hidden, encoder, columns=["k"])
