@@ -66,7 +66,7 @@ FLOW_OPTIONS = dict(hidden=(512, 512, 512), residual=False, activation="silu", s
                     time_sampling="uniform", dequantize=True, val_fraction=0.0,
                     divergence="exact")
 # The U-Net (Ho et al. 2020, App. B; npflow.networks.unet) on the 8 x 8 images, 8 -> 4, sized
-# so that its training fits in 3 minutes of one core: 140-147 CPU-seconds for 2000 steps of 64
+# so that its training fits in 3 minutes of one core: 139-147 CPU-seconds for 2000 steps of 64
 # (the log in demos/experiments/README.md: 16 channels, EMA 0.998 and rk4:10 samples gave a
 # Frechet distance of 187 against 100; logit-normal t 108). Its exact divergence costs 64
 # backward passes per solver stage, so the held-out likelihood uses Hutchinson's estimator
