@@ -58,13 +58,18 @@ def limit(count):
     """Run the ``with`` block with OpenBLAS limited to ``count`` threads; yields True if it could.
 
     The previous count is restored on exit. The setting is process-wide, so one block at a time
-    may hold it (a lock makes concurrent callers wait).
+    may hold it (a lock makes concurrent callers wait). Where OpenBLAS already runs ``count``
+    threads (inside another ``limit(count)``, e.g. in the threads of
+    :func:`npflow.sampling.sample_flow`), the block runs as it is, without the lock.
     """
     functions = _get_functions()
     if not functions:
         yield False
         return
     get, set_ = functions
+    if get() == count:
+        yield True
+        return
     with _lock:
         previous = get()
         set_(count)

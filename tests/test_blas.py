@@ -66,3 +66,16 @@ def test_without_openblas_limit_reports_false(monkeypatch):
     assert _blas.threads() is None
     with _blas.limit(1) as limited:
         assert limited is False
+
+
+def test_limit_inside_limit_runs_without_waiting_for_the_lock():
+    """A limit(1) inside another (the U-Net's, inside sample_flow's threads) must not wait for
+    the lock the outer block holds."""
+    before = _blas.threads()
+    if before is None:
+        pytest.skip("needs an OpenBLAS")
+    with _blas.limit(1):
+        with _blas.limit(1) as inner:
+            assert inner is True and _blas.threads() == 1
+        assert _blas.threads() == 1
+    assert _blas.threads() == before

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from _helpers import central_difference
@@ -251,6 +251,9 @@ def test_res_block_gradients(n, h, w, groups, c_in_per, c_out_per, embed_dim, se
     x = rng.standard_normal((n, h, w, c_in))
     semb = rng.standard_normal((n, embed_dim))
     y, cache = block.forward(x, semb)
+    # a group of nearly equal values (std below 0.1, possible with 1-4 values per group)
+    # multiplies the loss's rounding error by 1 / std, above the floor of the check
+    assume(max(cache.norm1.rstd.max(), cache.norm2.rstd.max()) < 10)
     weight = rng.standard_normal(y.shape)
     dx, dsemb = block.backward(cache, weight)
     analytic = {"x": dx.copy(), "semb": dsemb.copy(), **{k: g.copy() for k, g in named_g.items()}}

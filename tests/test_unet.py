@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _helpers import load_demo
-from npflow import nn
+from npflow import _blas, nn
 from npflow.networks import layers
 from npflow.networks.unet import UNet
 
@@ -227,6 +227,30 @@ def test_reused_workspace_gives_what_fresh_arrays_give():
             np.testing.assert_array_equal(grads, net.grads)
     finally:
         layers.COLS_BYTES = old
+
+
+def test_forward_and_backward_hold_openblas_to_blas_threads(monkeypatch):
+    """The convolutions run with OpenBLAS at ``blas_threads`` (1) threads, the count is restored
+    afterwards, and ``blas_threads = None`` leaves it as it was."""
+    before = _blas.threads()
+    if before is None or before == 1:
+        pytest.skip("needs an OpenBLAS running more than one thread")
+    seen = []
+    original = layers.Conv2d.forward
+
+    def recording(self, x, work=None):
+        seen.append(_blas.threads())
+        return original(self, x, work)
+    monkeypatch.setattr(layers.Conv2d, "forward", recording)
+    net = tiny()
+    x = np.random.default_rng(0).standard_normal((2, 64))
+    v, cache = net.forward_train(x, 0.5)
+    net.backward(cache, np.ones_like(v))
+    assert set(seen) == {1} and _blas.threads() == before
+    seen.clear()
+    net.blas_threads = None
+    net.forward(x, 0.5)
+    assert set(seen) == {before}
 
 
 def test_memory_bounds_the_workspace():

@@ -11,27 +11,43 @@ gradient and its parameter gradients agree with npflow's, and times its step (fo
 layer type's forward and backward rule in the npflow step, measured by wrapping the layer
 methods with a clock.
 
-By default OpenBLAS (through :mod:`npflow._blas`) and torch use one thread and the times are the
-CPU time of the calling thread (``time.thread_time``), which the other jobs of a shared machine
-disturb least; ``--threads 2`` measures wall time on two threads.
+By default OpenBLAS and torch use one thread and the times are the CPU time of the calling
+thread (``time.thread_time``), which the other jobs of a shared machine disturb least;
+``--threads 2`` measures wall time on two threads (torch's, and OpenBLAS's with the U-Net's
+``blas_threads`` set to None). ``--compare-blas-threads`` first times npflow's step
+in wall and process-CPU time with ``blas_threads = 1`` and with OpenBLAS's own thread count.
+``--side``, ``--channels``, ``--multipliers``, ``--groups`` and ``--classes`` choose another
+U-Net (one-channel images).
 
     PYTHONPATH=. nice python demos/experiments/bench_unet.py
-    PYTHONPATH=. nice python demos/experiments/bench_unet.py --batches 128 --threads 2
+    PYTHONPATH=. nice python demos/experiments/bench_unet.py --side 8 --channels 16 \
+        --multipliers 1 2 --groups 8 --classes 10 --batches 64 --repeats 5 --compare-blas-threads
 
 Measured with the first command (``--repeats 3``, torch 2.13.0, NumPy 2.4.6, one thread, on a
-2-core machine shared with other jobs; two runs of the same code): the default U-Net for 28x28
-(channels 32, multipliers (1, 2, 2), one block per level, 1,045,729 parameters, 1.11 GFLOP of
-convolutions per image for forward and backward) agrees with torch to a relative 2e-6 in v,
-3e-6 in dL/dx and 2e-5 in the parameter gradients, and takes
+2-core machine shared with other jobs; two runs, at load average 6-8 and 2-4, the second with
+``--batches 32 64 128``): the default U-Net for 28x28 (channels 32, multipliers (1, 2, 2), one
+block per level, 1,045,729 parameters, 1.11 GFLOP of convolutions per image for forward and
+backward) agrees with torch to a relative 1.5e-6 in v, 2.6e-6 in dL/dx and 2e-5 in the
+parameter gradients, and takes
 
-    batch 64:  npflow 2556 / 2907 ms per step, torch 1537 / 1885 ms: npflow / torch 1.66 / 1.54
-    batch 128: npflow 4399 / 5247 ms per step, torch 3418 / 3557 ms: npflow / torch 1.29 / 1.47
+    batch 32:  npflow  518 ms per step, torch  309 ms: npflow / torch 1.68 (second run)
+    batch 64:  npflow 1089 / 1073 ms per step, torch 706 / 684 ms: npflow / torch 1.54 / 1.57
+    batch 128: npflow 2192 / 2114 ms per step, torch 1400 / 1353 ms: npflow / torch 1.57 / 1.56
 
-Where the npflow step goes (batch 128, second run): 3x3 convolutions 73% (backward 49%, forward
-24%), group norm 11.5%, SiLU 7%, 1x1 convolutions 3.7%, the stride-2 convolutions 2.4%, the
-rest (concatenations, skip-gradient additions, transposes at the entrance and exit, the
-up-convolution's regrouping, the time MLP) 2.7%. ``UNet.memory(128)`` = 2207 MiB against a
-workspace of 1871 MiB after the step (memory(64) = 1196 MiB, workspace 964 MiB).
+(the same command on the same machine, load 4-6, with a 4 MB column chunk and group norm
+broadcasting per-group (n, 1, G, 1) factors: 1.91 and 1.96 at batch 64 and 128). Where the
+npflow step goes (batch 128, second run): 3x3 convolutions 67.3% (backward 44.6%, forward
+22.6%), group norm 13.2%, SiLU 8.9%, 1x1 convolutions 4.4%, the stride-2 convolutions 2.2%,
+the rest (concatenations, skip-gradient additions, transposes at the entrance and exit, the
+up-convolution's regrouping, the time MLP) 4.1%. ``UNet.memory(128)`` = 2242 MiB against a
+workspace of 2019 MiB after the step (memory(64) = 1169 MiB, workspace 1021 MiB).
+
+The 8x8 digits U-Net (the second command, two runs, load 7-8 and 2-3): 160,401 parameters,
+agreeing with torch to 8.7e-7 / 1.2e-6 / 5.6e-6; npflow 48 / 40 ms per step at batch 64, torch
+28 / 24 ms (1.67 / 1.67); with OpenBLAS's own two threads instead of one, 1139 / 106 ms of wall
+time per step (444 / 106 ms of process CPU) against 120 / 41 ms (47 / 41 ms): OpenBLAS's
+threads wait for one another at every one of the step's hundreds of small products, and on a
+loaded machine they wait for a core too, hence the U-Net's ``blas_threads = 1``.
 """
 import argparse
 import contextlib
@@ -258,12 +274,36 @@ def conv_flops(net):
     return count
 
 
-def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeats=3, threads=1,
-         seed=0):
+def blas_threads_table(net, x, t, y, weight, repeats):
+    """Wall and process-CPU seconds of one npflow step with OpenBLAS held to one thread (the
+    U-Net's ``blas_threads = 1``) and left at its own count (``None``), alternating, best of
+    ``repeats``: {label: (wall, cpu)}."""
+    work = nn.Workspace(np.float32)
+    step = npflow_step(net, x, t, y, weight, work)
+    times = {}
+    try:
+        for _ in range(repeats):
+            for label, count in (("one OpenBLAS thread", 1),
+                                 (f"OpenBLAS's own {_blas.threads()} threads", None)):
+                net.blas_threads = count
+                step()  # warm-up, and the workspace
+                wall, cpu = time.perf_counter(), time.process_time()
+                step()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                old = times.get(label, (np.inf, np.inf))
+                times[label] = (min(old[0], wall), min(old[1], cpu))
+    finally:
+        net.blas_threads = UNet.blas_threads
+    return times
+
+
+def main(batches=(64, 128), side=28, channels=32, multipliers=(1, 2, 2), blocks=1, groups=8,
+         n_classes=0, repeats=3, threads=1, compare_blas_threads=False, seed=0):
     global CLOCK
     CLOCK = time.thread_time if threads == 1 else time.perf_counter
     rng = np.random.default_rng(seed)
-    net = UNet((1, 28, 28), channels, multipliers, blocks, rng=rng)
+    net = UNet((1, side, side), channels, multipliers, blocks, groups, n_classes=n_classes,
+               rng=rng)
     print(f"U-Net {net.config()}: {net.num_params:,} parameters; {threads} thread(s), "
           f"{CLOCK.__name__}; numpy {np.__version__}")
     try:
@@ -274,43 +314,63 @@ def main(batches=(64, 128), channels=32, multipliers=(1, 2, 2), blocks=1, repeat
     except ImportError:
         module = None
         print("torch not installed: npflow only")
-    with _blas.limit(threads) if threads == 1 else contextlib.nullcontext():
-        for n in batches:
-            x = rng.standard_normal((n, net.dim)).astype(np.float32)
-            t = rng.uniform(size=n).astype(np.float32)
-            weight = rng.standard_normal((n, net.dim)).astype(np.float32) / n
-            gflop = 3 * n * conv_flops(net) / 1e9  # forward + backward (dx and dW)
-            work = nn.Workspace(np.float32)
-            seconds = best_time(npflow_step(net, x, t, None, weight, work), repeats)
-            line = (f"batch {n}: npflow {seconds * 1e3:.0f} ms/step "
-                    f"({gflop / seconds:.0f} GFLOP/s over the convolutions' {gflop:.1f} GFLOP)")
-            if module is not None:
-                errs = compare(net, module, x, t, None, weight)
-                print(f"batch {n}: npflow vs torch, max relative difference: v {errs[0]:.1e}, "
-                      f"dL/dx {errs[1]:.1e}, parameter gradients {errs[2]:.1e}")
-                tseconds = best_time(torch_step(module, x, t, None, weight), repeats)
-                line += (f"; torch {tseconds * 1e3:.0f} ms/step; "
-                         f"npflow / torch = {seconds / tseconds:.2f}")
-            print(line, flush=True)
-            workspace = sum(a.nbytes for a in work._arrays.values())
-            print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "
-                  f"{workspace / 2**20:.0f} MiB; peak resident memory of the process so far "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
-            total, table = profile(net, x, t, None, weight, work, repeats)
-            print(f"  profile of the npflow step ({total * 1e3:.0f} ms with the clocks):")
-            for (kind, rule), sec in sorted(table.items(), key=lambda kv: -kv[1]):
-                print(f"    {kind + ' ' + rule:<50} {sec * 1e3:7.1f} ms  {100 * sec / total:5.1f}%")
+    for n in batches:
+        x = rng.standard_normal((n, net.dim)).astype(np.float32)
+        t = rng.uniform(size=n).astype(np.float32)
+        y = rng.integers(0, n_classes + 1, size=n) if n_classes else None
+        weight = rng.standard_normal((n, net.dim)).astype(np.float32) / n
+        if compare_blas_threads:
+            for label, (wall, cpu) in blas_threads_table(net, x, t, y, weight, repeats).items():
+                print(f"batch {n}, {label}: {wall * 1e3:.0f} ms wall, {cpu * 1e3:.0f} ms CPU "
+                      f"of the process per step")
+        with _blas.limit(threads) if threads == 1 else contextlib.nullcontext():
+            net.blas_threads = threads if threads == 1 else None
+            time_batch(net, module, x, t, y, weight, repeats)
+            net.blas_threads = UNet.blas_threads
+
+
+def time_batch(net, module, x, t, y, weight, repeats):
+    """Print npflow's and torch's step times on one batch, their agreement, the memory and the
+    profile of the npflow step."""
+    n = x.shape[0]
+    gflop = 3 * n * conv_flops(net) / 1e9  # forward + backward (dx and dW)
+    work = nn.Workspace(np.float32)
+    seconds = best_time(npflow_step(net, x, t, y, weight, work), repeats)
+    line = (f"batch {n}: npflow {seconds * 1e3:.0f} ms/step "
+            f"({gflop / seconds:.0f} GFLOP/s over the convolutions' {gflop:.2f} GFLOP)")
+    if module is not None:
+        errs = compare(net, module, x, t, y, weight)
+        print(f"batch {n}: npflow vs torch, max relative difference: v {errs[0]:.1e}, "
+              f"dL/dx {errs[1]:.1e}, parameter gradients {errs[2]:.1e}")
+        tseconds = best_time(torch_step(module, x, t, y, weight), repeats)
+        line += (f"; torch {tseconds * 1e3:.0f} ms/step; "
+                 f"npflow / torch = {seconds / tseconds:.2f}")
+    print(line, flush=True)
+    workspace = sum(a.nbytes for a in work._arrays.values())
+    print(f"  UNet.memory({n}) = {net.memory(n) / 2**20:.0f} MiB; this step's workspace "
+          f"{workspace / 2**20:.0f} MiB; peak resident memory of the process so far "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:.0f} MiB")
+    total, table = profile(net, x, t, y, weight, work, repeats)
+    print(f"  profile of the npflow step ({total * 1e3:.0f} ms with the clocks):")
+    for (kind, rule), sec in sorted(table.items(), key=lambda kv: -kv[1]):
+        print(f"    {kind + ' ' + rule:<50} {sec * 1e3:7.1f} ms  {100 * sec / total:5.1f}%")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--side", type=int, default=28, help="image side (one channel)")
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--multipliers", type=int, nargs="+", default=[1, 2, 2])
     parser.add_argument("--blocks", type=int, default=1)
+    parser.add_argument("--groups", type=int, default=8)
+    parser.add_argument("--classes", type=int, default=0, help="n_classes (labels drawn at random)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--compare-blas-threads", action="store_true",
+                        help="first time npflow's step with one OpenBLAS thread and with "
+                             "OpenBLAS's own count (wall and process CPU)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    main(args.batches, args.channels, args.multipliers, args.blocks, args.repeats, args.threads,
-         args.seed)
+    main(args.batches, args.side, args.channels, args.multipliers, args.blocks, args.groups,
+         args.classes, args.repeats, args.threads, args.compare_blas_threads, args.seed)

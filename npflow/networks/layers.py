@@ -46,18 +46,30 @@ load, so only large ratios within a run are worth reading)::
     torch (oneDNN)           44.9 / 30.3     33.7 / 48.6
 
 :class:`Conv2d` computes im2col in the channels-last layout, one GEMM with K = 9 c_in, on
-chunks of the batch whose column matrix (:data:`COLS_BYTES`) stays in the cache between being
-written by the copies and read by the GEMM: the whole-batch column matrix is 9x the input
-(231 MB for c = 64, 28x28, batch 128), and writing it out to memory and reading it back costs
-as much as the GEMM (``im2col-cl`` against ``im2col-cl-chunk``: 1.1-1.6x). numpy-ml's fancy
-indexing and ``np.add.at`` are 3-4x slower still. What is left is OpenBLAS on narrow products:
-a chunk's GEMM with c_out = 32 output columns, (3136 x 288) @ (288 x 32), ran at 34-42 GFLOP/s
-against 65-73 for 1024 x 1024 (the lines ``bench_conv.py`` prints first, three runs). The
-channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran at
-43-48; in a second run (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64
---batches 64 --repeats 5``) a channels-first convolution's forward pass was 1.1-1.5x faster than
-:class:`Conv2d`'s, its backward pass (with col2im) 0.9-1.2x, so channels last, whose
-per-channel operations are simpler, stays.
+chunks of the batch whose column matrix (:data:`COLS_BYTES`, 1 MB) stays in a core's 2 MB L2
+cache between being written by the copies and read by the GEMM: the whole-batch column matrix
+is 9x the input (231 MB for c = 64, 28x28, batch 128), and writing it out to memory and reading
+it back costs as much as the GEMM (``im2col-cl`` against ``im2col-cl-chunk``: 1.1-1.6x).
+numpy-ml's fancy indexing and ``np.add.at`` are 3-4x slower still. A later run of the chunked
+methods, one thread, load average 6-8 (``--methods im2col-cl-chunk flat9 npflow --channels 32
+64 --sides 28 --batches 128``; the 1024 x 1024 matmul at 186 GFLOP/s)::
+
+    method                      c = 32          c = 64
+    im2col-cl-chunk (4 MB)     54.0 /  55.9    91.3 /  92.6
+    flat9                      39.8 /  40.7    53.6 /  58.0
+    npflow (this Conv2d)       79.6 /  81.6    98.2 /  97.8
+    torch (oneDNN)            133.7 /  82.7   126.0 / 118.1
+
+(flat9 there is the whole batch at once.) What is left is the GEMM itself and the copies
+feeding it: the product of a 4-image chunk, (3136 x 288) @ (288 x 32), ran alone at 135
+GFLOP/s in that run, so it takes about 60% of the forward pass at c = 32 (79.6 / 135), the
+three window copies of :meth:`Conv2d._im2col` (0.27 ms for four images) and the padding most
+of the rest.
+The channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran
+at 43-48 GFLOP/s against 34-42 in an earlier run; there a channels-first convolution's forward
+pass was 1.1-1.5x faster than :class:`Conv2d`'s with 4 MB chunks, its backward pass (with
+col2im) 0.9-1.2x (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64 --batches 64
+--repeats 5``), so channels last, whose per-channel operations are simpler, stays.
 """
 from dataclasses import dataclass
 
@@ -65,7 +77,7 @@ import numpy as np
 
 from .. import nn
 
-COLS_BYTES = 4 << 20  # one chunk's column matrix: fits the 32 MB L3 cache with room to spare
+COLS_BYTES = 1 << 20  # one chunk's column matrix: stays in a core's 2 MB L2 cache
 SCRATCH = "scratch."  # workspace names of the chunk buffers, whose size does not grow with n
 
 
@@ -221,7 +233,7 @@ class Conv2d:
         x = cache  # (n, h, w, c_in)
         work = _work(work, dy.dtype)
         n, h, w, _ = x.shape
-        np.sum(dy.reshape(-1, self.c_out), axis=0, out=self.db)  # (c_out,)
+        np.einsum("rc->c", dy.reshape(-1, self.c_out), out=self.db)  # (c_out,), sum over rows
         if self.kernel == 1:
             dy2 = dy.reshape(-1, self.c_out)  # (n h w, c_out)
             np.matmul(x.reshape(-1, self.c_in).T, dy2, out=self.dW[0, 0])  # (c_in, c_out)
@@ -274,9 +286,10 @@ class Conv2d:
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class GroupNormCache:
-    """xhat (n, h w, G, c/G): the normalized input; rstd (n, 1, G, 1): ``1 / sqrt(var + eps)``."""
+    """xc (n, h w, c): the input minus its group mean; rstd (n, 1, c): ``1 / sqrt(var + eps)`` of
+    each channel's group."""
 
-    xhat: np.ndarray
+    xc: np.ndarray
     rstd: np.ndarray
 
 
@@ -297,6 +310,13 @@ class GroupNorm:
     (Differentiate ``xhat`` through ``mu`` and ``var``: the two means are the projections of g
     onto the constants and onto xhat that the normalization removes.) ``eps = 1e-5`` as in
     PyTorch's ``nn.GroupNorm``.
+
+    Every sum over pixels is a per-image, per-channel ``einsum`` (one pass, no temporary), and
+    every per-group number is spread over its m channels before it multiplies an image, so the
+    full-size operations broadcast a (n, 1, c) row over contiguous channels: with (n, 1, G, 1)
+    factors, whose innermost loop is one number long, and sums by ``ndarray.sum``, the layer's
+    forward and backward rules took 458 ms of a batch-128 step against 289-303 ms
+    (``demos/experiments/bench_unet.py``'s profile, load 4-8).
     """
 
     def __init__(self, groups, channels, eps=1e-5, name="norm"):
@@ -317,60 +337,51 @@ class GroupNorm:
         self.gamma[...] = 1
         self.beta[...] = 0
 
-    def _grouped(self, a):
-        """(n, h, w, c) -> (n, h w, G, c/G), a view."""
-        n = a.shape[0]
-        return a.reshape(n, -1, self.groups, self.channels // self.groups)
-
-    def _group_mean(self, a):
-        """Mean over each image's group, (n, h w, G, m) -> (n, 1, G, 1).
-
-        Summing the pixels first (a reduction over the middle axis of contiguous rows) and the
-        m channels of a group second is several times faster than one reduction over axes (1, 3).
-        """
-        per_channel = a.sum(axis=1, keepdims=True)  # (n, 1, G, m)
-        return per_channel.sum(axis=3, keepdims=True) / (a.shape[1] * a.shape[3])  # (n, 1, G, 1)
+    def _group_mean(self, per_channel, count):
+        """Per-channel sums (n, c) -> each group's mean ``sum / count``, repeated over its m
+        channels, (n, 1, c)."""
+        n = per_channel.shape[0]
+        sums = per_channel.reshape(n, self.groups, -1).sum(axis=2, keepdims=True)  # (n, G, 1)
+        means = np.repeat(sums / count, self.channels // self.groups, axis=2)  # (n, G, m)
+        return means.reshape(n, 1, self.channels)
 
     def forward(self, x, work=None):
         """x (n, h, w, c) -> y (n, h, w, c), :class:`GroupNormCache`."""
         work = _work(work, x.dtype)
-        xg = self._grouped(x)  # (n, h w, G, m)
-        mu = self._group_mean(xg)  # (n, 1, G, 1)
-        xhat = self._grouped(work.get(f"{self.name}.xhat", x.shape))  # (n, h w, G, m)
-        np.subtract(xg, mu, out=xhat)
-        sq = self._grouped(work.get(f"{self.name}.y", x.shape))  # (n, h w, G, m), y's buffer
-        var = self._group_mean(np.multiply(xhat, xhat, out=sq))  # (n, 1, G, 1)
-        rstd = 1.0 / np.sqrt(var + self.eps)  # (n, 1, G, 1)
-        xhat *= rstd
-        y = np.multiply(xhat, self.gamma.reshape(self.groups, -1), out=sq)  # (n, h w, G, m)
-        y += self.beta.reshape(self.groups, -1)
-        return y.reshape(x.shape), GroupNormCache(xhat, rstd)
+        x3 = x.reshape(x.shape[0], -1, self.channels)  # (n, h w, c)
+        count = x3.shape[1] * self.channels // self.groups  # |S_g| = h w m
+        mu = self._group_mean(np.einsum("npc->nc", x3), count)  # (n, 1, c)
+        xc = np.subtract(x3, mu, out=work.get(f"{self.name}.xc", x3.shape))  # (n, h w, c)
+        var = self._group_mean(np.einsum("npc,npc->nc", xc, xc), count)  # (n, 1, c)
+        rstd = 1.0 / np.sqrt(var + self.eps)  # (n, 1, c)
+        y = np.multiply(xc, rstd * self.gamma, out=work.get(f"{self.name}.y", x3.shape))
+        y += self.beta  # (n, h w, c)
+        return y.reshape(x.shape), GroupNormCache(xc, rstd)
 
     def backward(self, cache, dy, work=None):
         """dy (n, h, w, c) -> dx (n, h, w, c); writes dgamma, dbeta.
 
-        Per image and channel, the pixel sums ``S0 = sum_{i, j} dy`` and ``S1 = sum_{i, j} dy xhat``
-        give everything else: ``dbeta = sum_n S0``, ``dgamma = sum_n S1``, and per group
-        ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``,
-        ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``;
-        then ``dx = (rstd gamma) dy - rstd mean(g) - (rstd mean(g xhat)) xhat``: three passes
-        over the image after the two sums.
+        Per image and channel, the pixel sums ``S0 = sum_{i, j} dy`` and
+        ``S1 = sum_{i, j} dy xhat`` give everything else: ``dbeta = sum_n S0``,
+        ``dgamma = sum_n S1``, and per group ``mean(g) = sum_{c in g} gamma_c S0_c / |S_g|``,
+        ``mean(g xhat) = sum_{c in g} gamma_c S1_c / |S_g|``; then
+        ``dx = (rstd gamma) dy - rstd^2 mean(g xhat) xc - rstd mean(g)``, with
+        ``xc = xhat / rstd``: four passes over the image after the two sums.
         """
         work = _work(work, dy.dtype)
-        xhat, rstd = cache.xhat, cache.rstd  # (n, h w, G, m), (n, 1, G, 1)
-        dyg = self._grouped(dy)  # (n, h w, G, m)
-        count = dyg.shape[1] * dyg.shape[3]  # |S_g| = h w m
-        gamma = self.gamma.reshape(self.groups, -1)  # (G, m)
-        dx = self._grouped(work.get(f"{self.name}.dx", dy.shape))  # (n, h w, G, m)
-        S0 = dyg.sum(axis=1, keepdims=True)  # (n, 1, G, m)
-        S1 = np.multiply(dyg, xhat, out=dx).sum(axis=1, keepdims=True)  # (n, 1, G, m)
-        self.dbeta[...] = S0.sum(axis=0).ravel()  # (c,)
-        self.dgamma[...] = S1.sum(axis=0).ravel()  # (c,)
-        mean_g = (gamma * S0).sum(axis=3, keepdims=True) / count  # (n, 1, G, 1)
-        mean_gx = (gamma * S1).sum(axis=3, keepdims=True) / count  # (n, 1, G, 1)
-        np.multiply(dyg, rstd * gamma, out=dx)  # (n, h w, G, m)
+        xc, rstd = cache.xc, cache.rstd  # (n, h w, c), (n, 1, c)
+        dy3 = dy.reshape(xc.shape)  # (n, h w, c)
+        count = xc.shape[1] * self.channels // self.groups  # |S_g| = h w m
+        S0 = np.einsum("npc->nc", dy3)  # (n, c)
+        S1 = np.einsum("npc,npc->nc", dy3, xc) * rstd[:, 0]  # (n, c)
+        np.sum(S0, axis=0, out=self.dbeta)  # (c,)
+        np.sum(S1, axis=0, out=self.dgamma)  # (c,)
+        mean_g = self._group_mean(self.gamma * S0, count)  # (n, 1, c)
+        mean_gx = self._group_mean(self.gamma * S1, count)  # (n, 1, c)
+        dx = np.multiply(dy3, rstd * self.gamma, out=work.get(f"{self.name}.dx", xc.shape))
+        dx += np.multiply(xc, -rstd * rstd * mean_gx, out=work.get(f"{self.name}.xc_term",
+                                                                   xc.shape))
         dx -= rstd * mean_g
-        dx -= xhat * (rstd * mean_gx)
         return dx.reshape(dy.shape)
 
     def torch_state(self):
@@ -432,6 +443,9 @@ class SiLU:
 # is input row i + floor((a + p - 1) / 2).
 TAPS = np.array([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],
                  [[0, 0, 0], [1, 1, 0], [0, 0, 1]]])  # (2, 3, 3): parity a, row r, kernel row p
+# FOLD[(r, s, a, b), (p, q)] = TAPS[a][r, p] TAPS[b][s, q]: W4 = FOLD W is one small product
+# (an einsum over the three factors would search its contraction path at every call)
+FOLD = np.einsum("arp,bsq->rsabpq", TAPS, TAPS).reshape(36, 9)  # (r s a b, p q)
 
 
 @dataclass(frozen=True)
@@ -485,12 +499,13 @@ class UpConv:
 
     def _bind_low(self, work):
         """Bind the low-resolution convolution to ``W4`` and ``bias`` tiled four times."""
-        taps = TAPS.astype(self.W.dtype)
-        W4 = work.get(f"{self.name}.W4", (3, 3, self.c_in, 4 * self.c_out))  # (3, 3, c_in, 4 c_out)
-        np.einsum("arp,bsq,pqco->rscabo", taps, taps, self.W, optimize=True,
-                  out=W4.reshape(3, 3, self.c_in, 2, 2, self.c_out))
-        b4 = work.get(f"{self.name}.b4", (4 * self.c_out,))  # (4 c_out,)
-        b4.reshape(4, self.c_out)[...] = self.b
+        c_in, c_out = self.c_in, self.c_out
+        W4 = work.get(f"{self.name}.W4", (3, 3, c_in, 4 * c_out))  # (3, 3, c_in, 4 c_out)
+        folded = FOLD.astype(self.W.dtype) @ self.W.reshape(9, -1)  # (r s a b, c_in c_out)
+        W4.reshape(3, 3, c_in, 2, 2, c_out)[...] = (
+            folded.reshape(3, 3, 2, 2, c_in, c_out).transpose(0, 1, 4, 2, 3, 5))
+        b4 = work.get(f"{self.name}.b4", (4 * c_out,))  # (4 c_out,)
+        b4.reshape(4, c_out)[...] = self.b
         dW4 = work.get(f"{self.name}.dW4", W4.shape)  # (3, 3, c_in, 4 c_out)
         db4 = work.get(f"{self.name}.db4", b4.shape)  # (4 c_out,)
         self.conv.bind({"W": W4, "b": b4}, {"W": dW4, "b": db4})
@@ -515,10 +530,9 @@ class UpConv:
         dy4.reshape(n, h, w, 2, 2, self.c_out)[...] = (
             dy.reshape(n, h, 2, w, 2, self.c_out).transpose(0, 1, 3, 2, 4, 5))
         dx = self.conv.backward(cache.conv, dy4, work)  # (n, h, w, c_in)
-        taps = TAPS.astype(self.W.dtype)
-        np.einsum("arp,bsq,rscabo->pqco", taps, taps,
-                  self.conv.dW.reshape(3, 3, self.c_in, 2, 2, self.c_out), optimize=True,
-                  out=self.dW)
+        dW4 = self.conv.dW.reshape(3, 3, self.c_in, 2, 2, self.c_out)  # (r, s, c, a, b, o)
+        dW4 = dW4.transpose(0, 1, 3, 4, 2, 5).reshape(36, -1)  # (r s a b, c o), a copy
+        np.matmul(FOLD.T.astype(self.W.dtype), dW4, out=self.dW.reshape(9, -1))  # FOLD^T dW4
         np.sum(self.conv.db.reshape(4, self.c_out), axis=0, out=self.db)
         return dx
 
@@ -618,7 +632,7 @@ class ResBlock:
         dh = self.conv2.backward(cache.conv2, dout, work)  # (n, h, w, c_out)
         dh = self.act2.backward(cache.act2, dh, work)  # (n, h, w, c_out)
         du = self.norm2.backward(cache.norm2, dh, work)  # (n, h, w, c_out)
-        de = du.sum(axis=(1, 2))  # (n, c_out)
+        de = np.einsum("nhwc->nc", du)  # (n, c_out): sum over pixels
         dsemb = work.get(f"{self.name}.dsemb", cache.semb.shape)  # (n, E)
         dsemb = self.emb.backward(cache.semb, de, out=dsemb)  # (n, E)
         dh = self.conv1.backward(cache.conv1, du, work)  # (n, h, w, c_in)

@@ -13,12 +13,13 @@ solvers, the loss and the likelihood, written for ``(n, d)`` points, use it unch
 reshapes them to images ``(n, c, h, w)`` and to channels-last ``(n, h, w, c)`` inside (the
 layout :mod:`npflow.networks.layers` computes in).
 """
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _checks, nn
+from .. import _blas, _checks, nn
 from . import layers
 
 
@@ -47,6 +48,18 @@ def _check_multipliers(multipliers):
     if not mult:
         raise ValueError("multipliers must name at least one level, got an empty sequence")
     return tuple(_checks.positive_int(m, "multipliers entry") for m in mult)
+
+
+def _held_blas_threads(method):
+    """Run ``method`` with NumPy's OpenBLAS held to ``self.blas_threads`` threads (None: as it
+    is); see :class:`UNet`."""
+    @functools.wraps(method)
+    def held(self, *args, **kwargs):
+        if self.blas_threads is None:
+            return method(self, *args, **kwargs)
+        with _blas.limit(self.blas_threads):
+            return method(self, *args, **kwargs)
+    return held
 
 
 @dataclass(frozen=True)
@@ -89,8 +102,15 @@ class UNet:
 
     Cost, for 28x28 images with the defaults (``demos/experiments/bench_unet.py``): 1.11 GFLOP
     of convolutions per image for a training step (forward and backward), a workspace of
-    1871 MiB at batch 128; one float32 step at batch 128 took 4.4-5.2 s on one thread,
-    1.3-1.5x the time of torch eager on the same weights.
+    2019 MiB at batch 128; one float32 step at batch 128 took 2.1-2.2 s on one thread,
+    1.56-1.57x the time of torch eager on the same weights (1.54-1.57x at batch 64).
+
+    Threads: ``forward_train`` and ``backward`` (so ``forward`` and ``vjp`` too) hold NumPy's
+    OpenBLAS to ``blas_threads`` = 1 thread (:mod:`npflow._blas`; None leaves it as set). The
+    convolutions are hundreds of small products per step, and at each one OpenBLAS's threads
+    wait for one another: on a 2-core machine shared with other jobs the 8x8 digits U-Net's
+    step took 1139 ms of wall time with two threads against 120 ms with one at load 7-8, 106
+    against 41 ms at load 2-3 (``bench_unet.py --compare-blas-threads``, its docstring).
 
     Parameters
     ----------
@@ -118,6 +138,7 @@ class UNet:
     """
 
     arch = "unet"
+    blas_threads = 1  # OpenBLAS threads in forward_train and backward; None leaves them as set
 
     def __init__(self, image_shape, channels=32, multipliers=(1, 2, 2), blocks=1, groups=8,
                  embed_dim=None, time_scale=1000.0, n_classes=0, dtype=np.float32, *, rng):
@@ -257,6 +278,7 @@ class UNet:
 
     __call__ = forward
 
+    @_held_blas_threads
     def forward_train(self, x, t, y=None, work=None):
         """Forward pass that also returns the :class:`UNetCache` that :meth:`backward` needs.
 
@@ -298,6 +320,7 @@ class UNet:
         v.reshape(n, *self.image_shape)[...] = out.transpose(0, 3, 1, 2)
         return v, UNetCache(e, time, labels, caches)
 
+    @_held_blas_threads
     def backward(self, cache, dv, work=None):
         """Backpropagate ``dv = dL/dv`` (n, d); write ``self.grads``; return ``dL/dx`` (n, d).
 
