@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from . import (_checks, couplings, data, datasets, likelihood, networks, paths, solvers, tables,
-               tabular, train)
-from ._progress import Progress
+from . import (_checks, couplings, data, datasets, imputation, likelihood, networks, paths,
+               solvers, tables, tabular, train)
 from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
 from .optim import SCHEDULES
-from .train import DATA_DEFAULTS, TIME_SAMPLINGS, TrainConfig, Trainer, TrainingDiverged
+from .train import (DATA_DEFAULTS, TIME_SAMPLINGS, UNET_DATA_DEFAULTS, TrainConfig, Trainer,
+                    TrainingDiverged)
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
 
@@ -241,6 +241,8 @@ def _add_train(sub):
         text += f" (default: {_shown(getattr(defaults, field))}"
         if field in DATA_DEFAULTS:
             text += f"; with --data: {_shown(DATA_DEFAULTS[field])}"
+        if field in UNET_DATA_DEFAULTS:
+            text += f"; --arch unet: {_shown(UNET_DATA_DEFAULTS[field])}"
         how = {"choices": kind} if isinstance(kind, list) else {"type": kind} if kind else \
             {"action": argparse.BooleanOptionalAction}
         p.add_argument(option, default=argparse.SUPPRESS, help=text + ")", **how)
@@ -541,6 +543,9 @@ def _add_impute(sub):
     p.add_argument("--out", required=True, help="output .csv (or .csv.gz) file")
     p.add_argument("--n-imputations", type=POSITIVE_INT, default=1,
                    help="independent imputations K (default: 1)")
+    p.add_argument("--resample", type=POSITIVE_INT, default=imputation.RESAMPLE,
+                   help=f"passes U per solver step, RePaint's resampling: more lean the drawn "
+                        f"cells further towards the observed ones (default: {imputation.RESAMPLE})")
     _add(p, "--guidance", "--quiet")
 
 
@@ -549,7 +554,7 @@ def _cmd_impute(args):
     message = flow.save_imputations(_read_table(args), args.out,
                                     np.random.default_rng(args.seed), args.n_imputations,
                                     guidance=args.guidance, method=args.solver,
-                                    steps=getattr(args, "steps", None))
+                                    steps=getattr(args, "steps", None), resample=args.resample)
     if not args.quiet:
         print(message)
     return 0

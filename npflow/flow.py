@@ -54,7 +54,7 @@ import sys
 
 import numpy as np
 
-from . import _checks, checkpoint, data, likelihood, solvers, tabular
+from . import _checks, checkpoint, data, imputation, likelihood, solvers, tabular
 from .tables import Table, as_table
 from .train import DATA, DATA_DEFAULTS, TrainConfig, Trainer, data_config
 from .trained import TrainedFlow
@@ -77,7 +77,9 @@ class Flow:
 
     Every argument is stored unchanged under its own name and checked by ``fit`` (scikit-learn's
     rule, so that ``clone`` and ``set_params`` work); the defaults of the training options are
-    :data:`~npflow.train.DATA_DEFAULTS`, then :class:`~npflow.train.TrainConfig`'s.
+    :data:`~npflow.train.DATA_DEFAULTS`, then :class:`~npflow.train.TrainConfig`'s; with
+    ``arch="unet"`` the options left at those defaults take
+    :data:`~npflow.train.UNET_DATA_DEFAULTS` (batch, steps, learning rate, warm-up, EMA).
 
     Parameters
     ----------
@@ -344,7 +346,7 @@ arch, channels, multipliers, blocks, groups
                 guidance=None if y is None and guidance == 1.0 else guidance, **self._solver())
         return rows if self.table_ is None else self._as_given(rows)
 
-    def impute(self, X, rng=None, n_imputations=None):
+    def impute(self, X, rng=None, n_imputations=None, resample=imputation.RESAMPLE):
         """Fill in the missing cells of a table's rows, each drawn given the observed cells of
         its row (:meth:`npflow.trained.TrainedFlow.impute`); rows without gaps are unchanged.
 
@@ -356,6 +358,8 @@ arch, channels, multipliers, blocks, groups
             None uses ``np.random.default_rng(seed)``.
         n_imputations : int, optional
             None: one filled table; K: a tuple of K independent ones.
+        resample : int
+            ``U``: passes per solver step (RePaint's resampling, :mod:`npflow.imputation`).
 
         Returns
         -------
@@ -370,7 +374,7 @@ arch, channels, multipliers, blocks, groups
         with _spelled():
             filled = self.flow_.impute(table, self._rng(rng), 1 if n_imputations is None else
                                        n_imputations, method=solver["method"],
-                                       steps=solver["steps"])
+                                       steps=solver["steps"], resample=resample)
         if not isinstance(X, Table):  # the given cells, and the drawn ones as values
             gaps = table.missing()
             filled = tuple(np.where(gaps, self._as_given(t, "objects"), X) for t in filled)

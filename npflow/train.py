@@ -86,7 +86,7 @@ class TrainConfig:
     standardize: bool = True          # the network sees (x - mean) / std (images: one pooled map)
     # The network (npflow.networks): the MLP above, or a U-Net for images (npflow.networks.unet).
     arch: str = "mlp"                 # "unet" needs rows that are images
-    channels: int = 32                # U-Net: base width C
+    channels: int = 16                # U-Net: base width C (demos/mnist.py: 264 K weights)
     multipliers: tuple = (1, 2, 2)    # U-Net: C_i = C m_i per level (28 -> 14 -> 7 for MNIST)
     blocks: int = 1                   # U-Net: residual blocks per level
     groups: int = 8                   # U-Net: groups of every group norm
@@ -201,8 +201,8 @@ def data_config(source_rows=False, **options):
                                   f"a built-in target (got {options['target']!r})", "data",
                                   "target")
     source = {"source": DATA} if source_rows else {}
-    defaults = DATA_DEFAULTS if options.get("arch", "mlp") == "mlp" else \
-        {k: v for k, v in DATA_DEFAULTS.items() if k not in _MLP_ONLY}
+    defaults = DATA_DEFAULTS if options.get("arch", "mlp") == "mlp" else {
+        **{k: v for k, v in DATA_DEFAULTS.items() if k not in _MLP_ONLY}, **UNET_DATA_DEFAULTS}
     return TrainConfig(**{**defaults, **source, **options, "target": DATA})
 
 
@@ -222,6 +222,17 @@ DATA_DEFAULTS = {
     "steps": 10000,                  # 15,000: 0.130; the rows are the limit (200,000: 0.090)
     "warmup_steps": 200,             # no divergence seen up to lr 5e-3
     "ema_decay": 0.999,              # averages the last ~1000 of 10,000 steps
+}
+# ... and for a U-Net (``arch="unet"``), over those: the class-conditional U-Net of
+# demos/mnist.py on 4,000 MNIST images (28 x 28, channels 16, multipliers 1, 2, 2), measured
+# in the same run as the MLP of DATA_DEFAULTS: 0.94 held-out bits/dim against 5.58, a Frechet
+# distance of 432 against 1497, in 739 CPU-seconds of training (0.62 s a step at batch 64).
+UNET_DATA_DEFAULTS = {
+    "batch_size": 64,                # the demo's: 0.62 s a step on one core
+    "steps": 1200,                   # 19 epochs of the 4,000 images
+    "lr": 2e-3,                      # the demo's, and the 8x8 digits U-Net's
+    "warmup_steps": 50,
+    "ema_decay": 0.995,              # 0.999^1200 would leave 30% of the average on the first weights
 }
 
 

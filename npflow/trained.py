@@ -299,7 +299,8 @@ class TrainedFlow:
         return schema.rows(z, labels, complete)
 
     # --- imputation -----------------------------------------------------------------------------
-    def impute(self, table, rng, n_imputations=1, guidance=None, method="rk4", steps=None):
+    def impute(self, table, rng, n_imputations=1, guidance=None, method="rk4", steps=None,
+               resample=imputation.RESAMPLE):
         """Fill in the missing cells of a table's rows, each drawn given the observed cells of
         its row (:func:`npflow.imputation.impute`: the observed coordinates are put back on the
         path after every solver step, the missing ones follow the field).
@@ -317,6 +318,8 @@ class TrainedFlow:
             Classifier-free guidance weight of a model with a label column (default 1).
         method, steps
             A fixed-step solver and its steps.
+        resample : int
+            ``U``: passes per solver step (RePaint's resampling, :mod:`npflow.imputation`).
 
         Returns
         -------
@@ -338,7 +341,7 @@ class TrainedFlow:
         for _ in range(k):
             cells = table.cells.copy()
             if gaps.any():
-                z_gaps = self._impute(field, z[gaps], known[gaps], rng, method, steps)
+                z_gaps = self._impute(field, z[gaps], known[gaps], rng, method, steps, resample)
                 drawn = schema.rows(z_gaps, None if y is None else y[gaps], complete=True).cells
                 block = cells[gaps]
                 block[missing[gaps]] = drawn[missing[gaps]]
@@ -360,13 +363,13 @@ class TrainedFlow:
                 f"{kwargs.get('method', 'rk4')}), {time.perf_counter() - t_start:.2f} s; "
                 f"saved {out}")
 
-    def _impute(self, field, z, known, rng, method, steps):
+    def _impute(self, field, z, known, rng, method, steps, resample=1):
         """Rows ``z`` (n, d) in data units with the coordinates not ``known`` drawn by
         replacement, from noise drawn from ``rng``; in data units."""
         x1 = self.to_network(z).astype(self.model.dtype)
         x0 = self.draw_source(len(z), rng).astype(self.model.dtype)
         with _integrating("integrating the flow failed"):
-            x = imputation.impute(field, x0, x1, known, self.path, method, steps)
+            x = imputation.impute(field, x0, x1, known, self.path, method, steps, resample, rng)
         return self.to_data(x)
 
     def _table_schema(self, what):

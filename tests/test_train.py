@@ -719,9 +719,10 @@ def test_images_get_one_pooled_map_and_the_unet_needs_images(tmp_path):
     assert np.all(transform.mean == transform.mean[0]) and np.all(transform.scale == transform.scale[0])
     np.testing.assert_allclose(transform.mean[0], images[trainer.rows.split.train].mean() + 0.5)
     with pytest.raises(ValueError, match="channels is an option of another network than arch 'mlp'"):
-        data_config(channels=16)
+        data_config(channels=24)
     unet = data_config(arch="unet", channels=4, multipliers=(1, 2), groups=2, steps=1)
     assert unet.hidden == TrainConfig.hidden  # the MLP's data defaults stay out
+    assert (unet.batch_size, unet.lr, unet.ema_decay) == (64, 2e-3, 0.995)  # the U-Net's in
     with pytest.raises(ValueError, match="arch 'unet' needs rows that are images"):
         Trainer(unet, data=rows.x)
     trainer = Trainer(unet, data=rows)

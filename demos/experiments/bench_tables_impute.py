@@ -163,9 +163,10 @@ def run(name, args):
                       np.concatenate([x_train, x_hidden]))[len(x_train):]}
         values = {method: coords.decode(x) for method, x in filled.items()}
         for k in args.imputations:
-            draws = flow.impute(hidden, rng=np.random.default_rng(args.seed + 3 + r),
-                                n_imputations=k)
-            values[f"npflow (K={k})"] = npflow_values(draws, kind)
+            for u in args.resample:
+                draws = flow.impute(hidden, rng=np.random.default_rng(args.seed + 3 + r),
+                                    n_imputations=k, resample=u)
+                values[f"npflow (K={k}, U={u})"] = npflow_values(draws, kind)
         for method, v in values.items():
             squares, hits = errors(held_out, v, mask, coords)
             pooled.setdefault(method, ([], []))
@@ -199,6 +200,8 @@ def main(argv=None):
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=list(TABLES))
     parser.add_argument("--imputations", type=int, nargs="+", default=[1, 10, 30])
     parser.add_argument("--masks", type=int, default=5, help="random masks, hidden cells pooled")
+    parser.add_argument("--resample", type=int, nargs="+", default=[1],
+                        help="RePaint's passes per solver step U of Flow.impute")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation", action="store_true",
                         help="score on 20%% of the training rows (to choose options)")
