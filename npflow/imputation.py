@@ -33,12 +33,19 @@ exact field of ``x1 ~ N(m, S)`` from ``N(0, I)`` (``m = (1, -2)``, unit variance
 variance 0.66 with one pass, between the marginal (-2, 1) and the true conditional (-1.2,
 0.36); with 3 passes -1.43 and 0.46, with 10 passes -1.28 and 0.39 (``tests/test_imputation.py``).
 With independent coordinates they are exactly the marginal's, as they should be.
+
+The default ``U = 8`` (:data:`RESAMPLE`) was chosen on real tables: hiding 20% of the observed
+cells of validation rows (the training rows split again) of penguins, cars and seattle-weather
+and averaging 30 imputations, the standardised RMSE of the numeric cells fell from 0.628 / 0.585
+/ 0.907 with one pass to 0.544 / 0.504 / 0.821 with 8, where k-nearest neighbours gave 0.545 /
+0.495 / 0.832 (``demos/experiments/bench_tables_impute.py --validation --masks 2 --imputations
+30 --resample 1 8``). It costs ``U`` times the solver's work.
 """
 import numpy as np
 
 from . import _checks, solvers
 
-RESAMPLE = 1  # passes per step U of TrainedFlow.impute, Flow.impute and npflow impute
+RESAMPLE = 8  # passes per step U of TrainedFlow.impute, Flow.impute and npflow impute (below)
 
 
 def path_mean(path, x0, x1, t):
