@@ -25,12 +25,11 @@
     python demos/mnist.py --quick --out /tmp/mnist       # a smoke test of every stage
     python demos/mnist.py --images train-images-idx3-ubyte.gz --labels train-labels-idx1-ubyte.gz
 
-Measured (2026-12-02, ``python demos/mnist.py`` with one BLAS thread, on 2 cores shared with
-other jobs, load average 4-9): classifier held-out accuracy 0.977; the U-Net 0.942 +- 0.036
-held-out bits/dim (the MLP 5.580, one Gaussian 5.781), a Frechet distance of 431.8 for 1,000
-unguided samples (the MLP 1496.7, the floor 46.7), guided samples classified as asked 0.915 /
-0.985 / 0.990 / 1.000 at w = 1 / 2 / 3 / 4; 1,150 s of CPU time in all, 739 of them the U-Net's
-training (0.62 s a step); 38 min of wall time on that shared machine.
+Measured (2026-12-02, ``make mnist`` in a fresh clone on two idle cores): classifier held-out
+accuracy 0.976; the U-Net 0.942 +- 0.036 held-out bits/dim (the MLP 5.580, one Gaussian 5.781),
+a Frechet distance of 434.3 for 1,000 unguided samples (the MLP 1512.3, the floor 46.9), guided
+samples classified as asked 0.915 / 0.990 / 0.995 / 1.000 at w = 1 / 2 / 3 / 4; 832 s in all
+(923 CPU-seconds), 522 of them the U-Net's training (0.44 s a step).
 """
 import argparse
 import json
@@ -59,8 +58,9 @@ QS = (0.05, 0.25, 0.5, 0.75, 0.95)  # quantiles of the nearest-training distance
 # (npflow.classifier's docstring has the measured recipe).
 CLASSIFIER = dict(hidden=(512, 512))
 CLASSIFIER_FIT = dict(epochs=60, standardize="global", shift=2, image_shape=SHAPE)
-# The U-Net, sized so that the whole demo fits in about 20 minutes of one core (measured: 1,150 s
-# of CPU in all, 739 s of them this training, 0.62 s a step).
+# The U-Net, sized so that the whole demo fits in 20 minutes of two cores (measured: 832 s in
+# all, 522 s of them this training, 0.44 s a step; 739 s at 0.62 s a step before the
+# convolution's speed-ups).
 UNET_OPTIONS = dict(arch="unet", image_shape=(1,) + SHAPE, channels=16, multipliers=(1, 2, 2),
                     groups=8, steps=1200, batch_size=64, lr=2e-3, warmup_steps=50,
                     ema_decay=0.995, time_sampling="uniform", dequantize=True, val_fraction=0.0,

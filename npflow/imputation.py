@@ -8,9 +8,9 @@ the known coordinates back where the path would carry them::
     x_{i+1} <- m * mu_{t_{i+1}}(x0, x1) + (1 - m) * step(x_i, t_i -> t_{i+1})
 
 ``mu_t(x0, x1)`` is the probability path's mean (:mod:`npflow.paths`; ``(1 - t) x0 + t x1`` for
-the linear path), with the same noise ``x0`` the row started from, so the known coordinates
-travel the straight line the model was trained on while the unknown ones follow the field
-(Lugmayr et al. 2022, "RePaint", CVPR, eq. 8, which replaces the known pixels after every
+the linear path), with the same noise ``x0`` the row started from (with one pass), so the known
+coordinates travel the straight line the model was trained on while the unknown ones follow the
+field (Lugmayr et al. 2022, "RePaint", CVPR, eq. 8, which replaces the known pixels after every
 reverse step of a diffusion model by a forward-noised copy of the known image).
 
 **Resampling** (RePaint, Alg. 1, ``U`` passes per step): the unknown coordinates see the known
@@ -23,16 +23,18 @@ With ``resample = U > 1`` every step is taken ``U`` times: after a pass the stat
     s^2 = sigma_{t_i}^2 - (alpha_{t_i} sigma_{t_{i+1}} / alpha_{t_{i+1}})^2,
 
 which leaves ``x_t | x1 ~ N(alpha_t x1, sigma_t^2 I)`` as it is, and the known coordinates are
-put back as a fresh noisy copy ``alpha_t x1 + sigma_t eps`` at every pass, as RePaint does. ForestDiffusion (Jolicoeur-Martineau, Fatras and
-Kachman 2024, AISTATS) imputes tables with RePaint through its VP diffusion and not through its
-flow; moving the known coordinates along the flow's own path is this module's use of the same
-replacement. It is a heuristic, not exact conditional sampling: the field is that of the joint
-law, and the unknown coordinates are steered only through the known ones they see. For the
-exact field of ``x1 ~ N(m, S)`` from ``N(0, I)`` (``m = (1, -2)``, unit variances, correlation
-0.8) and ``x1_a = 2`` known, 4,000 imputations of ``x1_b`` (rk4, 50 steps) have mean -1.66 and
-variance 0.66 with one pass, between the marginal (-2, 1) and the true conditional (-1.2,
-0.36); with 3 passes -1.43 and 0.46, with 10 passes -1.28 and 0.39 (``tests/test_imputation.py``).
-With independent coordinates they are exactly the marginal's, as they should be.
+put back as a fresh noisy copy ``alpha_t x1 + sigma_t eps`` at every pass, as RePaint does.
+
+ForestDiffusion (Jolicoeur-Martineau, Fatras and Kachman 2024, AISTATS) imputes tables with RePaint
+through its VP diffusion and not through its flow; moving the known coordinates along the flow's
+own path is this module's use of the same replacement. It is a heuristic, not exact conditional
+sampling: the field is that of the joint law, and the unknown coordinates are steered only through
+the known ones they see. For the exact field of ``x1 ~ N(m, S)`` from ``N(0, I)`` (``m = (1, -2)``,
+unit variances, correlation 0.8) and ``x1_a = 2`` known, 4,000 imputations of ``x1_b`` (rk4, 50
+steps) have mean -1.66 and variance 0.66 with one pass, between the marginal (-2, 1) and the true
+conditional (-1.2, 0.36); with 3 passes -1.43 and 0.46, with 10 passes -1.28 and 0.39
+(``tests/test_imputation.py``). With independent coordinates they are exactly the marginal's, as
+they should be.
 
 The default ``U = 8`` (:data:`RESAMPLE`) was chosen on real tables: hiding 20% of the observed
 cells of validation rows (the training rows split again) of penguins, cars and seattle-weather
