@@ -31,12 +31,13 @@ held-out 2.359 bits/dim (one Gaussian 2.952, a validated mixture 2.760), classif
 0.981, 95.8 % of conditional samples classified as asked at w = 2; the two trainings took 75 and
 84 CPU-seconds, the whole run 961 s of wall time on that loaded machine.
 
-The U-Net (UNET_OPTIONS: 24 channels, 2000 steps of 64), with ``--networks unet`` (2026-12-02,
-load 4-5): held-out 1.908 bits/dim (Hutchinson, one probe), Frechet distance 99.9 (floor 12.0,
-one Gaussian per class 64.2), 96.2 % of guided samples classified as asked at w = 3; the two
-trainings took 139 and 140 CPU-seconds (201 and 192 s of wall time), the whole run 777 s. Of a
-distance of 30, 2.30 bits/dim and 97 % classified as asked, the likelihood is met, the share is
-0.8 points short and the distance 70 above; the runs tried are in demos/experiments/README.md.
+The U-Net (UNET_OPTIONS: 24 channels, 2000 steps of 64), in ``make digits`` on two idle cores
+(2026-12-02, fresh clone; the MLP in the same run: 2.359 bits/dim, Frechet distance 61.5, 95.8 %
+at w = 2): held-out 1.908 bits/dim (Hutchinson, one probe), Frechet distance 83.7 (floor 12.0,
+one Gaussian per class 64.2), 96.3 % of guided samples classified as asked at w = 3; the two
+trainings took 135 and 132 s, the whole run 590 s. Of a distance of 30, 2.30 bits/dim and 97 %
+classified as asked, the likelihood is met, the share is 0.7 points short and the distance 54
+above; the runs tried are in demos/experiments/README.md.
 """
 import argparse
 import json
