@@ -81,7 +81,7 @@ def softmax_cross_entropy(logits, y):
 
 
 def random_shift(X, image_shape, shift, rng):
-    """Each row of Z as an image, moved by its own random offset: the training augmentation.
+    """Each row of X as an image, moved by its own random offset: the training augmentation.
 
     ``out[k, i, j] = X[k, i - di_k, j - dj_k]`` where that pixel exists, else 0, with
     ``di_k, dj_k`` uniform on ``-shift .. shift`` (LeCun et al. 1998 train on shifted digits;
@@ -220,12 +220,8 @@ class Classifier:
         shift = _checks.nonnegative_int(shift, "shift")
         if shift:
             image_shape = self._image_shape(image_shape)
-        if standardize == "feature":
-            scaler = Standardize.fit(X)  # constant features get scale 1
-            self.mean_, self.scale_ = scaler.mean, scaler.scale
-        else:
-            scale = float(X.std()) or 1.0
-            self.mean_, self.scale_ = np.full(self.dim, X.mean()), np.full(self.dim, scale)
+        scaler = Standardize.fit(X, pooled=standardize == "global")  # constant: scale 1
+        self.mean_, self.scale_ = scaler.mean, scaler.scale
         Z = self._input(X)  # (n, dim): checked and standardized once, not every step
         n = X.shape[0]
         per_epoch = -(-n // batch_size)

@@ -381,9 +381,9 @@ class TableEvaluation:
 
     def summary(self):
         lines = [self.quality.summary()]
-        lines.append("distance to closest record: not measured without the training rows (a "
-                     "model trained on a file that is gone or changed)" if self.closest is None
-                     else self.closest.summary())
+        lines.append("distance to closest record: not measured (no training rows given, or "
+                     "the training file named in the model is gone or changed)"
+                     if self.closest is None else self.closest.summary())
         if self.efficiency is not None:
             lines.append(self.efficiency.summary())
         return "\n".join(lines)
