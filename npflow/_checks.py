@@ -1,8 +1,9 @@
 """Input validation shared by every module.
 
 Each function checks one argument at the public boundary and raises ``ValueError`` or
-``TypeError`` with a one-line message that names the argument and says what was expected.
-Library code never uses ``assert`` for this.
+``TypeError`` with a one-line message that names the argument and says what was expected. A bad
+value is an :class:`OptionError`, so that a front end names the argument its own way (the
+command line: ``--batch-size``). Library code never uses ``assert`` for this.
 """
 import numbers
 import os
@@ -11,7 +12,7 @@ import numpy as np
 
 
 class OptionError(ValueError):
-    """A combination of options that cannot go together, in one line naming each of them.
+    """A bad option value, or options that cannot go together, in one line naming each of them.
 
     ``template`` holds ``{0}``, ``{1}``, ... where the options ``names`` go: ``str(err)`` spells
     them as Python arguments (``label_dropout``); :meth:`spell` lets a front end spell them its
@@ -93,13 +94,28 @@ def out_path(path, extensions, name="out"):
     return path
 
 
+def refuse(name, text):
+    """The :class:`OptionError` "``name`` ``text``": the value of the option ``name`` is bad."""
+    return OptionError("{0} " + text.replace("{", "{{").replace("}", "}}"), name)
+
+
+def integer(value, name, low):
+    """Return ``value`` as an ``int`` after checking that it is an integer >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise refuse(name, f"must be an integer >= {low}, got {value}")
+    return int(value)
+
+
 def positive_int(value, name):
     """Return ``value`` as an ``int`` after checking that it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    return int(value)
+    return integer(value, name, 1)
+
+
+def nonnegative_int(value, name):
+    """Return ``value`` as an ``int`` after checking that it is an integer >= 0 (not a bool)."""
+    return integer(value, name, 0)
 
 
 def finite_float(value, name, low=None, high=None, low_open=False, high_open=False):
@@ -111,11 +127,11 @@ def finite_float(value, name, low=None, high=None, low_open=False, high_open=Fal
     hi = ")" if high_open else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+        raise refuse(name, f"must be a finite number in {interval}, got {value}")
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        raise ValueError(f"{name} must be in {interval}, got {value}")
+        raise refuse(name, f"must be in {interval}, got {value}")
     return value
 
 
@@ -132,17 +148,8 @@ def generator(rng, name="rng"):
 def choice(value, name, options):
     """Check that ``value`` is one of ``options`` (a collection of strings)."""
     if value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(sorted(options))}; got {value!r}")
+        raise refuse(name, f"must be one of {', '.join(sorted(options))}; got {value!r}")
     return value
-
-
-def nonnegative_int(value, name):
-    """Return ``value`` as an ``int`` after checking that it is an integer >= 0 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value}")
-    return int(value)
 
 
 def boolean(value, name):

@@ -15,13 +15,12 @@ import json
 import os
 import shlex
 import sys
-import time
 
 import numpy as np
 
 from . import (_checks, couplings, data, datasets, imputation, likelihood, networks, paths,
                solvers, tables, tabular, train)
-from .nn import ACTIVATIONS, TIME_EMBEDDINGS, check_hidden
+from .nn import ACTIVATIONS, TIME_EMBEDDINGS
 from .optim import SCHEDULES
 from .train import (DATA_DEFAULTS, TIME_SAMPLINGS, UNET_DATA_DEFAULTS, TrainConfig, Trainer,
                     TrainingDiverged)
@@ -39,46 +38,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-# --- argument types: each raises ArgumentTypeError with a message naming what was expected ---
-def _typed(parse):
-    """An argparse type from ``parse(text)``: its ValueError becomes a one-line message."""
-    def convert(text):
-        try:
-            return parse(text)
-        except (ValueError, TypeError) as err:
-            raise argparse.ArgumentTypeError(str(err).replace("value ", "")) from None
-    return convert
-
-
-def _int_ge(low):
-    def parse(text):
-        if not text.lstrip("+-").isdigit() or int(text) < low:
-            raise ValueError(f"expected an integer >= {low}, got {text!r}")
-        return int(text)
-    return _typed(parse)
-
-
-def _float_in(**limits):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-        return _checks.finite_float(value, "value", **limits)
-    return _typed(parse)
-
-
+# --- argument types: parsing only; the library checks every value (npflow._checks) ----------
 def _widths(text):
+    """``256,256`` -> (256, 256): hidden widths, U-Net multipliers, an image shape."""
     try:
-        return check_hidden(int(w) for w in text.split(","))
+        return tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise ValueError(f"expected comma-separated widths >= 1 such as 256,256,256, got "
-                         f"{text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 256,256, "
+                                         f"got {text!r}") from None
 
 
 def _label(text):
-    """A class: an index >= 0, or a level of a table's label column."""
-    return NONNEG_INT(text) if text.lstrip("+-").isdigit() else text
+    """An index (of a class, of a column), else a name (a table's level, a column's header)."""
+    return int(text) if text.lstrip("+-").isdigit() else text
 
 
 def _column_kind(text):
@@ -90,10 +62,6 @@ def _column_kind(text):
     return name, kind
 
 
-POSITIVE_INT, NONNEG_INT = _int_ge(1), _int_ge(0)
-POSITIVE_FLOAT = _float_in(low=0, low_open=True)
-NONNEG_FLOAT, UNIT_FLOAT = _float_in(low=0), _float_in(low=0, high=1)
-
 # How the library's argument names are spelled here, where they are not "--" + the name.
 _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
           "held_out": "--data", "source_rows": "--source-data", "n_pairs": "--pairs",
@@ -101,41 +69,43 @@ _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-sta
           "table": "--data", "column_kinds": "--column-kind"}
 
 
-def _flag(name):
-    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+def _flag(name, args):
+    """The option of this command that the library's argument ``name`` is (else ``name``)."""
+    known = name in vars(args) or args.command == "train" and name in _TRAIN_FIELDS
+    return _FLAGS.get(name) or ("--" + name.replace("_", "-") if known else name)
 
 
 # --- the options shared by several commands, each defined once ----------------------------------
 _SHARED = {
     "--model": dict(required=True, help="checkpoint written by npflow train"),
-    "--seed": dict(type=NONNEG_INT, default=0, help="random seed (default: 0)"),
+    "--seed": dict(type=int, default=0, help="random seed (default: 0)"),
     "--raw": dict(action="store_true", help="use the raw weights instead of the EMA"),
     "--last": dict(action="store_true", help="a model trained on rows: the last EMA weights "
                                              "instead of those of the lowest validation loss"),
     "--solver": dict(choices=solvers.METHODS, default="rk4", help="ODE solver (default: rk4)"),
-    "--rtol": dict(type=POSITIVE_FLOAT, default=1e-5, help="dopri5 relative tolerance"),
-    "--atol": dict(type=POSITIVE_FLOAT, default=1e-5, help="dopri5 absolute tolerance"),
+    "--rtol": dict(type=float, default=1e-5, help="dopri5 relative tolerance"),
+    "--atol": dict(type=float, default=1e-5, help="dopri5 absolute tolerance"),
     "--quiet": dict(action="store_true", help="no progress line or summary"),
-    "--guidance": dict(type=_float_in(), default=None,
+    "--guidance": dict(type=float, default=None,
                        help="classifier-free guidance weight w of a conditional model: 0 "
                             "unconditional, 1 conditional, > 1 sharper (default: 1)"),
     "--source-data": dict(default=None, help="a data-to-data model: the source rows to map "
                                              "(all of them, whatever the count asked)"),
     "--delimiter": dict(default=None,
                         help="column separator of a text file (default: by extension)"),
-    "--header": dict(choices=["auto", "yes", "no"], default="auto",
-                     help="whether a text file's first line names the columns (default: auto)"),
+    "--header": dict(action=argparse.BooleanOptionalAction, default=None,
+                     help="a text file's first line names the columns, or not (default: detected)"),
     "--key": dict(default=None, help="array name inside an .npz file"),
     "--drop-nonfinite": dict(action="store_true",
                              help="drop rows holding NaN or infinity instead of refusing the file"),
-    "--image-shape": dict(type=_typed(_widths), default=None,
+    "--image-shape": dict(type=_widths, default=None,
                           help="each row is an image of this shape, C,H,W or H,W (a file of "
                                "pixels; IDX files and arrays of images carry their own)"),
     "--divergence": dict(choices=likelihood.DIVERGENCES, default="auto",
                          help=f"div v for the likelihood: exact (d tangents) up to d = "
                               f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above, unless "
                               f"forced (default: auto)"),
-    "--probes": dict(type=POSITIVE_INT, default=None,
+    "--probes": dict(type=int, default=None,
                      help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})"),
 }
 
@@ -160,34 +130,34 @@ _TRAIN_OPTIONS = {
     "--source": ("source", sorted(datasets.DATASETS), "source distribution p0 (x0)"),
     "--target": ("target", sorted(datasets.DATASETS), "target distribution p1 (x1)"),
     "--path": ("path", list(paths.PATHS), "probability path"),
-    "--sigma": ("sigma", NONNEG_FLOAT, "noise of icfm / sigma_min of lipman"),
+    "--sigma": ("sigma", float, "noise of icfm / sigma_min of lipman"),
     "--coupling": ("coupling", sorted(couplings.COUPLINGS), "pairing of x0 and x1 in a batch"),
-    "--steps": ("steps", POSITIVE_INT, "training steps"),
-    "--batch-size": ("batch_size", POSITIVE_INT, "points per batch"),
-    "--lr": ("lr", POSITIVE_FLOAT, "peak learning rate"),
+    "--steps": ("steps", int, "training steps"),
+    "--batch-size": ("batch_size", int, "points per batch"),
+    "--lr": ("lr", float, "peak learning rate"),
     "--schedule": ("schedule", list(SCHEDULES), "learning-rate schedule"),
-    "--warmup-steps": ("warmup_steps", NONNEG_INT, "linear warm-up steps"),
-    "--weight-decay": ("weight_decay", NONNEG_FLOAT, "AdamW decoupled weight decay"),
-    "--grad-clip": ("grad_clip", NONNEG_FLOAT, "clip the gradient's global norm (0: off)"),
-    "--ema-decay": ("ema_decay", UNIT_FLOAT, "decay of the weights' moving average"),
-    "--hidden": ("hidden", _typed(_widths), "hidden widths, comma-separated"),
+    "--warmup-steps": ("warmup_steps", int, "linear warm-up steps"),
+    "--weight-decay": ("weight_decay", float, "AdamW decoupled weight decay"),
+    "--grad-clip": ("grad_clip", float, "clip the gradient's global norm (0: off)"),
+    "--ema-decay": ("ema_decay", float, "decay of the weights' moving average"),
+    "--hidden": ("hidden", _widths, "hidden widths, comma-separated"),
     "--activation": ("activation", sorted(ACTIVATIONS), "hidden activation"),
     "--time-embedding": ("time_embedding", list(TIME_EMBEDDINGS), "how t enters the network"),
-    "--embed-dim": ("embed_dim", POSITIVE_INT, "size of the sinusoidal time embedding"),
+    "--embed-dim": ("embed_dim", int, "size of the sinusoidal time embedding"),
     "--time-sampling": ("time_sampling", list(TIME_SAMPLINGS), "density of training times t"),
-    "--seed": ("seed", NONNEG_INT, "random seed of the whole run"),
-    "--label-dropout": ("label_dropout", UNIT_FLOAT, "with --conditional: P(label -> null label)"),
+    "--seed": ("seed", int, "random seed of the whole run"),
+    "--label-dropout": ("label_dropout", float, "with --conditional: P(label -> null label)"),
     "--dtype": ("dtype", ["float32", "float64"], "floating-point precision"),
-    "--val-fraction": ("val_fraction", _float_in(low=0, high=1, high_open=True),
+    "--val-fraction": ("val_fraction", float,
                        "with --data: fraction of rows held out for the validation loss"),
-    "--patience": ("patience", NONNEG_INT, "with --data: stop after this many evaluations "
+    "--patience": ("patience", int, "with --data: stop after this many evaluations "
                                            "without a better validation loss (0: never)"),
-    "--eval-every": ("eval_every", POSITIVE_INT, "with --data: steps between validation losses"),
+    "--eval-every": ("eval_every", int, "with --data: steps between validation losses"),
     "--arch": ("arch", sorted(networks.ARCHITECTURES), "the network: an MLP, or a U-Net for images"),
-    "--channels": ("channels", POSITIVE_INT, "--arch unet: base width C"),
-    "--multipliers": ("multipliers", _typed(_widths), "--arch unet: C_i = C m_i per level"),
-    "--blocks": ("blocks", POSITIVE_INT, "--arch unet: residual blocks per level"),
-    "--groups": ("groups", POSITIVE_INT, "--arch unet: groups of each group norm"),
+    "--channels": ("channels", int, "--arch unet: base width C"),
+    "--multipliers": ("multipliers", _widths, "--arch unet: C_i = C m_i per level"),
+    "--blocks": ("blocks", int, "--arch unet: residual blocks per level"),
+    "--groups": ("groups", int, "--arch unet: groups of each group norm"),
 }
 _TRAIN_FLAGS = {  # on/off options, each with its --no- form: (field, help)
     "--residual": ("residual", "shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as "
@@ -200,6 +170,7 @@ _TRAIN_FLAGS = {  # on/off options, each with its --no- form: (field, help)
     "--standardize": ("standardize", "with --data: train on (x - mean) / std; --no-standardize: "
                                      "on the raw values"),
 }
+_TRAIN_FIELDS = [field for field, *_ in (*_TRAIN_OPTIONS.values(), *_TRAIN_FLAGS.values())]
 
 _TRAIN_EXAMPLES = """examples:
   npflow train --out model.npz                          # noise -> checkerboard, ~1 minute
@@ -223,7 +194,7 @@ def _shown(value):
 def _add_data_reading(p, data_help, label_help=False, required=False):
     p.add_argument("--data", default=None, required=required, help=data_help)
     _add(p, "--key", "--delimiter", "--header", "--drop-nonfinite", "--image-shape")
-    p.add_argument("--label-column", default=None,
+    p.add_argument("--label-column", type=_label, default=None,
                    help="the column (index from 0, or header name) that holds class labels: "
                         "taken out of the rows" + (" and learned (a conditional flow)"
                                                    if label_help else
@@ -255,7 +226,8 @@ def _add_train(sub):
                    metavar="NAME=KIND",
                    help=f"a table column's kind, over the inferred one: {', '.join(tables.KINDS)}"
                         f" (repeatable)")
-    p.add_argument("--ignore", action="append", default=None, metavar="NAME",
+    p.add_argument("--ignore", action="append", dest="column_kind", metavar="NAME",
+                   type=lambda name: (name, "ignore"),
                    help="a table column to leave out of the model (repeatable)")
     p.add_argument("--labels", default=None,
                    help="with --data: a file of class labels 0 .. K-1, one per row")
@@ -268,42 +240,30 @@ def _add_train(sub):
                         "be repeated as it is (a changed option is refused, but --steps "
                         "re-plans). 'auto': continue if --out exists, else start it (one "
                         "command for a job's first launch and its requeues)")
-    p.add_argument("--checkpoint-every", type=POSITIVE_INT, default=1000,
+    p.add_argument("--checkpoint-every", type=int, default=1000,
                    help="save every N steps (default: 1000)")
     _add(p, "--quiet")
 
 
 def _given_options(args):
     """The TrainConfig fields set on the command line."""
-    fields = [field for field, *_ in (*_TRAIN_OPTIONS.values(), *_TRAIN_FLAGS.values())]
-    given = {field: getattr(args, field) for field in fields if hasattr(args, field)}
-    if args.labels is not None or args.label_column is not None:
-        given["conditional"] = True
-    return given
+    return {field: getattr(args, field) for field in _TRAIN_FIELDS if hasattr(args, field)}
 
 
 def _column_kinds(args):
     """The table column kinds of --column-kind and --ignore, or None."""
     kinds = {}
-    for name, kind in (getattr(args, "column_kind", None) or []) + [
-            (name, "ignore") for name in getattr(args, "ignore", None) or []]:
+    for name, kind in getattr(args, "column_kind", None) or []:
         if kinds.setdefault(name, kind) != kind:
             raise UsageError(f"column {name!r} is given two kinds, {kinds[name]} and {kind}")
     return kinds or None
 
 
-def _header(args):
-    return {"auto": None, "yes": True, "no": False}[args.header]
-
-
 def _training_files(args):
     """The TrainingFiles of --data and its options (None when no file is named)."""
-    column = args.label_column
-    if column is not None and column.lstrip("-").isdigit():
-        column = int(column)
     files = data.TrainingFiles(args.data, getattr(args, "labels", None),
                                getattr(args, "source_data", None), args.key,
-                               args.delimiter, _header(args), column, args.drop_nonfinite,
+                               args.delimiter, args.header, args.label_column, args.drop_nonfinite,
                                args.image_shape, getattr(args, "table", None),
                                _column_kinds(args))
     return None if files.data is None else files
@@ -312,40 +272,32 @@ def _training_files(args):
 def _cmd_train(args):
     out = _checks.out_path(args.out, (".npz",))
     given, files = _given_options(args), _training_files(args)
-    if args.resume == "yes" or (args.resume == "auto" and os.path.exists(out)):
-        trainer = _resume(out, given, files)
+    if args.resume == "yes" and not os.path.isfile(out):
+        raise UsageError(f"--resume: there is no checkpoint {out} to continue (name it with "
+                         f"--out, use --resume auto to start it, or train without --resume)")
+    if args.resume and os.path.exists(out):
+        trainer = Trainer.resume(out, given, files)
+        if trainer.replanned is not None:
+            print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
     else:
         trainer = train.start(given, files)
     if trainer.rows is not None and trainer.rows.table is not None and not args.quiet:
         print(trainer.rows.table.summary())
-    start_step, t_start = trainer.step, time.perf_counter()
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
-    seconds = time.perf_counter() - t_start
     again = "continue with: npflow " + shlex.join(args.argv + ([] if args.resume else
                                                                ["--resume"]))
-    return _finished(args, result, trainer.step - start_step, seconds, out, again)
+    return _finished(args, result, out, again)
 
 
-def _finished(args, result, done, seconds, out, again, what=""):
+def _finished(args, result, out, again, what=""):
     """Report a finished or stopped run; the exit code (128 + a stopping signal's number)."""
     if result.interrupted:
         print(f"stopped by {result.signal} at step {result.trainer.step}; saved {out} ({again})",
               file=sys.stderr)
         return {"SIGINT": 130, "SIGTERM": 143}[result.signal]
     if not args.quiet:
-        print(f"{what}{result.summary(done, seconds)}; saved {out}")
+        print(f"{what}{result.summary()}; saved {out}")
     return 0
-
-
-def _resume(out, given, files):
-    """The Trainer of the run stored in ``out``, continued (the same options, or more steps)."""
-    if not os.path.isfile(out):
-        raise UsageError(f"--resume: there is no checkpoint {out} to continue (name it with "
-                         f"--out, use --resume auto to start it, or train without --resume)")
-    trainer = Trainer.resume(out, given, files)
-    if trainer.replanned is not None:
-        print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
-    return trainer
 
 
 # --- npflow datasets ----------------------------------------------------------------------------
@@ -359,7 +311,7 @@ def _cmd_datasets(args):
 # --- the commands that use a model --------------------------------------------------------------
 def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS):
     _add(p, "--model", "--solver")
-    p.add_argument("--steps", type=POSITIVE_INT, default=argparse.SUPPRESS,
+    p.add_argument("--steps", type=int, default=argparse.SUPPRESS,
                    help=f"uniform steps of the fixed-step solvers; dopri5 picks its own "
                         f"(default: {steps_default})")
     _add(p, "--rtol", "--atol", "--seed", "--raw", "--last")
@@ -369,6 +321,10 @@ def _solver(args, default_steps):
     """The solver keyword arguments: --steps only where it applies (dopri5 takes none)."""
     steps = getattr(args, "steps", None if args.solver == "dopri5" else default_steps)
     return {"method": args.solver, "steps": steps, "rtol": args.rtol, "atol": args.atol}
+
+
+def _rng(args):
+    return np.random.default_rng(_checks.nonnegative_int(args.seed, "seed"))
 
 
 def _flow(args):
@@ -383,7 +339,7 @@ def _read_rows(args):
 
 def _read_table(args):
     """The table of --data (a text file, read with --delimiter and --header)."""
-    return tabular.read_table(args.data, args.delimiter, _header(args), name="--data")
+    return tabular.read_table(args.data, args.delimiter, args.header, name="--data")
 
 
 # --- npflow sample ------------------------------------------------------------------------------
@@ -404,12 +360,12 @@ def _add_sample(sub):
                  "model trained on your rows writes them in data units; a model of a table "
                  "writes a CSV as the table was.", _SAMPLE_EXAMPLES, _cmd_sample)
     _add_solver_options(p)
-    p.add_argument("--n", type=POSITIVE_INT, default=2000, help="number of points (default: 2000)")
+    p.add_argument("--n", type=int, default=2000, help="number of points (default: 2000)")
     p.add_argument("--out", default="samples.npy",
                    help="output .npy or .csv file (a table: .csv or .csv.gz) (default: "
                         "samples.npy)")
     p.add_argument("--trajectory", default=None, help="also save the (steps+1, n, d) trajectory")
-    p.add_argument("--chunk-size", type=POSITIVE_INT, default=20000,
+    p.add_argument("--chunk-size", type=int, default=20000,
                    help="points integrated at once, bounding memory (default: 20000)")
     p.add_argument("--label", type=_label, default=None,
                    help="class to generate (a model trained with --conditional or labels; a "
@@ -424,7 +380,7 @@ def _cmd_sample(args):
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
     message = _flow(args).save_samples(
-        args.out, args.n, np.random.default_rng(args.seed), trajectory=args.trajectory,
+        args.out, args.n, _rng(args), trajectory=args.trajectory,
         progress=False if args.quiet else None, label=args.label, guidance=args.guidance,
         source_rows=source_rows, chunk_size=args.chunk_size, complete=args.complete,
         **_solver(args, None))
@@ -451,7 +407,7 @@ def _add_evaluate(sub):
                  "distance to the closest training record and a classifier's score.",
                  _EVALUATE_EXAMPLES, _cmd_evaluate)
     _add_solver_options(p, steps_default=LIKELIHOOD_STEPS)
-    p.add_argument("--n", type=POSITIVE_INT, default=2000,
+    p.add_argument("--n", type=int, default=2000,
                    help="points per set for W2, MMD and energy (default: 2000)")
     _add_data_reading(p, "held-out rows to score (a model trained with --data)")
     _add(p, "--divergence", "--probes")
@@ -466,7 +422,7 @@ def _cmd_evaluate(args):
     flow = _flow(args)
     held_out = None if args.data is None else \
         (_read_table if flow.table is not None else _read_rows)(args)
-    result = flow.evaluate(args.n, np.random.default_rng(args.seed), held_out=held_out,
+    result = flow.evaluate(args.n, _rng(args), held_out=held_out,
                            divergence=args.divergence, n_probes=args.probes,
                            train=flow.training_table(), target_column=args.target_column,
                            **_solver(args, None))
@@ -514,11 +470,10 @@ def _cmd_rows(args):
     if args.command == "encode":
         data.save_rows(out, flow.encode(rows, **solver))
         print(f"encoded {len(rows)} rows to noise; saved {out}")
-        return 0
-    scores, _ = flow.log_prob(rows, np.random.default_rng(args.seed), args.divergence,
-                              args.probes, **solver)
-    data.save_rows(out, scores[:, None])
-    print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
+    else:
+        scores, _ = flow.log_prob(rows, _rng(args), args.divergence, args.probes, **solver)
+        data.save_rows(out, scores[:, None])
+        print(f"wrote {len(scores)} log-densities (nats; mean {scores.mean():.4f}) to {out}")
     return 0
 
 
@@ -541,9 +496,9 @@ def _add_impute(sub):
     p.add_argument("--data", required=True, help="the table's rows with missing cells (.csv)")
     _add(p, "--delimiter", "--header")
     p.add_argument("--out", required=True, help="output .csv (or .csv.gz) file")
-    p.add_argument("--n-imputations", type=POSITIVE_INT, default=1,
+    p.add_argument("--n-imputations", type=int, default=1,
                    help="independent imputations K (default: 1)")
-    p.add_argument("--resample", type=POSITIVE_INT, default=imputation.RESAMPLE,
+    p.add_argument("--resample", type=int, default=imputation.RESAMPLE,
                    help=f"passes U per solver step, RePaint's resampling: more lean the drawn "
                         f"cells further towards the observed ones (default: {imputation.RESAMPLE})")
     _add(p, "--guidance", "--quiet")
@@ -552,7 +507,7 @@ def _add_impute(sub):
 def _cmd_impute(args):
     flow = _flow(args)
     message = flow.save_imputations(_read_table(args), args.out,
-                                    np.random.default_rng(args.seed), args.n_imputations,
+                                    _rng(args), args.n_imputations,
                                     guidance=args.guidance, method=args.solver,
                                     steps=getattr(args, "steps", None), resample=args.resample)
     if not args.quiet:
@@ -568,14 +523,14 @@ def _add_reflow(sub):
                  "for a built-in target and for a model of your rows. Not resumable.",
                  run=_cmd_reflow)
     p.add_argument("--model", required=True, help="parent checkpoint (npflow train or reflow)")
-    p.add_argument("--pairs", type=POSITIVE_INT, default=20000,
+    p.add_argument("--pairs", type=int, default=20000,
                    help="number of (x0, x1) pairs (default: 20000)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=2000,
+    p.add_argument("--steps", type=int, default=2000,
                    help="training steps on the pairs (default: 2000)")
     p.add_argument("--out", required=True, help="checkpoint of the rectified model")
     p.add_argument("--solver", choices=[m for m in solvers.METHODS if m != "dopri5"],
                    default="rk4", help="solver that makes the pairs (default: rk4)")
-    p.add_argument("--sample-steps", type=POSITIVE_INT, default=100,
+    p.add_argument("--sample-steps", type=int, default=100,
                    help="solver steps that make the pairs (default: 100)")
     _add(p, "--source-data", "--seed", "--quiet")
 
@@ -584,14 +539,11 @@ def _cmd_reflow(args):
     out = _checks.out_path(args.out, (".npz",))
     source_rows = None if args.source_data is None else \
         data.load(args.source_data, name="--source-data").x
-    t_start = time.perf_counter()
     trainer = TrainedFlow.load(args.model).reflow_trainer(
         args.pairs, args.steps, args.seed, args.solver, args.sample_steps, source_rows)
-    result = trainer.run(out=out, quiet=args.quiet)
-    pairs = args.pairs if source_rows is None else len(source_rows)
-    return _finished(args, result, trainer.step, time.perf_counter() - t_start, out,
+    return _finished(args, trainer.run(out=out, quiet=args.quiet), out,
                      "a reflow run cannot be resumed",
-                     f"reflow {trainer.config.reflow}: {pairs} pairs, ")
+                     f"reflow {trainer.config.reflow}: {len(trainer.pairs[0])} pairs, ")
 
 
 # --- npflow plot / animate (need matplotlib) -----------------------------------------------------
@@ -604,7 +556,7 @@ def _viz():
 
 def _add_picture_options(p, n_help):
     _add(p, "--model")
-    p.add_argument("--n", type=POSITIVE_INT, default=None, help=n_help)
+    p.add_argument("--n", type=int, default=None, help=n_help)
     _add(p, "--seed", "--raw")
 
 
@@ -618,7 +570,7 @@ def _add_plot(sub):
                    help="samples: noise | generated | target; trajectories: paths x0 -> x1; "
                         "field: v(x, t) at 5 times; density: model (and true) p1; "
                         "loss: training loss (default: samples)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=None,
+    p.add_argument("--steps", type=int, default=None,
                    help="rk4 steps (default: 100; density: 16)")
     _add_data_reading(p, "a model of your rows: rows to draw beside its samples (--kind samples: "
                          "side by side in 2-D, pairwise scatter plots of a few coordinates above; "
@@ -630,7 +582,7 @@ def _cmd_plot(args):
     viz = _viz()
     flow = _flow(args)
     rows = None if args.data is None else _read_rows(args)
-    fig = viz.plot_flow(flow, args.kind, args.n, args.steps, np.random.default_rng(args.seed),
+    fig = viz.plot_flow(flow, args.kind, args.n, args.steps, _rng(args),
                         rows=rows)
     viz.save_figure(fig, out)
     viz.pyplot().close(fig)
@@ -644,9 +596,9 @@ def _add_animate(sub):
                  "model of a built-in 2-D target).", run=_cmd_animate)
     _add_picture_options(p, "points (default: 600)")
     p.add_argument("--out", required=True, help="output .gif file")
-    p.add_argument("--frames", type=_int_ge(2), default=41, help="frames (default: 41)")
-    p.add_argument("--fps", type=POSITIVE_INT, default=20, help="frames per second (default: 20)")
-    p.add_argument("--steps", type=POSITIVE_INT, default=100,
+    p.add_argument("--frames", type=int, default=41, help="frames (default: 41)")
+    p.add_argument("--fps", type=int, default=20, help="frames per second (default: 20)")
+    p.add_argument("--steps", type=int, default=100,
                    help="rk4 steps; at least --frames - 1 (default: 100)")
 
 
@@ -654,7 +606,7 @@ def _cmd_animate(args):
     out = _checks.out_path(args.out, (".gif",))
     viz = _viz()
     fig = viz.animate_flow(_flow(args), out, 600 if args.n is None else args.n, args.frames,
-                           args.fps, args.steps, np.random.default_rng(args.seed))
+                           args.fps, args.steps, _rng(args))
     viz.pyplot().close(fig)
     print(f"saved {out} ({args.frames} frames at {args.fps} fps)")
     return 0
@@ -702,7 +654,8 @@ def main(argv=None):
 
 def _fail(args, what, err, code):
     """Print the one line of ``err`` (options spelled as flags) and return ``code``."""
-    text = err.spell(_flag, "this command") if isinstance(err, _checks.OptionError) else str(err)
+    text = err.spell(lambda name: _flag(name, args), "this command") \
+        if isinstance(err, _checks.OptionError) else str(err)
     text = text.splitlines()[0] if text else type(err).__name__
     print(f"npflow {args.command}: {what}: {text}", file=sys.stderr)
     return code

@@ -697,7 +697,11 @@ def check_hidden(hidden):
         raise TypeError(f"hidden must be a sequence of positive integers, got {hidden!r}") from None
     if not widths:
         raise ValueError("hidden must name at least one hidden width, got an empty sequence")
-    return tuple(_checks.positive_int(w, "hidden width") for w in widths)
+    if not all(isinstance(w, (int, np.integer)) and not isinstance(w, bool) for w in widths):
+        raise TypeError(f"hidden must hold integer widths, got {hidden!r}")
+    if min(widths) < 1:
+        raise _checks.refuse("hidden", f"must hold widths >= 1, got {hidden!r}")
+    return tuple(int(w) for w in widths)
 
 
 def _check_n_classes(n_classes):

@@ -28,6 +28,7 @@ import math
 import signal
 import sys
 import threading
+import time
 import types
 from dataclasses import dataclass
 
@@ -182,12 +183,18 @@ _UNET_ONLY = ("channels", "multipliers", "blocks", "groups")
 
 def start(options, files=None):
     """A new :class:`Trainer` for ``options`` (TrainConfig fields): on a built-in target, or on
-    the rows of ``files`` (a :class:`~npflow.data.TrainingFiles`) with :func:`data_config`."""
+    the rows of ``files`` (a :class:`~npflow.data.TrainingFiles`) with :func:`data_config`.
+
+    Class labels in ``files`` make the run conditional unless ``options`` say otherwise. The
+    options are checked before the files are read.
+    """
     if files is None:
         return Trainer(TrainConfig(**options))
+    labeled = files.labels is not None or files.label_column is not None
+    config = data_config(files.source_data is not None, **{"conditional": labeled, **options})
     x, labels, source = files.load()
-    return Trainer(data_config(source is not None, **options), data=x, labels=labels,
-                   source_data=source, data_files=files.to_dict())
+    return Trainer(config, data=x, labels=labels, source_data=source,
+                   data_files=files.to_dict())
 
 
 def data_config(source_rows=False, **options):
@@ -656,7 +663,8 @@ class Trainer:
         -------
         RunResult
         """
-        total = self.config.steps
+        total, first, t_start = self.config.steps, self.step, time.perf_counter()
+        checkpoint_every = _checks.positive_int(checkpoint_every, "checkpoint_every")
         progress = Progress(total, start=self.step, enabled=False if quiet else None,
                             stream=stream)
         stopped_early = False
@@ -676,8 +684,8 @@ class Trainer:
                     self.save(out)
         finally:
             progress.close()
-        return RunResult(self, held.received is not None, _signal_name(held.received),
-                         stopped_early)
+        return RunResult(self, self.step - first, time.perf_counter() - t_start,
+                         held.received is not None, _signal_name(held.received), stopped_early)
 
     def _progress_values(self, loss):
         values = {"loss": loss}
@@ -853,18 +861,20 @@ class Replanned:
 class RunResult:
     """What :meth:`Trainer.run` returns.
 
-    ``interrupted``: a signal stopped the run early (``signal`` is ``"SIGINT"`` or
+    ``steps``: the steps this run did, in ``seconds``. ``interrupted``: a signal stopped the run early (``signal`` is ``"SIGINT"`` or
     ``"SIGTERM"``); ``stopped_early``: the validation loss stopped improving (``patience``).
     """
 
     trainer: Trainer
+    steps: int
+    seconds: float
     interrupted: bool
     signal: str = None
     stopped_early: bool = False
 
-    def summary(self, done, seconds):
+    def summary(self):
         """One line: steps done, speed, final loss (and epochs, best validation loss)."""
-        trainer = self.trainer
+        trainer, done, seconds = self.trainer, self.steps, self.seconds
         loss = trainer.losses[-1] if trainer.losses else float("nan")
         line = (f"trained {done} steps in {seconds:.1f} s ({done / max(seconds, 1e-9):.0f} "
                 f"steps/s), final loss {loss:.4f}")

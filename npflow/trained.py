@@ -449,7 +449,7 @@ class TrainedFlow:
             raise _checks.OptionError("{0} and {1} apply to a model of a table", "train",
                                       "target_column")
         likelihood.check_divergence(divergence, n_probes)  # before any work
-        steps = _likelihood_steps(method, steps)
+        steps, n = _likelihood_steps(method, steps), _checks.positive_int(n, "n")
         if self.on_rows != (held_out is not None):
             raise _checks.OptionError(
                 "{0} scores a model trained on rows; a model of a built-in target is scored on "
@@ -464,7 +464,7 @@ class TrainedFlow:
             held_out = self.check_rows(held_out, "held_out")
             if len(held_out) < 4:
                 raise ValueError(f"held_out needs at least 4 rows, got {len(held_out)}")
-            n = min(_checks.positive_int(n, "n"), len(held_out) // 2)
+            n = min(n, len(held_out) // 2)
         solver = {"method": method, "steps": steps, **solver}
         generated, sol = next(self.sample_chunks(n, rng, chunk_size=n, **solver))
         if held_out is None:

@@ -1058,7 +1058,9 @@ def animate_flow(flow, path, n=600, frames=41, fps=20, steps=100, rng=None):
     one frame per evenly spaced time; returns the figure."""
     if flow.on_rows:
         raise _checks.OptionError("{0}: animate draws a model of a built-in 2-D target", "model")
-    if frames > steps + 1:
+    if _checks.positive_int(frames, "frames") < 2:
+        raise _checks.refuse("frames", f"must be at least 2 (the first and the last), got {frames}")
+    if frames > _checks.positive_int(steps, "steps") + 1:
         raise _checks.OptionError(f"{{0}} ({frames}) must be at most {{1}} + 1 ({steps + 1})",
                                   "frames", "steps")
     rng = np.random.default_rng(0) if rng is None else _checks.generator(rng)
