@@ -11,6 +11,7 @@ on standard error and exit code 2; a failure at run time (a diverging loss, a so
 up) with one line and exit code 1; never a traceback. ``npflow COMMAND --help`` shows examples.
 """
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -18,12 +19,8 @@ import sys
 
 import numpy as np
 
-from . import (_checks, couplings, data, datasets, imputation, likelihood, networks, paths,
-               solvers, tables, tabular, train)
-from .nn import ACTIVATIONS, TIME_EMBEDDINGS
-from .optim import SCHEDULES
-from .train import (DATA_DEFAULTS, TIME_SAMPLINGS, UNET_DATA_DEFAULTS, TrainConfig, Trainer,
-                    TrainingDiverged)
+from . import _checks, data, datasets, imputation, likelihood, solvers, tables, tabular, train
+from .train import DATA_DEFAULTS, UNET_DATA_DEFAULTS, TrainConfig, Trainer, TrainingDiverged
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
 
@@ -125,52 +122,46 @@ def _command(sub, name, help_text, description, examples=None, run=None):
 
 
 # --- npflow train -------------------------------------------------------------------------------
-_TRAIN_OPTIONS = {
-    # option: (field, type or choices, help)
-    "--source": ("source", sorted(datasets.DATASETS), "source distribution p0 (x0)"),
-    "--target": ("target", sorted(datasets.DATASETS), "target distribution p1 (x1)"),
-    "--path": ("path", list(paths.PATHS), "probability path"),
-    "--sigma": ("sigma", float, "noise of icfm / sigma_min of lipman"),
-    "--coupling": ("coupling", sorted(couplings.COUPLINGS), "pairing of x0 and x1 in a batch"),
-    "--steps": ("steps", int, "training steps"),
-    "--batch-size": ("batch_size", int, "points per batch"),
-    "--lr": ("lr", float, "peak learning rate"),
-    "--schedule": ("schedule", list(SCHEDULES), "learning-rate schedule"),
-    "--warmup-steps": ("warmup_steps", int, "linear warm-up steps"),
-    "--weight-decay": ("weight_decay", float, "AdamW decoupled weight decay"),
-    "--grad-clip": ("grad_clip", float, "clip the gradient's global norm (0: off)"),
-    "--ema-decay": ("ema_decay", float, "decay of the weights' moving average"),
-    "--hidden": ("hidden", _widths, "hidden widths, comma-separated"),
-    "--activation": ("activation", sorted(ACTIVATIONS), "hidden activation"),
-    "--time-embedding": ("time_embedding", list(TIME_EMBEDDINGS), "how t enters the network"),
-    "--embed-dim": ("embed_dim", int, "size of the sinusoidal time embedding"),
-    "--time-sampling": ("time_sampling", list(TIME_SAMPLINGS), "density of training times t"),
-    "--seed": ("seed", int, "random seed of the whole run"),
-    "--label-dropout": ("label_dropout", float, "with --conditional: P(label -> null label)"),
-    "--dtype": ("dtype", ["float32", "float64"], "floating-point precision"),
-    "--val-fraction": ("val_fraction", float,
-                       "with --data: fraction of rows held out for the validation loss"),
-    "--patience": ("patience", int, "with --data: stop after this many evaluations "
-                                           "without a better validation loss (0: never)"),
-    "--eval-every": ("eval_every", int, "with --data: steps between validation losses"),
-    "--arch": ("arch", sorted(networks.ARCHITECTURES), "the network: an MLP, or a U-Net for images"),
-    "--channels": ("channels", int, "--arch unet: base width C"),
-    "--multipliers": ("multipliers", _widths, "--arch unet: C_i = C m_i per level"),
-    "--blocks": ("blocks", int, "--arch unet: residual blocks per level"),
-    "--groups": ("groups", int, "--arch unet: groups of each group norm"),
+_TRAIN_HELP = {  # TrainConfig field: help (its type, choices and defaults are TrainConfig's)
+    "source": "source distribution p0 (x0)",
+    "target": "target distribution p1 (x1)",
+    "path": "probability path",
+    "sigma": "noise of icfm / sigma_min of lipman",
+    "coupling": "pairing of x0 and x1 in a batch",
+    "steps": "training steps",
+    "batch_size": "points per batch",
+    "lr": "peak learning rate",
+    "schedule": "learning-rate schedule",
+    "warmup_steps": "linear warm-up steps",
+    "weight_decay": "AdamW decoupled weight decay",
+    "grad_clip": "clip the gradient's global norm (0: off)",
+    "ema_decay": "decay of the weights' moving average",
+    "hidden": "hidden widths, comma-separated",
+    "activation": "hidden activation",
+    "residual": "shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as wide as the "
+                "one before",
+    "time_embedding": "how t enters the network",
+    "embed_dim": "size of the sinusoidal time embedding",
+    "time_sampling": "density of training times t",
+    "seed": "random seed of the whole run",
+    "conditional": "learn v(x, t, y) for the target's class labels y (for npflow sample --label "
+                   "and --guidance); implied by --labels and --label-column",
+    "label_dropout": "with --conditional: P(label -> null label)",
+    "dtype": "floating-point precision",
+    "val_fraction": "with --data: fraction of rows held out for the validation loss",
+    "eval_every": "with --data: steps between validation losses",
+    "patience": "with --data: stop after this many evaluations without a better validation "
+                "loss (0: never)",
+    "dequantize": "with --data: integer data (counts, pixels); train on x + u, u ~ U[0, 1), and "
+                  "report bits per dimension",
+    "standardize": "with --data: train on (x - mean) / std; --no-standardize: on the raw values",
+    "arch": "the network: an MLP, or a U-Net for images",
+    "channels": "--arch unet: base width C",
+    "multipliers": "--arch unet: C_i = C m_i per level",
+    "blocks": "--arch unet: residual blocks per level",
+    "groups": "--arch unet: groups of each group norm",
 }
-_TRAIN_FLAGS = {  # on/off options, each with its --no- form: (field, help)
-    "--residual": ("residual", "shortcuts a_i = a_(i-1) + act(z_i) around each hidden layer as "
-                               "wide as the one before"),
-    "--conditional": ("conditional", "learn v(x, t, y) for the target's class labels y (for "
-                                     "npflow sample --label and --guidance); implied by --labels "
-                                     "and --label-column"),
-    "--dequantize": ("dequantize", "with --data: integer data (counts, pixels); train on x + u, "
-                                   "u ~ U[0, 1), and report bits per dimension"),
-    "--standardize": ("standardize", "with --data: train on (x - mean) / std; --no-standardize: "
-                                     "on the raw values"),
-}
-_TRAIN_FIELDS = [field for field, *_ in (*_TRAIN_OPTIONS.values(), *_TRAIN_FLAGS.values())]
+_TRAIN_FIELDS = list(_TRAIN_HELP)
 
 _TRAIN_EXAMPLES = """examples:
   npflow train --out model.npz                          # noise -> checkerboard, ~1 minute
@@ -202,21 +193,22 @@ def _add_data_reading(p, data_help, label_help=False, required=False):
 
 
 def _add_train(sub):
-    defaults = TrainConfig()
     p = _command(sub, "train", "train a flow-matching model and save a checkpoint",
                  "Train a velocity field by conditional flow matching, on a built-in 2-D dataset "
                  "(--target) or on your own rows (--data; then the defaults for data apply).",
                  _TRAIN_EXAMPLES, _cmd_train)
-    flags = {option: (field, None, text) for option, (field, text) in _TRAIN_FLAGS.items()}
-    for option, (field, kind, text) in {**_TRAIN_OPTIONS, **flags}.items():
-        text += f" (default: {_shown(getattr(defaults, field))}"
-        if field in DATA_DEFAULTS:
-            text += f"; with --data: {_shown(DATA_DEFAULTS[field])}"
-        if field in UNET_DATA_DEFAULTS:
-            text += f"; --arch unet: {_shown(UNET_DATA_DEFAULTS[field])}"
-        how = {"choices": kind} if isinstance(kind, list) else {"type": kind} if kind else \
-            {"action": argparse.BooleanOptionalAction}
-        p.add_argument(option, default=argparse.SUPPRESS, help=text + ")", **how)
+    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
+    for field in map(fields.get, _TRAIN_HELP):
+        text = f"{_TRAIN_HELP[field.name]} (default: {_shown(field.default)}"
+        for where, defaults in (("with --data", DATA_DEFAULTS),
+                                ("--arch unet", UNET_DATA_DEFAULTS)):
+            if field.name in defaults:
+                text += f"; {where}: {_shown(defaults[field.name])}"
+        how = {"choices": train.CHOICES[field.name]} if field.name in train.CHOICES else \
+            {"action": argparse.BooleanOptionalAction} if field.type is bool else \
+            {"type": _widths if field.type is tuple else field.type}
+        p.add_argument("--" + field.name.replace("_", "-"), default=argparse.SUPPRESS,
+                       help=text + ")", **how)
     _add_data_reading(p, _DATA_HELP, label_help=True)
     p.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
                    help="with --data: read the text file as a table (strings, integers, missing "

@@ -93,20 +93,13 @@ class TrainConfig:
     groups: int = 8                   # U-Net: groups of every group norm
 
     def __post_init__(self):
-        for name in ("source", "target"):
-            _checks.choice(getattr(self, name), name, (*datasets.DATASETS, DATA))
+        for name, options in CHOICES.items():
+            _checks.choice(getattr(self, name), name,
+                           (*options, DATA) if name in ("source", "target") else options)
         if self.source == DATA and self.target != DATA:
             raise ValueError("source 'data' (rows of a file) needs target 'data' as well")
-        _checks.choice(self.path, "path", paths.PATHS)
-        _checks.choice(self.coupling, "coupling", couplings.COUPLINGS)
-        _checks.choice(self.schedule, "schedule", SCHEDULES)
-        _checks.choice(self.activation, "activation", ACTIVATIONS)
-        _checks.choice(self.time_embedding, "time_embedding", TIME_EMBEDDINGS)
-        _checks.choice(self.time_sampling, "time_sampling", TIME_SAMPLINGS)
-        _checks.choice(self.dtype, "dtype", ("float32", "float64"))
         for name in ("steps", "batch_size", "embed_dim", "channels", "blocks", "groups"):
             _checks.positive_int(getattr(self, name), name)
-        _checks.choice(self.arch, "arch", networks.ARCHITECTURES)
         object.__setattr__(self, "multipliers", tuple(
             _checks.positive_int(m, "multipliers") for m in _sequence(self.multipliers,
                                                                        "multipliers")))
@@ -176,6 +169,12 @@ class TrainConfig:
         return cls(**values)
 
 
+# The values each text option of TrainConfig may take (source and target also "data").
+CHOICES = {"source": tuple(datasets.DATASETS), "target": tuple(datasets.DATASETS),
+           "path": tuple(paths.PATHS), "coupling": tuple(couplings.COUPLINGS),
+           "schedule": tuple(SCHEDULES), "activation": tuple(ACTIVATIONS),
+           "time_embedding": tuple(TIME_EMBEDDINGS), "time_sampling": TIME_SAMPLINGS,
+           "dtype": ("float32", "float64"), "arch": tuple(networks.ARCHITECTURES)}
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _MLP_ONLY = ("hidden", "activation", "residual", "time_embedding")  # options of one network
 _UNET_ONLY = ("channels", "multipliers", "blocks", "groups")
