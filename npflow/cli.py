@@ -19,13 +19,10 @@ import sys
 
 import numpy as np
 
-from . import _checks, data, datasets, imputation, likelihood, solvers, tables, tabular, train
+from . import (_checks, data, datasets, imputation, likelihood, solvers, tables, tabular, train,
+               viz)
 from .train import DATA_DEFAULTS, UNET_DATA_DEFAULTS, TrainConfig, Trainer, TrainingDiverged
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
-
-
-class UsageError(Exception):
-    """A user error found after parsing; reported in one line with exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -247,7 +244,8 @@ def _column_kinds(args):
     kinds = {}
     for name, kind in getattr(args, "column_kind", None) or []:
         if kinds.setdefault(name, kind) != kind:
-            raise UsageError(f"column {name!r} is given two kinds, {kinds[name]} and {kind}")
+            raise ValueError(f"--column-kind: column {name!r} is given two kinds, {kinds[name]} "
+                             f"and {kind}")
     return kinds or None
 
 
@@ -265,7 +263,7 @@ def _cmd_train(args):
     out = _checks.out_path(args.out, (".npz",))
     given, files = _given_options(args), _training_files(args)
     if args.resume == "yes" and not os.path.isfile(out):
-        raise UsageError(f"--resume: there is no checkpoint {out} to continue (name it with "
+        raise ValueError(f"--resume: there is no checkpoint {out} to continue (name it with "
                          f"--out, use --resume auto to start it, or train without --resume)")
     if args.resume and os.path.exists(out):
         trainer = Trainer.resume(out, given, files)
@@ -309,10 +307,10 @@ def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS):
     _add(p, "--rtol", "--atol", "--seed", "--raw", "--last")
 
 
-def _solver(args, default_steps):
-    """The solver keyword arguments: --steps only where it applies (dopri5 takes none)."""
-    steps = getattr(args, "steps", None if args.solver == "dopri5" else default_steps)
-    return {"method": args.solver, "steps": steps, "rtol": args.rtol, "atol": args.atol}
+def _solver(args):
+    """The solver keyword arguments (steps None: the library's default for the work)."""
+    return {"method": args.solver, "steps": getattr(args, "steps", None), "rtol": args.rtol,
+            "atol": args.atol}
 
 
 def _rng(args):
@@ -327,6 +325,12 @@ def _read_rows(args):
     """The rows of --data (and its reading options), float64."""
     rows, _, _ = _training_files(args).load()
     return np.asarray(rows.x, dtype=np.float64)
+
+
+def _source_rows(args):
+    """The rows of --source-data (a data-to-data model's), or None."""
+    return None if args.source_data is None else \
+        data.load(args.source_data, name="--source-data").x
 
 
 def _read_table(args):
@@ -369,13 +373,11 @@ def _add_sample(sub):
 
 
 def _cmd_sample(args):
-    source_rows = None if args.source_data is None else \
-        data.load(args.source_data, name="--source-data").x
     message = _flow(args).save_samples(
         args.out, args.n, _rng(args), trajectory=args.trajectory,
         progress=False if args.quiet else None, label=args.label, guidance=args.guidance,
-        source_rows=source_rows, chunk_size=args.chunk_size, complete=args.complete,
-        **_solver(args, None))
+        source_rows=_source_rows(args), chunk_size=args.chunk_size, complete=args.complete,
+        **_solver(args))
     if not args.quiet:
         print(message)
     return 0
@@ -417,7 +419,7 @@ def _cmd_evaluate(args):
     result = flow.evaluate(args.n, _rng(args), held_out=held_out,
                            divergence=args.divergence, n_probes=args.probes,
                            train=flow.training_table(), target_column=args.target_column,
-                           **_solver(args, None))
+                           **_solver(args))
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -458,7 +460,7 @@ def _cmd_rows(args):
     out = _checks.out_path(args.out, (".npy", ".csv"))
     flow = _flow(args)
     flow.refuse_table(args.command)
-    rows, solver = _read_rows(args), _solver(args, LIKELIHOOD_STEPS)
+    rows, solver = _read_rows(args), _solver(args)
     if args.command == "encode":
         data.save_rows(out, flow.encode(rows, **solver))
         print(f"encoded {len(rows)} rows to noise; saved {out}")
@@ -478,11 +480,11 @@ _IMPUTE_EXAMPLES = """examples:
 
 def _add_impute(sub):
     p = _command(sub, "impute", "fill in the missing cells of a table's rows",
-                 "Draw every missing cell of --data given the observed cells of its row (a model "
-                 "of a table): the flow is integrated from noise while the observed cells are "
-                 "put back on the path after every step (RePaint's replacement). Rows without "
-                 "gaps are written unchanged. With --n-imputations K > 1 the K filled tables are "
-                 "written one after the other, numbered in a first column '.imp' (1 .. K).",
+                 "Draw every missing cell of --data given its row's observed cells (a model of a "
+                 "table): the flow runs from noise while the observed cells are put back on the "
+                 "path after each step (RePaint). Rows without gaps stay as they are. With "
+                 "--n-imputations K > 1, the K tables follow one another, numbered 1 .. K in a "
+                 "first column '.imp'.",
                  _IMPUTE_EXAMPLES, _cmd_impute)
     _add_solver_options(p)
     p.add_argument("--data", required=True, help="the table's rows with missing cells (.csv)")
@@ -497,11 +499,9 @@ def _add_impute(sub):
 
 
 def _cmd_impute(args):
-    flow = _flow(args)
-    message = flow.save_imputations(_read_table(args), args.out,
-                                    _rng(args), args.n_imputations,
-                                    guidance=args.guidance, method=args.solver,
-                                    steps=getattr(args, "steps", None), resample=args.resample)
+    message = _flow(args).save_imputations(
+        _read_table(args), args.out, _rng(args), args.n_imputations, guidance=args.guidance,
+        method=args.solver, steps=getattr(args, "steps", None), resample=args.resample)
     if not args.quiet:
         print(message)
     return 0
@@ -529,36 +529,26 @@ def _add_reflow(sub):
 
 def _cmd_reflow(args):
     out = _checks.out_path(args.out, (".npz",))
-    source_rows = None if args.source_data is None else \
-        data.load(args.source_data, name="--source-data").x
     trainer = TrainedFlow.load(args.model).reflow_trainer(
-        args.pairs, args.steps, args.seed, args.solver, args.sample_steps, source_rows)
+        args.pairs, args.steps, args.seed, args.solver, args.sample_steps, _source_rows(args))
     return _finished(args, trainer.run(out=out, quiet=args.quiet), out,
                      "a reflow run cannot be resumed",
                      f"reflow {trainer.config.reflow}: {len(trainer.pairs[0])} pairs, ")
 
 
-# --- npflow plot / animate (need matplotlib) -----------------------------------------------------
-def _viz():
-    """:mod:`npflow.viz` with the file-only Agg backend (an ImportError without matplotlib)."""
-    from . import viz
-    viz.pyplot(for_files=True)
-    return viz
-
-
-def _add_picture_options(p, n_help):
+# --- npflow plot / animate (need matplotlib; npflow.viz imports it when it draws) ---------------
+def _add_picture_options(p, n_help, n_default=None):
     _add(p, "--model")
-    p.add_argument("--n", type=int, default=None, help=n_help)
+    p.add_argument("--n", type=int, default=n_default, help=n_help)
     _add(p, "--seed", "--raw")
 
 
 def _add_plot(sub):
-    from .viz import PLOT_KINDS
     p = _command(sub, "plot", "draw a picture of a model (samples, paths, field, density, loss)",
                  "Draw one picture of a trained model with matplotlib.", run=_cmd_plot)
     _add_picture_options(p, "points (default: 2000; trajectories: 300 paths)")
     p.add_argument("--out", required=True, help="image file: .png, .pdf or .svg")
-    p.add_argument("--kind", choices=PLOT_KINDS, default="samples",
+    p.add_argument("--kind", choices=viz.PLOT_KINDS, default="samples",
                    help="samples: noise | generated | target; trajectories: paths x0 -> x1; "
                         "field: v(x, t) at 5 times; density: model (and true) p1; "
                         "loss: training loss (default: samples)")
@@ -571,13 +561,11 @@ def _add_plot(sub):
 
 def _cmd_plot(args):
     out = _checks.out_path(args.out, (".png", ".pdf", ".svg"))
-    viz = _viz()
-    flow = _flow(args)
+    plt = viz.pyplot(for_files=True)  # an ImportError without matplotlib
     rows = None if args.data is None else _read_rows(args)
-    fig = viz.plot_flow(flow, args.kind, args.n, args.steps, _rng(args),
-                        rows=rows)
+    fig = viz.plot_flow(_flow(args), args.kind, args.n, args.steps, _rng(args), rows=rows)
     viz.save_figure(fig, out)
-    viz.pyplot().close(fig)
+    plt.close(fig)
     print(f"saved {out} ({args.kind})")
     return 0
 
@@ -586,7 +574,7 @@ def _add_animate(sub):
     p = _command(sub, "animate", "write an animated GIF of the points flowing to the data",
                  "Integrate the flow with rk4 and write one GIF frame per evenly spaced time (a "
                  "model of a built-in 2-D target).", run=_cmd_animate)
-    _add_picture_options(p, "points (default: 600)")
+    _add_picture_options(p, "points (default: 600)", 600)
     p.add_argument("--out", required=True, help="output .gif file")
     p.add_argument("--frames", type=int, default=41, help="frames (default: 41)")
     p.add_argument("--fps", type=int, default=20, help="frames per second (default: 20)")
@@ -596,10 +584,10 @@ def _add_animate(sub):
 
 def _cmd_animate(args):
     out = _checks.out_path(args.out, (".gif",))
-    viz = _viz()
-    fig = viz.animate_flow(_flow(args), out, 600 if args.n is None else args.n, args.frames,
-                           args.fps, args.steps, _rng(args))
-    viz.pyplot().close(fig)
+    plt = viz.pyplot(for_files=True)
+    fig = viz.animate_flow(_flow(args), out, args.n, args.frames, args.fps, args.steps,
+                           _rng(args))
+    plt.close(fig)
     print(f"saved {out} ({args.frames} frames at {args.fps} fps)")
     return 0
 
@@ -620,7 +608,7 @@ def build_parser():
 # TypeError is a usage error: the library checks its arguments before it works (exit 2).
 RUN_TIME_FAILURES = (TrainingDiverged, solvers.SolverDiverged, RuntimeError, ArithmeticError,
                      MemoryError, OSError)
-USAGE_ERRORS = (UsageError, ValueError, TypeError, ImportError, _checks.InsufficientMemory)
+USAGE_ERRORS = (ValueError, TypeError, ImportError, _checks.InsufficientMemory)
 
 
 def main(argv=None):
