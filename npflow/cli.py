@@ -65,7 +65,7 @@ _FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-sta
 
 def _flag(name, args):
     """The option of this command that the library's argument ``name`` is (else ``name``)."""
-    known = name in vars(args) or args.command == "train" and name in _TRAIN_FIELDS
+    known = name in vars(args) or args.command == "train" and name in _TRAIN_HELP
     return _FLAGS.get(name) or ("--" + name.replace("_", "-") if known else name)
 
 
@@ -158,7 +158,6 @@ _TRAIN_HELP = {  # TrainConfig field: help (its type, choices and defaults are T
     "blocks": "--arch unet: residual blocks per level",
     "groups": "--arch unet: groups of each group norm",
 }
-_TRAIN_FIELDS = list(_TRAIN_HELP)
 
 _TRAIN_EXAMPLES = """examples:
   npflow train --out model.npz                          # noise -> checkerboard, ~1 minute
@@ -209,8 +208,7 @@ def _add_train(sub):
     _add_data_reading(p, _DATA_HELP, label_help=True)
     p.add_argument("--table", action=argparse.BooleanOptionalAction, default=None,
                    help="with --data: read the text file as a table (strings, integers, missing "
-                        "cells) and train on its columns' coordinates (default: when a cell is "
-                        "missing or not a number); --no-table: numbers only")
+                        "cells; default: when a cell is missing or not a number)")
     p.add_argument("--column-kind", action="append", type=_column_kind, default=None,
                    metavar="NAME=KIND",
                    help=f"a table column's kind, over the inferred one: {', '.join(tables.KINDS)}"
@@ -225,18 +223,12 @@ def _add_train(sub):
                         "default: a standard Gaussian of the data's dimension")
     p.add_argument("--out", default="model.npz", help="checkpoint file (default: model.npz)")
     p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"], default=None,
-                   help="continue the run saved in --out; the command line that started it may "
-                        "be repeated as it is (a changed option is refused, but --steps "
-                        "re-plans). 'auto': continue if --out exists, else start it (one "
-                        "command for a job's first launch and its requeues)")
+                   help="continue the run saved in --out, repeating the command that started it "
+                        "(a changed option is refused; --steps re-plans). 'auto': continue if "
+                        "--out exists, else start (one command for a job and its requeues)")
     p.add_argument("--checkpoint-every", type=int, default=1000,
                    help="save every N steps (default: 1000)")
     _add(p, "--quiet")
-
-
-def _given_options(args):
-    """The TrainConfig fields set on the command line."""
-    return {field: getattr(args, field) for field in _TRAIN_FIELDS if hasattr(args, field)}
 
 
 def _column_kinds(args):
@@ -251,17 +243,15 @@ def _column_kinds(args):
 
 def _training_files(args):
     """The TrainingFiles of --data and its options (None when no file is named)."""
-    files = data.TrainingFiles(args.data, getattr(args, "labels", None),
-                               getattr(args, "source_data", None), args.key,
-                               args.delimiter, args.header, args.label_column, args.drop_nonfinite,
-                               args.image_shape, getattr(args, "table", None),
-                               _column_kinds(args))
+    options = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(data.TrainingFiles)}
+    files = data.TrainingFiles(**{**options, "column_kinds": _column_kinds(args)})
     return None if files.data is None else files
 
 
 def _cmd_train(args):
     out = _checks.out_path(args.out, (".npz",))
-    given, files = _given_options(args), _training_files(args)
+    given = {field: getattr(args, field) for field in _TRAIN_HELP if hasattr(args, field)}
+    files = _training_files(args)
     if args.resume == "yes" and not os.path.isfile(out):
         raise ValueError(f"--resume: there is no checkpoint {out} to continue (name it with "
                          f"--out, use --resume auto to start it, or train without --resume)")
