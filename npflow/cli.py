@@ -80,9 +80,9 @@ _SHARED = {
     "--rtol": dict(type=float, default=1e-5, help="dopri5 relative tolerance"),
     "--atol": dict(type=float, default=1e-5, help="dopri5 absolute tolerance"),
     "--quiet": dict(action="store_true", help="no progress line or summary"),
-    "--guidance": dict(type=float, default=None,
-                       help="classifier-free guidance weight w of a conditional model: 0 "
-                            "unconditional, 1 conditional, > 1 sharper (default: 1)"),
+    "--guidance": dict(type=float, default=None, help="classifier-free guidance weight w: "
+                                                      "0 unconditional, 1 conditional (default), "
+                                                      "> 1 sharper"),
     "--source-data": dict(default=None, help="a data-to-data model: the source rows to map "
                                              "(all of them, whatever the count asked)"),
     "--delimiter": dict(default=None,
@@ -93,12 +93,11 @@ _SHARED = {
     "--drop-nonfinite": dict(action="store_true",
                              help="drop rows holding NaN or infinity instead of refusing the file"),
     "--image-shape": dict(type=_widths, default=None,
-                          help="each row is an image of this shape, C,H,W or H,W (a file of "
-                               "pixels; IDX files and arrays of images carry their own)"),
+                          help="each row is an image of shape C,H,W or H,W (IDX files and arrays "
+                               "of images carry their own)"),
     "--divergence": dict(choices=likelihood.DIVERGENCES, default="auto",
-                         help=f"div v for the likelihood: exact (d tangents) up to d = "
-                              f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above, unless "
-                              f"forced (default: auto)"),
+                         help=f"div v for the likelihood (default auto: exact up to d = "
+                              f"{likelihood.EXACT_MAX_DIM}, Hutchinson's estimate above)"),
     "--probes": dict(type=int, default=None,
                      help=f"Hutchinson probes per row (default: {likelihood.DEFAULT_PROBES})"),
 }
@@ -348,8 +347,7 @@ def _add_sample(sub):
     _add_solver_options(p)
     p.add_argument("--n", type=int, default=2000, help="number of points (default: 2000)")
     p.add_argument("--out", default="samples.npy",
-                   help="output .npy or .csv file (a table: .csv or .csv.gz) (default: "
-                        "samples.npy)")
+                   help="output .npy or .csv file (a table: .csv, .csv.gz) (default: samples.npy)")
     p.add_argument("--trajectory", default=None, help="also save the (steps+1, n, d) trajectory")
     p.add_argument("--chunk-size", type=int, default=20000,
                    help="points integrated at once, bounding memory (default: 20000)")
@@ -382,8 +380,7 @@ _EVALUATE_EXAMPLES = """examples:
 
 
 def _add_evaluate(sub):
-    p = _command(sub, "evaluate", "measure a model: NLL, W2, MMD, energy distance, with their "
-                                  "data-vs-data floors",
+    p = _command(sub, "evaluate", "measure a model (NLL, W2, MMD, energy) beside data's floors",
                  "Compare n generated points with n reference points (fresh target points, or "
                  "held-out rows of --data) and give the same metric between two reference sets "
                  "of the same law (the floor: what a perfect model would score); and the NLL of "
@@ -396,9 +393,8 @@ def _add_evaluate(sub):
     _add_data_reading(p, "held-out rows to score (a model trained with --data)")
     _add(p, "--divergence", "--probes")
     p.add_argument("--target-column", default=None,
-                   help="a model of a table: the categorical column a classifier predicts from "
-                        "the others, trained on synthetic rows, tested on --data (default: the "
-                        "label column)")
+                   help="a model of a table: the categorical column that a classifier trained "
+                        "on synthetic rows predicts on --data (default: the label column)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -406,8 +402,7 @@ def _cmd_evaluate(args):
     flow = _flow(args)
     held_out = None if args.data is None else \
         (_read_table if flow.table is not None else _read_rows)(args)
-    result = flow.evaluate(args.n, _rng(args), held_out=held_out,
-                           divergence=args.divergence, n_probes=args.probes,
+    result = flow.evaluate(args.n, _rng(args), held_out, args.divergence, args.probes,
                            train=flow.training_table(), target_column=args.target_column,
                            **_solver(args))
     if args.json:
