@@ -56,17 +56,18 @@ def _column_kind(text):
     return name, kind
 
 
-# How the library's argument names are spelled here, where they are not "--" + the name.
-_FLAGS = {"method": "--solver", "n_probes": "--probes", "standardize": "--no-standardize",
-          "held_out": "--data", "source_rows": "--source-data", "n_pairs": "--pairs",
-          "x": "--data", "rows": "--data", "return_trajectory": "--trajectory",
-          "table": "--data", "column_kinds": "--column-kind"}
+# The options that stand for the library's arguments of another name.
+_FLAGS = {"method": "--solver", "n_probes": "--probes", "held_out": "--data",
+          "source_rows": "--source-data", "n_pairs": "--pairs", "x": "--data", "rows": "--data",
+          "return_trajectory": "--trajectory", "table": "--data", "column_kinds": "--column-kind"}
 
 
 def _flag(name, args):
-    """The option of this command that the library's argument ``name`` is (else ``name``)."""
-    known = name in vars(args) or args.command == "train" and name in _TRAIN_HELP
-    return _FLAGS.get(name) or ("--" + name.replace("_", "-") if known else name)
+    """How this command names the library's argument ``name``: its option of that name, else the
+    option _FLAGS gives, else ``name`` itself."""
+    if name in vars(args) or args.command == "train" and name in _TRAIN_HELP:
+        return "--" + name.replace("_", "-")
+    return _FLAGS.get(name, name)
 
 
 # --- the options shared by several commands, each defined once ----------------------------------
@@ -570,8 +571,7 @@ def _add_animate(sub):
 def _cmd_animate(args):
     out = _checks.out_path(args.out, (".gif",))
     plt = viz.pyplot(for_files=True)
-    fig = viz.animate_flow(_flow(args), out, args.n, args.frames, args.fps, args.steps,
-                           _rng(args))
+    fig = viz.animate_flow(_flow(args), out, args.n, args.frames, args.fps, args.steps, _rng(args))
     plt.close(fig)
     print(f"saved {out} ({args.frames} frames at {args.fps} fps)")
     return 0

@@ -21,8 +21,9 @@ import pytest
 from npflow import checkpoint, data, datasets, networks
 from npflow.nn import MLP
 from npflow.train import (TIME_SAMPLINGS, Batch, RunResult, TrainConfig, Trainer,
-                          TrainingDiverged, data_config, sample_t, train)
-from npflow._checks import out_path
+                          TrainingDiverged, data_config, sample_t, start, train)
+from npflow.data import TrainingFiles
+from npflow._checks import OptionError, out_path
 
 C = np.array([1.5, -1.0])
 
@@ -52,6 +53,21 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field) as info:
         TrainConfig(**{field: value})
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("target", "mnist"), ("dtype", "f{0}"), ("steps", 0), ("seed", -1), ("lr", float("nan")),
+    ("ema_decay", 1.5), ("hidden", (16, 0)),
+])
+def test_config_bad_values_name_the_option_for_every_front_end(field, value):
+    """A bad value is an OptionError: a front end spells the option its own way."""
+    with pytest.raises(OptionError) as info:
+        TrainConfig(**{field: value})
+    assert info.value.names == (field,)
+    flag = "--" + field.replace("_", "-")
+    spelled = info.value.spell(lambda name: "--" + name.replace("_", "-"), "this command")
+    assert spelled == flag + str(info.value)[len(field):]
+    assert repr(value) in spelled or str(value) in spelled
 
 
 @pytest.mark.parametrize("field, value", [
@@ -190,6 +206,34 @@ def test_run_trains_to_config_steps_and_train_helper(tmp_path):
     np.testing.assert_array_equal(ckpt.params, trainer.model.params)
     np.testing.assert_array_equal(ckpt.ema_params, trainer.ema.shadow)
     assert train(tiny(steps=12), steps=3).step == 3  # keyword overrides
+
+
+def test_run_reports_the_steps_it_did_and_their_time():
+    trainer = Trainer(tiny(steps=7))
+    first = trainer.run(quiet=True)
+    assert (first.steps, trainer.step) == (7, 7) and first.seconds > 0
+    assert first.summary().startswith("trained 7 steps in ")
+    with pytest.raises(OptionError, match="checkpoint_every must be an integer >= 1"):
+        trainer.run(checkpoint_every=0)
+
+
+def test_start_checks_the_options_before_reading_the_files(tmp_path):
+    files = TrainingFiles(str(tmp_path / "absent.csv"))
+    with pytest.raises(OptionError, match="val_fraction"):
+        start({"val_fraction": 1.0}, files)
+    with pytest.raises(ValueError, match="absent.csv"):
+        start({}, files)
+
+
+def test_start_makes_a_run_with_labels_conditional(tmp_path):
+    rows, labels = tmp_path / "x.npy", tmp_path / "y.npy"
+    np.save(rows, np.random.default_rng(0).normal(size=(40, 2)))
+    np.save(labels, np.arange(40) % 2)
+    options = {"steps": 2, "batch_size": 8, "hidden": (8,), "eval_every": 1}
+    trainer = start(options, TrainingFiles(str(rows), str(labels)))
+    assert trainer.config.conditional and trainer.n_classes == 2
+    with pytest.raises(ValueError, match="conditional is False"):
+        start({**options, "conditional": False}, TrainingFiles(str(rows), str(labels)))
 
 
 # --- learning known fields ----------------------------------------------------------------------

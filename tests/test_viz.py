@@ -355,6 +355,10 @@ def _one_line_error(capsys, *needles):
     (["animate", "--model", "{model}", "--out", "{tmp}/missing/f.gif"], "does not exist"),
     (["animate", "--model", "{model}", "--out", "{tmp}/f.gif", "--frames", "12", "--steps", "10"],
      "--frames"),
+    (["animate", "--model", "{model}", "--out", "{tmp}/f.gif", "--frames", "1"], "--frames"),
+    (["animate", "--model", "{model}", "--out", "{tmp}/f.gif", "--fps", "0"], "--fps"),
+    (["animate", "--model", "{model}", "--out", "{tmp}/f.gif", "--n", "0"], "--n"),
+    (["plot", "--model", "{model}", "--out", "{tmp}/f.png", "--seed", "-1"], "--seed"),
 ])
 def test_cli_errors_are_one_line_with_exit_2(model_file, tmp_path, capsys, argv, needle):
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
