@@ -13,7 +13,6 @@ up) with one line and exit code 1; never a traceback. ``npflow COMMAND --help`` 
 import argparse
 import dataclasses
 import json
-import os
 import shlex
 import sys
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from . import (_checks, data, datasets, imputation, likelihood, solvers, tables, tabular, train,
                viz)
-from .train import DATA_DEFAULTS, UNET_DATA_DEFAULTS, TrainConfig, Trainer, TrainingDiverged
+from .train import DATA_DEFAULTS, UNET_DATA_DEFAULTS, TrainConfig, TrainingDiverged
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
 
@@ -222,7 +221,7 @@ def _add_train(sub):
                    help="with --data: rows of the source distribution (a data-to-data flow); "
                         "default: a standard Gaussian of the data's dimension")
     p.add_argument("--out", default="model.npz", help="checkpoint file (default: model.npz)")
-    p.add_argument("--resume", nargs="?", const="yes", choices=["yes", "auto"], default=None,
+    p.add_argument("--resume", nargs="?", const="yes", choices=train.RESUME, default="no",
                    help="continue the run saved in --out, repeating the command that started it "
                         "(a changed option is refused; --steps re-plans). 'auto': continue if "
                         "--out exists, else start (one command for a job and its requeues)")
@@ -251,20 +250,13 @@ def _training_files(args):
 def _cmd_train(args):
     out = _checks.out_path(args.out, (".npz",))
     given = {field: getattr(args, field) for field in _TRAIN_HELP if hasattr(args, field)}
-    files = _training_files(args)
-    if args.resume == "yes" and not os.path.isfile(out):
-        raise ValueError(f"--resume: there is no checkpoint {out} to continue (name it with "
-                         f"--out, use --resume auto to start it, or train without --resume)")
-    if args.resume and os.path.exists(out):
-        trainer = Trainer.resume(out, given, files)
-        if trainer.replanned is not None:
-            print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
-    else:
-        trainer = train.start(given, files)
+    trainer = train.start_or_resume(out, given, _training_files(args), args.resume)
+    if trainer.replanned is not None:
+        print(f"npflow train: {trainer.replanned.describe()}", file=sys.stderr)
     if trainer.rows is not None and trainer.rows.table is not None and not args.quiet:
         print(trainer.rows.table.summary())
     result = trainer.run(out=out, checkpoint_every=args.checkpoint_every, quiet=args.quiet)
-    again = "continue with: npflow " + shlex.join(args.argv + ([] if args.resume else
+    again = "continue with: npflow " + shlex.join(args.argv + ([] if args.resume != "no" else
                                                                ["--resume"]))
     return _finished(args, result, out, again)
 
@@ -289,12 +281,12 @@ def _cmd_datasets(args):
 
 
 # --- the commands that use a model --------------------------------------------------------------
-def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS):
+def _add_solver_options(p, steps_default=solvers.DEFAULT_STEPS, tolerances=True):
     _add(p, "--model", "--solver")
     p.add_argument("--steps", type=int, default=argparse.SUPPRESS,
                    help=f"uniform steps of the fixed-step solvers; dopri5 picks its own "
                         f"(default: {steps_default})")
-    _add(p, "--rtol", "--atol", "--seed", "--raw", "--last")
+    _add(p, *(("--rtol", "--atol") if tolerances else ()), "--seed", "--raw", "--last")
 
 
 def _solver(args):
@@ -472,7 +464,7 @@ def _add_impute(sub):
                  "--n-imputations K > 1, the K tables follow one another, numbered 1 .. K in a "
                  "first column '.imp'.",
                  _IMPUTE_EXAMPLES, _cmd_impute)
-    _add_solver_options(p)
+    _add_solver_options(p, tolerances=False)  # fixed steps only
     p.add_argument("--data", required=True, help="the table's rows with missing cells (.csv)")
     _add(p, "--delimiter", "--header")
     p.add_argument("--out", required=True, help="output .csv (or .csv.gz) file")
@@ -506,8 +498,8 @@ def _add_reflow(sub):
     p.add_argument("--steps", type=int, default=2000,
                    help="training steps on the pairs (default: 2000)")
     p.add_argument("--out", required=True, help="checkpoint of the rectified model")
-    p.add_argument("--solver", choices=[m for m in solvers.METHODS if m != "dopri5"],
-                   default="rk4", help="solver that makes the pairs (default: rk4)")
+    p.add_argument("--solver", choices=solvers.METHODS, default="rk4",
+                   help="fixed-step solver that makes the pairs (default: rk4)")
     p.add_argument("--sample-steps", type=int, default=100,
                    help="solver steps that make the pairs (default: 100)")
     _add(p, "--source-data", "--seed", "--quiet")

@@ -46,8 +46,8 @@ def reflow_pairs(model, x0, method="rk4", steps=None):
     """
     x0 = _checks.points(x0, "x0", dtype=getattr(model, "dtype", np.float64))
     if method == "dopri5":
-        raise ValueError("method must be a fixed-step solver (euler, midpoint, heun, rk4), got "
-                         "'dopri5'")
+        raise _checks.refuse("method", "must be a fixed-step solver (euler, midpoint, heun, rk4), "
+                                       "got 'dopri5'")
     x1 = sampling.sample_flow(model, x0, method=method, steps=steps).x
     return x0.astype(np.float64), x1.astype(np.float64)
 

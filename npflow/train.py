@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -194,6 +195,28 @@ def start(options, files=None):
     x, labels, source = files.load()
     return Trainer(config, data=x, labels=labels, source_data=source,
                    data_files=files.to_dict())
+
+
+RESUME = ("no", "yes", "auto")  # how start_or_resume treats a checkpoint already at ``out``
+
+
+def start_or_resume(out, options, files=None, resume="no"):
+    """The :class:`Trainer` of a run saved to ``out``, as a command line or a job script asks.
+
+    ``resume="no"``: a new run (:func:`start`). ``"yes"``: the run saved in ``out`` continued
+    (:meth:`Trainer.resume`: ``options`` must be the stored ones, ``steps`` aside, which
+    re-plans). ``"auto"``: continued when ``out`` exists, else new, so that a job's first launch
+    and its requeues run one command.
+    """
+    _checks.choice(resume, "resume", RESUME)
+    if resume == "yes" and not os.path.isfile(out):
+        where = str(out).replace("{", "{{").replace("}", "}}")
+        raise _checks.OptionError(f"{{0}}: there is no checkpoint {where} to continue (name it "
+                                  f"with {{1}}, use {{0}} auto to start it, or train without "
+                                  f"{{0}})", "resume", "out")
+    if resume != "no" and os.path.exists(out):
+        return Trainer.resume(out, options, files)
+    return start(options, files)
 
 
 def data_config(source_rows=False, **options):

@@ -143,11 +143,22 @@ class TrainedFlow:
             return z
         return self.transform.inverse(z.reshape(-1, self.dim)).reshape(z.shape)
 
+    def check_source_rows(self, source_rows):
+        """``source_rows`` (m, d) as float64 rows, given exactly when this flow maps rows of a
+        source dataset (a data-to-data flow); None when it starts from its own source."""
+        if source_rows is None:
+            if self.source_is_data:
+                raise _checks.OptionError("this model maps rows of a source dataset: give them "
+                                          "({0})", "source_rows")
+            return None
+        if not self.source_is_data:
+            raise _checks.OptionError("{0} goes with a data-to-data model; this one starts from "
+                                      "its own source", "source_rows")
+        return self.check_rows(source_rows, "source_rows")
+
     def draw_source(self, n, rng):
         """``n`` points of the source, in the network's space: noise, or a built-in source."""
-        if self.source_is_data:
-            raise _checks.OptionError("this model maps rows of a source dataset: give them "
-                                      "({0})", "source_rows")
+        self.check_source_rows(None)  # a data-to-data flow has no source to draw from
         if self.on_rows:
             return rng.standard_normal((n, self.dim))
         return datasets.sample(self.config["source"], n, rng)
@@ -188,12 +199,8 @@ class TrainedFlow:
         field = self.field(label, guidance)
         solvers.check_steps(method, steps)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
-        if self.source_is_data != (source_rows is not None):
-            raise _checks.OptionError("{0} go with a data-to-data model: this model " + (
-                "maps source rows, give them" if self.source_is_data
-                else "starts from noise"), "source_rows")
+        source_rows = self.check_source_rows(source_rows)
         if source_rows is not None:
-            source_rows = self.check_rows(source_rows, "source_rows")
             n = len(source_rows)
         else:
             n = _checks.positive_int(n, "n")
@@ -555,13 +562,16 @@ class TrainedFlow:
             raise ValueError("reflow of a class-conditional flow is not supported (the pairs "
                              "carry no labels)")
         seed = _checks.nonnegative_int(seed, "seed")
+        if sample_steps is not None:
+            sample_steps = _checks.positive_int(sample_steps, "sample_steps")
         if rng is None:
             rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        source_rows = self.check_source_rows(source_rows)
         if source_rows is None:
             x0 = self.draw_source(_checks.positive_int(n_pairs, "n_pairs"),
                                   _checks.generator(rng))
         else:
-            x0 = self.to_network(self.check_rows(source_rows, "source_rows"), source=True)
+            x0 = self.to_network(source_rows, source=True)
         pairs = reflow.reflow_pairs(self.model, x0.astype(self.model.dtype), method, sample_steps)
         parent = TrainConfig.from_dict(self.config)
         data_state = None

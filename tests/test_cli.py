@@ -491,6 +491,20 @@ def test_reflow_of_a_conditional_model_exits_2(conditional_model, tmp_path, caps
     assert_usage_error(code, out, err, "conditional")
 
 
+@pytest.mark.parametrize("argv, names", [
+    (["--source-data", "{rows}"], ["--source-data goes with a data-to-data model"]),
+    (["--sample-steps", "0"], ["--sample-steps must be an integer >= 1"]),
+    (["--solver", "dopri5"], ["--solver must be a fixed-step solver"]),
+    (["--pairs", "0"], ["--pairs must be an integer >= 1"]),
+])
+def test_reflow_option_errors(models, tmp_path, capsys, argv, names):
+    np.savetxt(tmp_path / "rows.csv", np.zeros((5, 2)), delimiter=",")
+    argv = [a.format(rows=tmp_path / "rows.csv") for a in argv]
+    assert_usage_error(*run(capsys, "reflow", "--model", models["moons"], *argv, "--out",
+                            tmp_path / "r.npz"), *names)
+    assert not os.path.exists(tmp_path / "r.npz")
+
+
 # --- exit codes: usage errors (2) against failures at run time (1) ---------------------------------
 
 def test_a_solver_that_blows_up_is_a_failure_at_run_time(models, tmp_path, capsys):

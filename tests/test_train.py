@@ -21,7 +21,8 @@ import pytest
 from npflow import checkpoint, data, datasets, networks
 from npflow.nn import MLP
 from npflow.train import (TIME_SAMPLINGS, Batch, RunResult, TrainConfig, Trainer,
-                          TrainingDiverged, data_config, sample_t, start, train)
+                          TrainingDiverged, data_config, sample_t, start, start_or_resume,
+                          train)
 from npflow.data import TrainingFiles
 from npflow._checks import OptionError, out_path
 
@@ -223,6 +224,21 @@ def test_start_checks_the_options_before_reading_the_files(tmp_path):
         start({"val_fraction": 1.0}, files)
     with pytest.raises(ValueError, match="absent.csv"):
         start({}, files)
+
+
+def test_start_or_resume_as_a_job_script_uses_it(tmp_path):
+    out, options = str(tmp_path / "run.npz"), {"steps": 6, "batch_size": 32, "hidden": (8,)}
+    with pytest.raises(OptionError, match="resume: there is no checkpoint") as info:
+        start_or_resume(out, options, resume="yes")
+    assert info.value.names == ("resume", "out")
+    first = start_or_resume(out, {**options, "steps": 3}, resume="auto")  # nothing there: new
+    assert first.step == 0
+    first.run(out=out, quiet=True)
+    again = start_or_resume(out, options, resume="auto")  # continued, re-planned to 6 steps
+    assert again.step == 3 and again.config.steps == 6
+    assert start_or_resume(out, options).step == 0  # "no": a new run over the old file
+    with pytest.raises(OptionError, match="resume must be one of"):
+        start_or_resume(out, options, resume="maybe")
 
 
 def test_start_makes_a_run_with_labels_conditional(tmp_path):
