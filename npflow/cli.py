@@ -18,8 +18,7 @@ import sys
 
 import numpy as np
 
-from . import (_checks, data, datasets, imputation, likelihood, solvers, tables, tabular, train,
-               viz)
+from . import _checks, data, datasets, imputation, likelihood, solvers, tables, train, viz
 from .train import DATA_DEFAULTS, UNET_DATA_DEFAULTS, TrainConfig, TrainingDiverged
 from .trained import LIKELIHOOD_STEPS, TrainedFlow
 
@@ -58,7 +57,8 @@ def _column_kind(text):
 # The options that stand for the library's arguments of another name.
 _FLAGS = {"method": "--solver", "n_probes": "--probes", "held_out": "--data",
           "source_rows": "--source-data", "n_pairs": "--pairs", "x": "--data", "rows": "--data",
-          "return_trajectory": "--trajectory", "table": "--data", "column_kinds": "--column-kind"}
+          "return_trajectory": "--trajectory", "table": "--data", "column_kinds": "--column-kind",
+          "best": "--last"}
 
 
 def _flag(name, args):
@@ -304,8 +304,8 @@ def _flow(args):
 
 
 def _read_rows(args):
-    """The rows of --data (and its reading options), float64."""
-    rows, _, _ = _training_files(args).load()
+    """The rows of numbers of --data (and its reading options), float64."""
+    rows, _, _ = dataclasses.replace(_training_files(args), table=False).load()
     return np.asarray(rows.x, dtype=np.float64)
 
 
@@ -317,7 +317,7 @@ def _source_rows(args):
 
 def _read_table(args):
     """The table of --data (a text file, read with --delimiter and --header)."""
-    return tabular.read_table(args.data, args.delimiter, args.header, name="--data")
+    return _training_files(args).read_table()
 
 
 # --- npflow sample ------------------------------------------------------------------------------
@@ -392,8 +392,8 @@ def _add_evaluate(sub):
 
 
 def _cmd_evaluate(args):
-    flow = _flow(args)
-    held_out = None if args.data is None else \
+    flow, files = _flow(args), _training_files(args)  # refuses reading options without --data
+    held_out = None if files is None else \
         (_read_table if flow.table is not None else _read_rows)(args)
     result = flow.evaluate(args.n, _rng(args), held_out, args.divergence, args.probes,
                            train=flow.training_table(), target_column=args.target_column,
@@ -441,7 +441,8 @@ def _cmd_rows(args):
     rows, solver = _read_rows(args), _solver(args)
     if args.command == "encode":
         data.save_rows(out, flow.encode(rows, **solver))
-        print(f"encoded {len(rows)} rows to noise; saved {out}")
+        to = "the source's coordinates" if flow.source_is_data else "noise"
+        print(f"encoded {len(rows)} rows to {to}; saved {out}")
     else:
         scores, _ = flow.log_prob(rows, _rng(args), args.divergence, args.probes, **solver)
         data.save_rows(out, scores[:, None])

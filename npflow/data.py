@@ -525,10 +525,18 @@ class TrainingFiles:
             return None
         return table if tabular.has_text_or_gaps(table) else None
 
-    def _load_table(self, table=None):
-        """``(rows, labels, None)`` of a table: its coordinates and its schema
-        (:mod:`npflow.tabular`)."""
+    def read_table(self):
+        """``data`` as a :class:`~npflow.tables.Table`, the rows a model of a table scores or
+        fills in (its own schema names the label column)."""
         from . import tabular  # tabular builds on this module
+        if self.label_column is not None:
+            raise _checks.OptionError("{0} does not apply: a model of a table knows its label "
+                                      "column", "label_column")
+        self._check_table_options()
+        return tabular.read_table(self.data, self.delimiter, self.header)
+
+    def _check_table_options(self):
+        """Refuse the options of rows of numbers, and a file that is not text, for a table."""
         refused = [name for name in ("drop_nonfinite", "source_data", "key", "image_shape")
                    if getattr(self, name) not in (None, False)]
         if refused:
@@ -538,6 +546,12 @@ class TrainingFiles:
         if _file_kind(self.data, "--data") != "text":
             raise _checks.OptionError(f"{{0}} {self.data!r} is not a text file (.csv, .tsv, "
                                       f"or .gz), so it cannot be read as a table", "data")
+
+    def _load_table(self, table=None):
+        """``(rows, labels, None)`` of a table: its coordinates and its schema
+        (:mod:`npflow.tabular`)."""
+        from . import tabular  # tabular builds on this module
+        self._check_table_options()
         if table is None:
             table = tabular.read_table(self.data, self.delimiter, self.header)
         rows = tabular.dataset(table, self.column_kinds,

@@ -379,6 +379,25 @@ def test_corrupt_model_file(tmp_path, capsys, command, content):
     assert_usage_error(*run(capsys, command, "--model", bad, *out), "bad.npz")
 
 
+@pytest.mark.parametrize("argv, names", [
+    (["--label-column", "1"], ["--label-column", "--data"]),
+    (["--key", "x"], ["--key", "--data"]),
+])
+def test_evaluate_refuses_reading_options_without_data(models, capsys, argv, names):
+    assert_usage_error(*run(capsys, "evaluate", "--model", models["checkerboard"], *argv), *names)
+
+
+def test_rows_of_a_model_of_numbers_are_read_as_numbers(tmp_path, capsys):
+    rows = tmp_path / "rows.csv"
+    np.savetxt(rows, np.random.default_rng(0).normal(size=(60, 2)), delimiter=",")
+    model = tmp_path / "m.npz"
+    assert run(capsys, "train", "--data", rows, *TINY, "--out", model, "--quiet")[0] == 0
+    text = tmp_path / "text.csv"
+    text.write_text("1,2\n3,x\n4,5\n")
+    assert_usage_error(*run(capsys, "log-prob", "--model", model, "--data", text, "--out",
+                            tmp_path / "s.npy"), "--data", "'x'", "expected a number")
+
+
 def test_model_option_is_required(capsys):
     assert_usage_error(*run(capsys, "sample"), "--model")
 

@@ -329,6 +329,12 @@ def test_cli_impute_fills_the_gaps_and_keeps_complete_rows(model, files, tmp_pat
       "{tmp}/f.csv"], ["--solver"]),
     (["impute", "--model", "{model}", "--data", "{numbers}", "--out", "{tmp}/f.csv"],
      ["--data", "columns"]),
+    (["evaluate", "--model", "{model}", "--data", "{held}", "--label-column", "species"],
+     ["--label-column does not apply", "knows its label column"]),
+    (["evaluate", "--model", "{model}", "--data", "{held}", "--drop-nonfinite"],
+     ["--drop-nonfinite applies to rows of numbers"]),
+    (["log-prob", "--model", "{model}", "--data", "{held}", "--out", "{tmp}/s.npy"],
+     ["this model is of a table"]),
 ])
 def test_cli_refusals_are_one_line(model, files, tmp_path, capsys, argv, names):
     numbers = tmp_path / "numbers.csv"
