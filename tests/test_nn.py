@@ -548,7 +548,7 @@ def test_sinusoidal_embedding_varies_over_unit_time():
     default = change(nn.SinusoidalEmbedding(E).time_scale)  # 1000
     assert np.mean(default > 0.1) > 0.5  # most features move substantially
     assert np.linalg.norm(default) > 0.5 * np.sqrt(E / 2)
-    demo = change(1.0)  # the starting demo: every angle t w_k is at most 1 radian
+    demo = change(1.0)  # dome272/Flow-Matching's scale: every angle t w_k is at most 1 radian
     assert np.mean(demo < 0.01) > 0.75  # most features are nearly constant
     assert demo.max() <= 0.1 + 1e-12  # |d sin(t w)/dt| <= w <= 1 and dt = 0.1
     assert np.linalg.norm(demo) < 0.1 * np.linalg.norm(default)

@@ -66,7 +66,7 @@ GFLOP/s in that run, so it takes about 60% of the forward pass at c = 32 (79.6 /
 three window copies of :meth:`Conv2d._im2col` (0.27 ms for four images) and the padding most
 of the rest.
 The channels-first layout (c, n, h, w) hands OpenBLAS the same product transposed, which it ran
-at 43-48 GFLOP/s against 34-42 in an earlier run; there a channels-first convolution's forward
+at 43-48 GFLOP/s against 34-42 in another run; there a channels-first convolution's forward
 pass was 1.1-1.5x faster than :class:`Conv2d`'s with 4 MB chunks, its backward pass (with
 col2im) 0.9-1.2x (``--methods npflow cnhw-chunk npflow cnhw-chunk --channels 32 64 --batches 64
 --repeats 5``), so channels last, whose per-channel operations are simpler, stays.
