@@ -269,8 +269,9 @@ def label_name(table, label_column):
         return label_column
     width = len(table.names)
     if not (isinstance(label_column, numbers.Integral) and -width <= label_column < width):
-        raise DataError(f"label_column {label_column!r} is out of range for a table of {width} "
-                        f"columns")
+        raise data.DataOptionError(f"{{0}} {label_column!r} is out of range for a table of "
+                                   f"{width} columns (use 0..{width - 1} or -{width}..-1)",
+                                   "label_column")
     return table.names[int(label_column) % width]
 
 

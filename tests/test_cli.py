@@ -712,7 +712,8 @@ def test_train_on_data_resumes_exactly_from_the_stored_file(table, tmp_path, cap
      ["reshape"]),
     (lambda d: np.save(f"{d}/nan.npy", np.array([[1.0, np.nan], [2, 3], [4, 5]])),
      ["--data", "{d}/nan.npy"], ["NaN", "--drop-nonfinite"]),
-    (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels", "need --data"]),
+    (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels needs --data"]),
+    (lambda d: None, ["--labels", "{d}/l.npy", "--key", "k"], ["--labels and --key need --data"]),
     (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--labels",
                                                           "{d}/x.npy", "--drop-nonfinite"],
      ["--drop-nonfinite", "--label-column"]),
@@ -726,6 +727,41 @@ def test_bad_data_for_train_exits_2_with_one_line(tmp_path, capsys, make, argv, 
     assert_usage_error(*run(capsys, "train", *DATA_TINY, *argv, "--out", tmp_path / "m.npz"),
                        *names)
     assert set(os.listdir(tmp_path)) == before
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+ROWS = "a,b,c\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
+
+
+@pytest.mark.parametrize("make, argv, says", [
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--key", "foo"],
+     "--key applies to .npz files only, but --data is "),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--label-column", "9"],
+     "--label-column 9 is out of range for --data "),
+    (lambda d: _write(f"{d}/r.csv", "1,x,0\n3,y,1\n5,x,0\n"), ["--no-table"],
+     "column 2 holds 'x', expected a number; if line 1 is a header, set --header"),
+    (lambda d: _write(f"{d}/r.csv", "a,b\n1,2\n3,nan\n5,6\n"), ["--no-table"],
+     "has 1 row with NaN or infinity (first: row 1); set --drop-nonfinite to drop them"),
+    (lambda d: _write(f"{d}/r.csv", "a,b\n1,x\n"), [],
+     "--val-fraction 0.1 needs at least 2 rows (1 to train, 1 to validate), got 1; "
+     "set --val-fraction to 0"),
+    (lambda d: _write(f"{d}/r.csv", "a,b,c\n1,x,0\n3,y,1\n5,x,0\n"), ["--label-column", "5"],
+     "--label-column 5 is out of range for a table of 3 columns"),
+    (lambda d: np.save(f"{d}/r.npy", np.zeros((4, 2))), ["--header", "--label-column", "1"],
+     "--header and --label-column apply to text files only, but --data is"),
+])
+def test_data_messages_name_options_as_flags(tmp_path, capsys, make, argv, says):
+    make(tmp_path)
+    data = str(tmp_path / ("r.npy" if os.path.exists(tmp_path / "r.npy") else "r.csv"))
+    code, out, err = run(capsys, "train", *DATA_TINY, "--data", data, *argv,
+                         "--out", tmp_path / "m.npz")
+    assert_usage_error(code, out, err, says)
+    for python in ("=True", "=0", "label_column", "drop_nonfinite", "val_fraction"):
+        assert python not in err, err
 
 
 def test_a_dimension_mismatch_names_both_dimensions(table, tmp_path, capsys):
