@@ -122,6 +122,10 @@ def _check_label(label, n_classes):
         arr = np.asarray(int(label))
     else:
         arr = np.asarray(label)
+        if arr.dtype.kind in "US":  # a class name: only a model of a table has named classes
+            raise _checks.OptionError(f"{{0}} must be a class in 0 .. {n_classes - 1} (this "
+                                      f"model's classes have no names), got {_short(arr)}",
+                                      "label")
         if not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"label must hold integer classes, got dtype {arr.dtype}")
         if arr.ndim != 1 or arr.size == 0:
@@ -131,3 +135,11 @@ def _check_label(label, n_classes):
         raise _checks.OptionError(f"{{0}} must be a class in 0 .. {n_classes - 1}, got {got}",
                                   "label")
     return int(arr) if arr.ndim == 0 else arr.astype(np.int64)
+
+
+def _short(arr):
+    """A label array as a short text: its one value, or its first values."""
+    values = arr.ravel().tolist()
+    if len(values) == 1:
+        return repr(values[0])
+    return repr(values) if len(values) <= 3 else f"{values[:3]}..."

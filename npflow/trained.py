@@ -158,14 +158,16 @@ class TrainedFlow:
         ``v_w = (1 - w) v(x, t, null) + w v(x, t, y)`` with ``w = guidance`` (1 by default; Ho
         and Salimans 2022, eq. 6), see :class:`~npflow.guidance.GuidedField`.
         """
+        given = "label" if label is not None else "guidance" if guidance is not None else None
+        if given is not None and not self.n_classes:
+            raise _checks.OptionError("{0} needs a class-conditional model (trained with labels, "
+                                      "such as a table with a label column); this model is "
+                                      "unconditional", given)
         if label is None:
             if guidance is not None:
                 raise _checks.OptionError("{0} needs {1} (the class to generate)", "guidance",
                                           "label")
             return self.model
-        if not self.n_classes:
-            raise _checks.OptionError("{0} needs a class-conditional model (trained with "
-                                      "labels); this model is unconditional", "label")
         return GuidedField(self.model, label, 1.0 if guidance is None else guidance)
 
     # --- sampling -------------------------------------------------------------------------------
@@ -189,9 +191,10 @@ class TrainedFlow:
         solvers.check_steps(method, steps)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
         if self.source_is_data != (source_rows is not None):
-            raise _checks.OptionError("{0} go with a data-to-data model: this model " + (
-                "maps source rows, give them" if self.source_is_data
-                else "starts from noise"), "source_rows")
+            raise _checks.OptionError(
+                "this model maps rows of a source dataset: give them ({0})" if self.source_is_data
+                else "{0} applies to a data-to-data model only; this model draws its own "
+                     "starting points", "source_rows")
         if source_rows is not None:
             source_rows = self.check_rows(source_rows, "source_rows")
             n = len(source_rows)
@@ -445,9 +448,12 @@ class TrainedFlow:
                                           "is scored by its report", "divergence", "n_probes")
             return self.evaluate_table(held_out, rng, n, train, target_column, method=method,
                                        steps=steps, **solver)
-        if train is not None or target_column is not None:
-            raise _checks.OptionError("{0} and {1} apply to a model of a table", "train",
-                                      "target_column")
+        given = [name for name, value in (("train", train), ("target_column", target_column))
+                 if value is not None]
+        if given:
+            raise _checks.OptionError(" and ".join(f"{{{i}}}" for i in range(len(given))) +
+                                      (" applies" if len(given) == 1 else " apply") +
+                                      " to a model of a table only", *given)
         likelihood.check_divergence(divergence, n_probes)  # before any work
         steps, n = _likelihood_steps(method, steps), _checks.positive_int(n, "n")
         if self.on_rows != (held_out is not None):
@@ -463,7 +469,8 @@ class TrainedFlow:
         if held_out is not None:
             held_out = self.check_rows(held_out, "held_out")
             if len(held_out) < 4:
-                raise ValueError(f"held_out needs at least 4 rows, got {len(held_out)}")
+                raise _checks.refuse("held_out", f"needs at least 4 rows (2 to compare with the "
+                                                 f"samples, 2 for the floor), got {len(held_out)}")
             n = min(n, len(held_out) // 2)
         solver = {"method": method, "steps": steps, **solver}
         generated, sol = next(self.sample_chunks(n, rng, chunk_size=n, **solver))

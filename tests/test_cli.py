@@ -452,6 +452,8 @@ def test_sample_with_a_label_and_guidance(conditional_model, tmp_path, capsys):
     (["--label", "8"], ["--label must be a class in 0 .. 7", "got 8"]),
     (["--guidance", "2"], ["--guidance needs --label"]),
     (["--label", "-1"], ["--label"]),
+    (["--label", "foo"], ["--label must be a class in 0 .. 7 (this model's classes have no "
+                          "names), got 'foo'"]),
 ])
 def test_sample_bad_label_exits_2(conditional_model, tmp_path, capsys, argv, names):
     code, out, err = run(capsys, "sample", "--model", conditional_model, *argv, "--n", 5,
@@ -459,10 +461,42 @@ def test_sample_bad_label_exits_2(conditional_model, tmp_path, capsys, argv, nam
     assert_usage_error(code, out, err, *names)
 
 
+def test_options_of_other_kinds_of_model_are_named_as_flags(models, tmp_path, capsys):
+    rows = tmp_path / "r.csv"
+    np.savetxt(rows, np.zeros((5, 2)), delimiter=",")
+    assert_usage_error(*run(capsys, "sample", "--model", models["moons"], "--source-data", rows,
+                            "--out", tmp_path / "s.npy"),
+                       "--source-data applies to a data-to-data model only")
+    assert_usage_error(*run(capsys, "plot", "--model", models["moons"], "--data", rows,
+                            "--out", tmp_path / "p.png"),
+                       "--data applies to a model of rows only")
+
+
 def test_sample_label_on_an_unconditional_model_exits_2(models, tmp_path, capsys):
     code, out, err = run(capsys, "sample", "--model", models["moons"], "--label", 0, "--n", 5,
                          "--out", tmp_path / "s.npy")
     assert_usage_error(code, out, err, "--label needs a class-conditional model")
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--guidance", 2,
+                         "--n", 5, "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "--guidance needs a class-conditional model")
+
+
+def test_evaluate_names_only_the_table_options_given(models, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", models["moons"], "--target-column", "x")
+    assert_usage_error(code, out, err, "--target-column applies to a model of a table only")
+    assert "train" not in err  # not an option of the command
+
+
+def test_impute_guidance_needs_a_model_with_a_label_column(tmp_path, capsys):
+    rows = "".join(f"{i % 7},{'xy'[i % 2]},{i % 3}\n" for i in range(30))
+    _write(tmp_path / "t.csv", "a,b,c\n" + rows)
+    _write(tmp_path / "gaps.csv", "a,b,c\n1,,0\n,y,1\n")
+    assert run(capsys, "train", *DATA_TINY, "--data", tmp_path / "t.csv", "--quiet",
+               "--out", tmp_path / "m.npz")[0] == 0
+    code, out, err = run(capsys, "impute", "--model", tmp_path / "m.npz", "--data",
+                         tmp_path / "gaps.csv", "--guidance", 2, "--out", tmp_path / "f.csv")
+    assert_usage_error(code, out, err, "--guidance needs a class-conditional model (trained with "
+                                       "labels, such as a table with a label column)")
 
 
 def test_label_dropout_needs_conditional(tmp_path, capsys):
@@ -855,6 +889,12 @@ def test_reflow_of_a_data_to_data_model_pairs_the_source_rows(tmp_path, capsys):
                "--out", parent, "--quiet")[0] == 0
     assert_usage_error(*run(capsys, "reflow", "--model", parent, "--out", child),
                        "--source-data")
+    assert_usage_error(*run(capsys, "sample", "--model", parent, "--out", tmp_path / "s.npy"),
+                       "this model maps rows of a source dataset: give them (--source-data)")
+    assert_usage_error(*run(capsys, "plot", "--model", parent, "--data", target, "--out",
+                            tmp_path / "p.png"),
+                       "--kind samples of a data-to-data flow needs its source rows",
+                       "map them with sample (--source-data)")
     code, out, _ = run(capsys, "reflow", "--model", parent, "--source-data", source, "--steps",
                        20, "--sample-steps", 4, "--out", child)
     assert code == 0 and "300 pairs" in out

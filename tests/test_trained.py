@@ -74,9 +74,9 @@ def test_arguments_are_checked_before_any_work(moons_ckpt, rows_ckpt):
     flow = TrainedFlow(moons_ckpt)
     with pytest.raises(ValueError, match="label needs a class-conditional model"):
         flow.sample_chunks(5, np.random.default_rng(0), label=1)  # no next(): checked at once
-    with pytest.raises(ValueError, match="guidance needs label"):
+    with pytest.raises(ValueError, match="guidance needs a class-conditional model"):
         flow.sample_chunks(5, np.random.default_rng(0), guidance=2.0)
-    with pytest.raises(ValueError, match="source_rows go with a data-to-data model"):
+    with pytest.raises(ValueError, match="source_rows applies to a data-to-data model only"):
         flow.sample_chunks(source_rows=np.zeros((3, 2)))
     with pytest.raises(ValueError, match="steps must be None for method 'dopri5'"):
         flow.sample_chunks(5, np.random.default_rng(0), method="dopri5", steps=4)
