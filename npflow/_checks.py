@@ -123,8 +123,8 @@ def finite_float(value, name, low=None, high=None, low_open=False, high_open=Fal
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    lo = "(" if low_open or low is None else "["  # an infinite end is never in the interval
+    hi = ")" if high_open or high is None else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if not np.isfinite(value):
         raise refuse(name, f"must be a finite number in {interval}, got {value}")
