@@ -142,6 +142,9 @@ class TrainConfig:
             for name in ("val_fraction", "eval_every", "patience", "dequantize", "standardize"):
                 yield (name, "data"), (f"applies to a run on rows of data ({{1}}), not to the "
                                        f"built-in target {self.target!r}")
+        elif self.val_fraction == 0:  # no validation rows: no validation loss to watch
+            for name in ("eval_every", "patience"):
+                yield (name, "val_fraction"), "needs validation rows, but {1} is 0 (none held out)"
         if not self.conditional:
             yield ("label_dropout", "conditional"), "needs {1} (a class-conditional run)"
         if self.path not in ("icfm", "lipman"):

@@ -573,6 +573,9 @@ def test_unconditional_runs_refuse_the_options_they_would_ignore():
     (dict(sigma=0.3), "sigma is used by the icfm and lipman paths, not by path 'linear'"),
     (dict(embed_dim=32), "embed_dim sets the sinusoidal time embedding"),
     (dict(time_scale=10.0), "time_scale sets the sinusoidal time embedding"),
+    (dict(target="data", val_fraction=0.0, patience=3),
+     r"patience needs validation rows, but val_fraction is 0 \(none held out\)"),
+    (dict(target="data", val_fraction=0.0, eval_every=7), "eval_every needs validation rows"),
 ])
 def test_config_refuses_options_the_run_would_silently_ignore(options, names):
     with pytest.raises(ValueError, match=names) as info:
@@ -582,6 +585,7 @@ def test_config_refuses_options_the_run_would_silently_ignore(options, names):
 
 def test_config_accepts_the_same_options_where_they_are_used():
     TrainConfig(target="data", source="data", val_fraction=0.2, patience=3, dequantize=True)
+    TrainConfig(target="data", val_fraction=0.0)  # eval_every and patience at their defaults
     TrainConfig(path="icfm", sigma=0.3, conditional=True, label_dropout=0.5)
     TrainConfig(time_embedding="sinusoidal", embed_dim=32, time_scale=10.0)
 
@@ -595,8 +599,9 @@ def rows_of(n=200, d=3, seed=5, integer=False):
 
 
 def data_cfg(**overrides):
-    base = dict(target="data", steps=30, batch_size=32, hidden=(16,), warmup_steps=0, lr=1e-2,
-                eval_every=10)
+    base = dict(target="data", steps=30, batch_size=32, hidden=(16,), warmup_steps=0, lr=1e-2)
+    if overrides.get("val_fraction", 0.1) > 0:  # nothing to evaluate without validation rows
+        base["eval_every"] = 10
     return TrainConfig(**{**base, **overrides})
 
 
