@@ -787,9 +787,7 @@ ROWS = "a,b,c\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
      "--label-column 5 is out of range for a table of 3 columns"),
     (lambda d: np.save(f"{d}/r.npy", np.zeros((4, 2))), ["--header", "--label-column", "1"],
      "--header and --label-column apply to text files only, but --data is"),
-    (lambda d: _write(f"{d}/r.csv", ROWS), ["--val-fraction", "0", "--patience", "2"],
-     "--patience needs validation rows, but --val-fraction is 0 (none held out)"),
-    (lambda d: _write(f"{d}/r.csv", ROWS), ["--val-fraction", "0"],
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--val-fraction", "0"],  # DATA_TINY's --eval-every
      "--eval-every needs validation rows, but --val-fraction is 0 (none held out)"),
 ])
 def test_data_messages_name_options_as_flags(tmp_path, capsys, make, argv, says):
