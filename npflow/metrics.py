@@ -199,7 +199,7 @@ def _median_bandwidth(d_aa, d_bb, d_ab):
     return [float(np.median(np.sqrt(positive)))] if positive.size else [1.0]
 
 
-def path_energy(velocity, x0, method="dopri5", steps=None, rtol=1e-5, atol=1e-5):
+def path_energy(velocity, x0, method="dopri5", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL):
     """Path energy of a flow: ``PE(v) = E_{x(0) ~ q0} int_0^1 ||v(x(t), t)||^2 dt``.
 
     ``x(t)`` solves ``dx/dt = v(x, t)`` from ``x(0) = x0``, so this is the energy the *model*

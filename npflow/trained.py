@@ -172,7 +172,7 @@ class TrainedFlow:
 
     # --- sampling -------------------------------------------------------------------------------
     def sample_chunks(self, n=None, rng=None, *, label=None, guidance=None, source_rows=None,
-                      chunk_size=20000, method="rk4", steps=None, rtol=1e-5, atol=1e-5,
+                      chunk_size=20000, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL,
                       return_trajectory=False, complete=False):
         """Generate rows chunk by chunk: an iterator of ``(rows, solution)``, one per chunk.
 
@@ -188,7 +188,7 @@ class TrainedFlow:
             raise ValueError("sample_chunks gives rows of numbers; this model is of a table: "
                              "draw its rows with sample")
         field = self.field(label, guidance)
-        solvers.check_steps(method, steps)
+        solvers.check_steps(method, steps, rtol, atol)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
         if self.source_is_data != (source_rows is not None):
             raise _checks.OptionError(
@@ -273,7 +273,7 @@ class TrainedFlow:
                 (f" and {traj_out}" if traj_out else ""))
 
     def sample_table(self, n, rng, *, complete=False, label=None, guidance=None, method="rk4",
-                     steps=None, rtol=1e-5, atol=1e-5):
+                     steps=None, rtol=solvers.RTOL, atol=solvers.ATOL):
         """``n`` generated rows of a table, written as the table was (a
         :class:`~npflow.tables.Table`: its header, column order, category strings, integers in
         their observed range, missing cells in each column's share).
@@ -289,7 +289,9 @@ class TrainedFlow:
         if y is None and schema.label is not None and guidance is None:
             y = schema.draw_labels(n, rng)
         field = self.field(y, guidance)
-        (imputation.check_solver if complete else solvers.check_steps)(method, steps)
+        if complete:
+            imputation.check_solver(method, steps)
+        solvers.check_steps(method, steps, rtol, atol)
         if complete:
             indicators = np.broadcast_to(schema.features.indicators(), (n, self.dim))
             z = self._impute(field, np.zeros((n, self.dim)), indicators, rng, method, steps)

@@ -350,6 +350,7 @@ SOLVER_ERRORS = [
     (["--rtol", "nan"], "--rtol"),
     (["--rtol", "-1"], "--rtol"),
     (["--atol", "0"], "--atol"),
+    (["--rtol", "1e-3"], "--rtol sets the step-size control of --solver 'dopri5'"),
     (["--n", "0"], "--n"),
     (["--seed", "-1"], "--seed"),
 ]
