@@ -50,7 +50,9 @@ class TrainedFlow:
         What :func:`npflow.checkpoint.load` returns (or ``Trainer.to_checkpoint()``).
     ema, best : bool
         Which weights (:meth:`~npflow.checkpoint.Checkpoint.model`): by default the moving
-        average, at the lowest validation loss for a run on rows.
+        average, at the lowest validation loss for a run on rows. ``best=False`` (the last
+        moving average) is refused for a model without validation-best weights (a built-in
+        target), where it would change nothing.
 
     Attributes
     ----------
@@ -70,6 +72,10 @@ class TrainedFlow:
     def __init__(self, ckpt, ema=True, best=True):
         self.checkpoint = ckpt
         self.config = ckpt.train_config
+        if not _checks.boolean(best, "best") and ckpt.data is None:
+            raise _checks.OptionError("{0} picks between the best and the last weights of a "
+                                      "model trained on rows; this model, of a built-in target, "
+                                      "has only its last weights", "best")
         self.model = ckpt.model(ema=ema, best=best)
         self.dim = self.model.dim
         self.on_rows = ckpt.data is not None

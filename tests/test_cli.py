@@ -482,6 +482,12 @@ def test_sample_label_on_an_unconditional_model_exits_2(models, tmp_path, capsys
     assert_usage_error(code, out, err, "--guidance needs a class-conditional model")
 
 
+def test_last_weights_of_a_model_of_a_built_in_target_exit_2(models, tmp_path, capsys):
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--last", "--n", 5,
+                         "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "picks between the best and the last weights")
+
+
 def test_evaluate_names_only_the_table_options_given(models, capsys):
     code, out, err = run(capsys, "evaluate", "--model", models["moons"], "--target-column", "x")
     assert_usage_error(code, out, err, "--target-column applies to a model of a table only")

@@ -119,6 +119,12 @@ def test_reflow_of_a_flow_of_rows_keeps_its_transform(rows_ckpt):
     assert TrainedFlow(child).sample(10, np.random.default_rng(0), steps=4).shape == (10, 3)
 
 
+def test_last_weights_are_refused_where_they_are_the_only_ones(moons_ckpt):
+    with pytest.raises(ValueError, match="best picks between the best and the last weights of a "
+                                         "model trained on rows"):
+        TrainedFlow(moons_ckpt, best=False)
+
+
 def test_load_reads_a_checkpoint_file(tmp_path, rows_ckpt):
     path = tmp_path / "m.npz"
     checkpoint.save(path, rows_ckpt)
