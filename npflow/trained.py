@@ -463,7 +463,7 @@ class TrainedFlow:
                                       (" applies" if len(given) == 1 else " apply") +
                                       " to a model of a table only", *given)
         likelihood.check_divergence(divergence, n_probes)  # before any work
-        steps, n = _likelihood_steps(method, steps), _checks.positive_int(n, "n")
+        steps, n = _likelihood_steps(method, steps), _checks.integer(n, "n", 2)
         if self.on_rows != (held_out is not None):
             raise _checks.OptionError(
                 "{0} scores a model trained on rows; a model of a built-in target is scored on "
@@ -480,6 +480,8 @@ class TrainedFlow:
                 raise _checks.refuse("held_out", f"needs at least 4 rows (2 to compare with the "
                                                  f"samples, 2 for the floor), got {len(held_out)}")
             n = min(n, len(held_out) // 2)
+        _checks.affordable(metrics.pairwise_bytes(n), f"evaluate with n = {n} (W2, MMD and the "
+                           f"energy distance compare every pair of points)")
         solver = {"method": method, "steps": steps, **solver}
         generated, sol = next(self.sample_chunks(n, rng, chunk_size=n, **solver))
         if held_out is None:

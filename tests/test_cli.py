@@ -557,6 +557,16 @@ def test_runs_too_large_for_the_machine_exit_2_naming_the_memory(tmp_path, capsy
     assert os.listdir(tmp_path) == []
 
 
+def test_evaluate_checks_the_memory_of_its_metrics_before_sampling(models, capsys, monkeypatch):
+    monkeypatch.setattr(npflow._checks, "available_memory", lambda: 2 ** 30)
+    monkeypatch.setattr(npflow.TrainedFlow, "sample_chunks", lambda *a, **k: pytest.fail("sampled"))
+    code, out, err = run(capsys, "evaluate", "--model", models["moons"], "--n", 100000)
+    assert_usage_error(code, out, err, "evaluate with n = 100000", "every pair of points",
+                       f"about {88 * 100000 ** 2 / 2 ** 30:.1f} GiB", "1.0 GiB available")
+    assert_usage_error(*run(capsys, "evaluate", "--model", models["moons"], "--n", 1),
+                       "--n must be an integer >= 2, got 1")
+
+
 def test_sample_more_points_than_fit_on_disk_exits_2(models, tmp_path, capsys):
     code, out, err = run(capsys, "sample", "--model", models["moons"], "--n", 10 ** 13,
                          "--out", tmp_path / "s.npy")
