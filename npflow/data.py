@@ -335,7 +335,9 @@ def check_labels(y, n, name="labels"):
     """Return class labels ``y`` as an ``(n,)`` int64 array of integers ``>= 0``.
 
     Integral floats (``3.0``, as read from a text file) and object arrays of Python integers are
-    accepted; an ``(n, 1)`` column is squeezed.
+    accepted; an ``(n, 1)`` column is squeezed. There is no upper bound: a run learns its number
+    of classes from these labels. Labels given to a model that knows its number of classes are
+    checked by :func:`npflow._checks.classes` instead (integers in ``0 .. K-1`` only).
 
     Raises
     ------

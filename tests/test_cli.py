@@ -450,7 +450,7 @@ def test_sample_with_a_label_and_guidance(conditional_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, names", [
-    (["--label", "8"], ["--label must be a class in 0 .. 7", "got 8"]),
+    (["--label", "8"], ["--label must hold classes in 0 .. 7, got 8"]),
     (["--guidance", "2"], ["--guidance needs --label"]),
     (["--label", "-1"], ["--label"]),
     (["--label", "foo"], ["--label must be a class in 0 .. 7 (this model's classes have no "
