@@ -951,9 +951,9 @@ def _network(config, dim, n_classes, rng, image_shape=None):
     (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
     description = network_description(config, dim, n_classes, image_shape)
-    what = (f"training with batch_size {config.batch_size} and "
-            f"{'hidden ' + _shown(config.hidden) if description['arch'] == 'mlp' else description['arch']} "
-            f"in d = {dim}")
+    network = "hidden layers " + _shown(config.hidden) if description["arch"] == "mlp" else \
+        "a " + description["arch"]  # words, not option names: the message is no OptionError
+    what = f"training with batches of {config.batch_size} rows and {network} in d = {dim}"
     batch = config.batch_size
     draws = batch * 12 * (dim + 1) * 8 + (0 if config.coupling == "independent" else
                                           3 * 8 * batch ** 2)

@@ -548,8 +548,8 @@ def test_a_solver_that_blows_up_is_a_failure_at_run_time(models, tmp_path, capsy
 
 
 @pytest.mark.parametrize("argv, what", [
-    (["--hidden", "100000000"], "hidden 100000000"),
-    (["--batch-size", "100000000"], "batch_size 100000000"),
+    (["--hidden", "100000000"], "hidden layers 100000000"),
+    (["--batch-size", "100000000"], "batches of 100000000 rows"),
 ])
 def test_runs_too_large_for_the_machine_exit_2_naming_the_memory(tmp_path, capsys, argv, what):
     code, out, err = run(capsys, "train", *TINY, *argv, "--out", tmp_path / "m.npz")
@@ -815,6 +815,14 @@ def test_data_messages_name_options_as_flags(tmp_path, capsys, make, argv, says)
     assert_usage_error(code, out, err, says)
     for python in ("=True", "=0", "label_column", "drop_nonfinite", "val_fraction"):
         assert python not in err, err
+
+
+def test_a_unet_names_the_image_shape_and_multipliers_that_do_not_fit(tmp_path, capsys):
+    np.save(tmp_path / "r.npy", np.zeros((10, 2)))
+    assert_usage_error(*run(capsys, "train", "--arch", "unet", "--data", tmp_path / "r.npy",
+                            "--image-shape", "2,1", "--steps", 1, "--out", tmp_path / "m.npz"),
+                       "--image-shape (1, 2, 1): height and width must be multiples of 4 for a "
+                       "U-Net of 3 levels (one per entry of --multipliers)")
 
 
 def test_a_dimension_mismatch_names_both_dimensions(table, tmp_path, capsys):

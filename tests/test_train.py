@@ -738,9 +738,9 @@ def test_data_needs_target_data():
 
 
 @pytest.mark.parametrize("overrides, what", [
-    (dict(batch_size=100_000_000), "batch_size 100000000"),
-    (dict(hidden=(100_000_000,)), "hidden 100000000"),
-    (dict(batch_size=2_000_000, coupling="ot"), "batch_size 2000000"),
+    (dict(batch_size=100_000_000), "batches of 100000000 rows"),
+    (dict(hidden=(100_000_000,)), "hidden layers 100000000"),
+    (dict(batch_size=2_000_000, coupling="ot"), "batches of 2000000 rows"),
 ])
 def test_runs_too_large_for_memory_fail_before_allocating(overrides, what):
     with pytest.raises(MemoryError, match=what) as info:
