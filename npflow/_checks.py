@@ -94,9 +94,14 @@ def out_path(path, extensions, name="out"):
     return path
 
 
+def literal(text):
+    """``text`` with its braces doubled, to stand as is in an :class:`OptionError`'s template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def refuse(name, text):
     """The :class:`OptionError` "``name`` ``text``": the value of the option ``name`` is bad."""
-    return OptionError("{0} " + text.replace("{", "{{").replace("}", "}}"), name)
+    return OptionError("{0} " + literal(text), name)
 
 
 def integer(value, name, low):

@@ -69,12 +69,7 @@ def _and(k):
 
 def _refuse(name, text):
     """The :class:`DataOptionError` "``name`` ``text``" (as :func:`npflow._checks.refuse`)."""
-    return DataOptionError("{0} " + _literal(text), name)
-
-
-def _literal(text):
-    """``text`` with its braces doubled, to stand as is in an OptionError's template."""
-    return text.replace("{", "{{").replace("}", "}}")
+    return DataOptionError("{0} " + _checks.literal(text), name)
 
 
 class DataTypeError(DataError, TypeError):
@@ -203,9 +198,8 @@ def _checked(X, name, min_rows, drop_nonfinite, finite=True):
         arr = arr.astype(np.float64)
     bad = _nonfinite_rows(arr) if finite else np.zeros(0, dtype=np.int64)
     if bad.size and not drop_nonfinite:
-        raise DataOptionError(_literal(f"{name} has {_n_rows(bad.size)} with NaN or infinity "
-                                       f"(first: row {bad[0]}); ") + "set {0} to drop them",
-                              "drop_nonfinite")
+        text = f"{name} has {_n_rows(bad.size)} with NaN or infinity (first: row {bad[0]}); "
+        raise DataOptionError(_checks.literal(text) + "set {0} to drop them", "drop_nonfinite")
     if bad.size:
         after = f" left after dropping {_n_rows(bad.size)} with NaN or infinity"
         _check_rows(arr.shape[0] - bad.size, name, min_rows, after)
@@ -421,14 +415,14 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
                                           ("label_column", label_column)) if value is not None]
     if kind != "text" and given:
         hint = "; give labels of other files with {%d}" % len(given)
+        only = _checks.literal(f" to text files only, but {name} is {path!r}")
         raise DataOptionError(_and(len(given)) + (" applies" if len(given) == 1 else " apply") +
-                              _literal(f" to text files only, but {name} is {path!r}") +
-                              (hint if "label_column" in given else ""), *given, "labels")
+                              only + (hint if "label_column" in given else ""), *given, "labels")
     where = f"{name} {path!r}"
     x, columns = _read(kind, path, where, key, delimiter, header)
     if kind == "idx" and x.ndim == 1:
-        raise DataError(f"{where} is a 1-D IDX file of {len(x)} labels, not data; give it as "
-                        f"--labels")
+        raise DataOptionError(_checks.literal(f"{where} is a 1-D IDX file of {len(x)} labels, not "
+                                              f"data; ") + "give it as {0}", "labels")
     x, shape = _rows_of_images(x)
     x = check_array(x, where, drop_nonfinite=drop_nonfinite)
     y = None
@@ -675,9 +669,9 @@ def _split_labels(table, columns, label_column, where):
     width = table.shape[1]
     if isinstance(label_column, str):
         if columns is None:
-            raise DataOptionError("{0} " + _literal(f"{label_column!r} names a column, but "
-                                                    f"{where} has no header line; ") +
-                                  "give a column index or set {1}", "label_column", "header")
+            text = f"{label_column!r} names a column, but {where} has no header line; "
+            raise DataOptionError("{0} " + _checks.literal(text) + "give a column index or set {1}",
+                                  "label_column", "header")
         if label_column not in columns:
             raise _refuse("label_column", f"{label_column!r} is not a column of {where}; its "
                                           f"columns are {', '.join(columns)}")
@@ -790,8 +784,8 @@ def _raise_text_error(path, delimiter, skip, columns, where, err):
                 what = "is empty" if not cell.strip() else f"holds {cell.strip()!r}"
                 text = f"{where}: line {lineno}, column {j + 1}{label} {what}, expected a number"
                 if lineno == 1:
-                    raise DataOptionError(_literal(text) + "; if line 1 is a header, set {0}",
-                                          "header")
+                    raise DataOptionError(_checks.literal(text) + "; if line 1 is a header, "
+                                          "set {0}", "header")
                 raise DataError(text)
     raise DataError(f"{where} could not be read as a table of numbers ({str(err).splitlines()[0]})")
 

@@ -258,8 +258,9 @@ def read_table(path, delimiter=None, header=None, name="--data"):
         ext = os.path.splitext(path.lower().removesuffix(".gz"))[1]
         delimiter = {".csv": ",", ".tsv": "\t"}.get(ext)
         if delimiter is None:
-            raise DataError(f"{name} {path!r}: a table needs its column separator; give it with "
-                            f"--delimiter")
+            raise data.DataOptionError(_checks.literal(f"{name} {path!r}: a table needs its "
+                                                       f"column separator; ") + "give it with {0}",
+                                       "delimiter")
     return read_csv(path, header=header, delimiter=delimiter)
 
 

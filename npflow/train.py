@@ -447,12 +447,12 @@ def _check_run_labels(config, labels, n):
     """Labels (n,) int64 for a conditional run on data, None otherwise."""
     if labels is None:
         if config.conditional:
-            raise ValueError("labels must be given for a conditional run on data (a label "
-                             "column or a labels file)")
+            raise _checks.OptionError("{0} needs class labels for a run on rows: a {1} or a "
+                                      "{2} file", "conditional", "label_column", "labels")
         return None
     if not config.conditional:
-        raise ValueError("labels were given but conditional is False; set conditional=True to "
-                         "learn v(x, t, y)")
+        raise _checks.OptionError("class labels were given, but {0} is off: turn it on to learn "
+                                  "v(x, t, y), or leave the labels out", "conditional")
     return data.check_labels(labels, n, "labels")
 
 

@@ -178,8 +178,8 @@ class TrainedFlow:
 
     # --- sampling -------------------------------------------------------------------------------
     def sample_chunks(self, n=None, rng=None, *, label=None, guidance=None, source_rows=None,
-                      chunk_size=20000, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL,
-                      return_trajectory=False, complete=False):
+                      chunk_size=20000, method="rk4", steps=None, rtol=solvers.RTOL,
+                      atol=solvers.ATOL, return_trajectory=False, complete=False):
         """Generate rows chunk by chunk: an iterator of ``(rows, solution)``, one per chunk.
 
         ``x0`` is drawn from the source (``n`` points, from ``rng``) or, for a data-to-data flow,

@@ -804,12 +804,19 @@ ROWS = "a,b,c\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
      "--label-column 5 is out of range for a table of 3 columns"),
     (lambda d: np.save(f"{d}/r.npy", np.zeros((4, 2))), ["--header", "--label-column", "1"],
      "--header and --label-column apply to text files only, but --data is"),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--label-column", "2", "--no-conditional"],
+     "class labels were given, but --conditional is off"),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--conditional"],
+     "--conditional needs class labels for a run on rows: a --label-column or a --labels file"),
+    (lambda d: _write(f"{d}/r.txt", "a b\n1 x\n2 y\n"), ["--table"],
+     "a table needs its column separator; give it with --delimiter"),
     (lambda d: _write(f"{d}/r.csv", ROWS), ["--val-fraction", "0"],  # DATA_TINY's --eval-every
      "--eval-every needs validation rows, but --val-fraction is 0 (none held out)"),
 ])
 def test_data_messages_name_options_as_flags(tmp_path, capsys, make, argv, says):
     make(tmp_path)
-    data = str(tmp_path / ("r.npy" if os.path.exists(tmp_path / "r.npy") else "r.csv"))
+    data = str(next(tmp_path / name for name in ("r.npy", "r.txt", "r.csv")
+                    if os.path.exists(tmp_path / name)))
     code, out, err = run(capsys, "train", *DATA_TINY, "--data", data, *argv,
                          "--out", tmp_path / "m.npz")
     assert_usage_error(code, out, err, says)
