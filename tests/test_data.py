@@ -448,7 +448,10 @@ def test_load_idx_images_flattened_uint8(tmp_path):
 
 def test_load_idx_labels_file_as_data_says_labels(tmp_path):
     path = write(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(np.arange(5)), mode="wb")
-    one_line_error(["1-D IDX file of 5 labels", "--labels"], data.load, path)
+    one_line_error(["1-D IDX file of 5 labels", "give it as labels"], data.load, path)
+    with pytest.raises(data.DataOptionError) as info:
+        data.load(path)
+    assert info.value.spell(_flag, "").endswith("not data; give it as --labels")
 
 
 @pytest.mark.parametrize("raw, parts", [

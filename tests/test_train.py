@@ -232,7 +232,7 @@ def test_start_makes_a_run_with_labels_conditional(tmp_path):
     options = {"steps": 2, "batch_size": 8, "hidden": (8,), "eval_every": 1}
     trainer = start(options, TrainingFiles(str(rows), str(labels)))
     assert trainer.config.conditional and trainer.n_classes == 2
-    with pytest.raises(ValueError, match="conditional is False"):
+    with pytest.raises(ValueError, match="class labels were given, but conditional is off"):
         start({**options, "conditional": False}, TrainingFiles(str(rows), str(labels)))
 
 
