@@ -57,7 +57,7 @@ SOLVER_STEPS = 20  # rk4 steps of sampling and imputation
 # draws each row's species from the training shares, which no network has to learn.
 # val_fraction 0: every training row is trained on.
 FLOW_OPTIONS = dict(hidden=(128, 128, 128), steps=8000, batch_size=256, val_fraction=0.0)
-QUICK_OPTIONS = dict(hidden=(16, 16), steps=20, batch_size=64, warmup_steps=5, eval_every=10)
+QUICK_OPTIONS = dict(hidden=(16, 16), steps=20, batch_size=64, warmup_steps=5)
 
 
 def parse_args(argv=None):

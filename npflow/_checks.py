@@ -94,9 +94,14 @@ def out_path(path, extensions, name="out"):
     return path
 
 
+def literal(text):
+    """``text`` with its braces doubled, to stand as is in an :class:`OptionError`'s template."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def refuse(name, text):
     """The :class:`OptionError` "``name`` ``text``": the value of the option ``name`` is bad."""
-    return OptionError("{0} " + text.replace("{", "{{").replace("}", "}}"), name)
+    return OptionError("{0} " + literal(text), name)
 
 
 def integer(value, name, low):
@@ -123,8 +128,8 @@ def finite_float(value, name, low=None, high=None, low_open=False, high_open=Fal
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
+    lo = "(" if low_open or low is None else "["  # an infinite end is never in the interval
+    hi = ")" if high_open or high is None else "]"
     interval = f"{lo}{'-inf' if low is None else low}, {'inf' if high is None else high}{hi}"
     if not np.isfinite(value):
         raise refuse(name, f"must be a finite number in {interval}, got {value}")
@@ -133,6 +138,43 @@ def finite_float(value, name, low=None, high=None, low_open=False, high_open=Fal
     if too_low or too_high:
         raise refuse(name, f"must be in {interval}, got {value}")
     return value
+
+
+def classes(y, n_classes, name="y", n=None, null=False):
+    """Return class labels ``y`` (n,) after checking they are integers in ``0 .. n_classes - 1``
+    (``0 .. n_classes`` with ``null``: a conditional network's learned null label).
+
+    The check of labels given to a model that knows its ``n_classes`` (a network, a guided
+    field, a classifier): an integer dtype only, TypeError otherwise. Labels read from a file or
+    given to a fit (:func:`npflow.data.check_labels`) are more lenient: integral floats (``3.0``,
+    as a text file holds them) are taken, there is no upper bound (the number of classes is
+    learned from them), and a bad entry is named by its row.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+    n_classes : int
+        Number of classes ``K``.
+    name : str
+        The argument's name, used in the error message.
+    n : int, optional
+        The required length (one label per point); None: any length >= 1.
+    null : bool
+        Also accept the null label ``K``.
+    """
+    arr = np.asarray(y)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer class labels, got dtype {arr.dtype}")
+    if (arr.ndim != 1 or arr.size == 0) if n is None else arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({'n' if n is None else n},), one label per "
+                         f"point, got shape {arr.shape}")
+    high = n_classes if null else n_classes - 1
+    if arr.size and (arr.min() < 0 or arr.max() > high):
+        low, top = arr.min(), arr.max()
+        got = f"{low}" if low == top else f"values in {low} .. {top}"
+        raise OptionError(f"{{0}} must hold classes in 0 .. {high}"
+                          f"{f' ({high} = null)' if null else ''}, got {got}", name)
+    return arr
 
 
 def generator(rng, name="rng"):

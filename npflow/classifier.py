@@ -255,15 +255,7 @@ class Classifier:
         return h, w
 
     def _labels(self, y, n):
-        y = np.asarray(y)
-        if not np.issubdtype(y.dtype, np.integer):
-            raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},) to match X, got shape {y.shape}")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            raise ValueError(f"y must hold labels in 0 .. {self.n_classes - 1}, got values in "
-                             f"{y.min()} .. {y.max()}")
-        return y
+        return _checks.classes(y, self.n_classes, "y", n)
 
     # --- use ---------------------------------------------------------------------------------
     def predict_proba(self, X):

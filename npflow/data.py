@@ -55,6 +55,23 @@ class DataError(ValueError):
     """A data file or array is missing, unreadable, or not what npflow can train on."""
 
 
+class DataOptionError(DataError, _checks.OptionError):
+    """A :class:`DataError` caused by an option, which its template names (``{0}``, ...) for each
+    front end to spell its own way (``label_column`` in Python, ``--label-column`` on the command
+    line)."""
+
+
+def _and(k):
+    """The template naming k options: "{0}", "{0} and {1}", "{0}, {1} and {2}"."""
+    names = [f"{{{i}}}" for i in range(k)]
+    return names[0] if k == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _refuse(name, text):
+    """The :class:`DataOptionError` "``name`` ``text``" (as :func:`npflow._checks.refuse`)."""
+    return DataOptionError("{0} " + _checks.literal(text), name)
+
+
 class DataTypeError(DataError, TypeError):
     """Entries that are not numbers at all: a sparse matrix, None or a dict in an object array.
 
@@ -181,9 +198,8 @@ def _checked(X, name, min_rows, drop_nonfinite, finite=True):
         arr = arr.astype(np.float64)
     bad = _nonfinite_rows(arr) if finite else np.zeros(0, dtype=np.int64)
     if bad.size and not drop_nonfinite:
-        raise DataError(f"{name} has {_n_rows(bad.size)} with NaN or infinity "
-                        f"(first: row {bad[0]}); drop them with drop_nonfinite=True "
-                        f"(--drop-nonfinite)")
+        text = f"{name} has {_n_rows(bad.size)} with NaN or infinity (first: row {bad[0]}); "
+        raise DataOptionError(_checks.literal(text) + "set {0} to drop them", "drop_nonfinite")
     if bad.size:
         after = f" left after dropping {_n_rows(bad.size)} with NaN or infinity"
         _check_rows(arr.shape[0] - bad.size, name, min_rows, after)
@@ -313,7 +329,9 @@ def check_labels(y, n, name="labels"):
     """Return class labels ``y`` as an ``(n,)`` int64 array of integers ``>= 0``.
 
     Integral floats (``3.0``, as read from a text file) and object arrays of Python integers are
-    accepted; an ``(n, 1)`` column is squeezed.
+    accepted; an ``(n, 1)`` column is squeezed. There is no upper bound: a run learns its number
+    of classes from these labels. Labels given to a model that knows its number of classes are
+    checked by :func:`npflow._checks.classes` instead (integers in ``0 .. K-1`` only).
 
     Raises
     ------
@@ -392,15 +410,19 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
     path = os.fspath(path)
     kind = _file_kind(path, name)
     if kind != "npz" and key is not None:
-        raise DataError(f"key applies to .npz files only, but {name} is {path!r}")
-    if kind != "text" and (delimiter, header, label_column) != (None, None, None):
-        raise DataError(f"delimiter, header and label_column apply to text files only, but {name} "
-                        f"is {path!r}; give labels of other files with --labels")
+        raise _refuse("key", f"applies to .npz files only, but {name} is {path!r}")
+    given = [option for option, value in (("delimiter", delimiter), ("header", header),
+                                          ("label_column", label_column)) if value is not None]
+    if kind != "text" and given:
+        hint = "; give labels of other files with {%d}" % len(given)
+        only = _checks.literal(f" to text files only, but {name} is {path!r}")
+        raise DataOptionError(_and(len(given)) + (" applies" if len(given) == 1 else " apply") +
+                              only + (hint if "label_column" in given else ""), *given, "labels")
     where = f"{name} {path!r}"
     x, columns = _read(kind, path, where, key, delimiter, header)
     if kind == "idx" and x.ndim == 1:
-        raise DataError(f"{where} is a 1-D IDX file of {len(x)} labels, not data; give it as "
-                        f"--labels")
+        raise DataOptionError(_checks.literal(f"{where} is a 1-D IDX file of {len(x)} labels, not "
+                                              f"data; ") + "give it as {0}", "labels")
     x, shape = _rows_of_images(x)
     x = check_array(x, where, drop_nonfinite=drop_nonfinite)
     y = None
@@ -474,9 +496,9 @@ class TrainingFiles:
                              "column_kinds")
                  if getattr(self, f) not in (None, False)]
         if self.data is None and given:
-            raise _checks.OptionError(", ".join(f"{{{i}}}" for i in range(len(given))) +
-                                      " need {%d} (rows of your own)" % len(given),
-                                      *given, "data")
+            verb = " needs" if len(given) == 1 else " need"
+            raise _checks.OptionError(_and(len(given)) + verb + " {%d} (rows of your own)"
+                                      % len(given), *given, "data")
         if self.labels is not None and self.label_column is not None:
             raise _checks.OptionError("give class labels either with {0} or with {1}, not both",
                                       "labels", "label_column")
@@ -661,16 +683,17 @@ def _split_labels(table, columns, label_column, where):
     width = table.shape[1]
     if isinstance(label_column, str):
         if columns is None:
-            raise DataError(f"label_column {label_column!r} names a column, but {where} has no "
-                            f"header line; give a column index or header=True")
+            text = f"{label_column!r} names a column, but {where} has no header line; "
+            raise DataOptionError("{0} " + _checks.literal(text) + "give a column index or set {1}",
+                                  "label_column", "header")
         if label_column not in columns:
-            raise DataError(f"label_column {label_column!r} is not a column of {where}; its "
-                            f"columns are {', '.join(columns)}")
+            raise _refuse("label_column", f"{label_column!r} is not a column of {where}; its "
+                                          f"columns are {', '.join(columns)}")
         j = columns.index(label_column)
     elif isinstance(label_column, numbers.Integral) and not isinstance(label_column, bool):
         if not -width <= label_column < width:
-            raise DataError(f"label_column {label_column} is out of range for {where} with "
-                            f"{width} columns (use 0..{width - 1} or -{width}..-1)")
+            raise _refuse("label_column", f"{label_column} is out of range for {where} with "
+                                          f"{width} columns (use 0..{width - 1} or -{width}..-1)")
         j = int(label_column) % width
     else:
         raise TypeError(f"label_column must be a column index or a header name, "
@@ -773,9 +796,11 @@ def _raise_text_error(path, delimiter, skip, columns, where, err):
             if not _is_number(cell):
                 label = f" ({columns[j]!r})" if columns is not None else ""
                 what = "is empty" if not cell.strip() else f"holds {cell.strip()!r}"
-                hint = "; if line 1 is a header, pass header=True" if lineno == 1 else ""
-                raise DataError(f"{where}: line {lineno}, column {j + 1}{label} {what}, "
-                                f"expected a number{hint}")
+                text = f"{where}: line {lineno}, column {j + 1}{label} {what}, expected a number"
+                if lineno == 1:
+                    raise DataOptionError(_checks.literal(text) + "; if line 1 is a header, "
+                                          "set {0}", "header")
+                raise DataError(text)
     raise DataError(f"{where} could not be read as a table of numbers ({str(err).splitlines()[0]})")
 
 
@@ -859,8 +884,8 @@ def train_val_split(n, val_fraction, rng):
     rng = _checks.generator(rng)
     n_val = min(max(round(val_fraction * n), 1 if val_fraction > 0 else 0), n - 1)
     if val_fraction > 0 and n_val == 0:
-        raise ValueError(f"val_fraction {val_fraction} needs at least 2 rows (1 to train, 1 to "
-                        f"validate), got n = {n}; use val_fraction=0")
+        raise _checks.OptionError(f"{{0}} {val_fraction} needs at least 2 rows (1 to train, 1 "
+                                  f"to validate), got {n}; set {{0}} to 0", "val_fraction")
     perm = rng.permutation(n)  # (n,)
     return Split(np.sort(perm[n_val:]).astype(np.int64), np.sort(perm[:n_val]).astype(np.int64))
 

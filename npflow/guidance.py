@@ -119,15 +119,17 @@ def _check_label(label, n_classes):
     if isinstance(label, bool):
         raise TypeError(f"label must be an integer class or an array of them, got {label!r}")
     if isinstance(label, numbers.Integral):
-        arr = np.asarray(int(label))
-    else:
-        arr = np.asarray(label)
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise TypeError(f"label must hold integer classes, got dtype {arr.dtype}")
-        if arr.ndim != 1 or arr.size == 0:
-            raise ValueError(f"label must be an integer or have shape (n,), got shape {arr.shape}")
-    if arr.min() < 0 or arr.max() >= n_classes:
-        got = f"{arr.min()} .. {arr.max()}" if arr.ndim else f"{int(arr)}"
-        raise _checks.OptionError(f"{{0}} must be a class in 0 .. {n_classes - 1}, got {got}",
-                                  "label")
-    return int(arr) if arr.ndim == 0 else arr.astype(np.int64)
+        return int(_checks.classes([int(label)], n_classes, "label")[0])
+    arr = np.asarray(label)
+    if arr.dtype.kind in "US":  # a class name: only a model of a table has named classes
+        raise _checks.OptionError(f"{{0}} must be a class in 0 .. {n_classes - 1} (this "
+                                  f"model's classes have no names), got {_short(arr)}", "label")
+    return _checks.classes(arr, n_classes, "label").astype(np.int64)
+
+
+def _short(arr):
+    """A label array as a short text: its one value, or its first values."""
+    values = arr.ravel().tolist()
+    if len(values) == 1:
+        return repr(values[0])
+    return repr(values) if len(values) <= 3 else f"{values[:3]}..."

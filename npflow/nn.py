@@ -651,15 +651,7 @@ def network_labels(y, n, n_classes):
         return None
     if y is None:
         return np.full(n, n_classes, dtype=np.int64)
-    y = np.asarray(y)
-    if not np.issubdtype(y.dtype, np.integer):
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match x, got shape {y.shape}")
-    if y.size and (y.min() < 0 or y.max() > n_classes):
-        raise ValueError(f"y must hold labels in 0 .. {n_classes} ({n_classes} = null), got "
-                         f"values in {y.min()} .. {y.max()}")
-    return y
+    return _checks.classes(y, n_classes, "y", n, null=True)
 
 
 def flat_buffers(layers, dtype):

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from . import _blas, _checks
+from . import _blas, _checks, solvers
 from .solvers import Solution, solve
 
 # sample_flow's default uses two threads from this many points on (measured on two cores: 10,000
@@ -27,7 +27,7 @@ from .solvers import Solution, solve
 PARALLEL_MIN_POINTS = 4096
 
 
-def sample_flow(model, x0, method="rk4", steps=None, rtol=1e-5, atol=1e-5, chunk_size=None,
+def sample_flow(model, x0, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL, chunk_size=None,
                 return_trajectory=False, threads=None):
     """Push source points through the learned flow: integrate ``dx/dt = v(x, t)`` from 0 to 1.
 

@@ -61,7 +61,8 @@ Steps, one rule wherever an ODE is integrated (:func:`solve`, :func:`npflow.samp
 :func:`npflow.likelihood.log_likelihood`, :func:`npflow.metrics.path_energy`): ``steps=None``, the
 default, means ``DEFAULT_STEPS = 100`` uniform steps for the fixed-step methods; an integer N >= 1
 means N steps. dopri5 picks its own steps from ``rtol`` and ``atol``, so an explicit ``steps``
-with dopri5 raises ValueError.
+with dopri5 raises ValueError, and so do tolerances other than the defaults (``RTOL``, ``ATOL``)
+with a fixed-step method, which would ignore them.
 """
 import dataclasses
 
@@ -71,6 +72,7 @@ from . import _checks
 
 METHODS = ("euler", "midpoint", "heun", "rk4", "dopri5")
 DEFAULT_STEPS = 100  # uniform steps of the fixed-step methods when steps=None (module docstring)
+RTOL = ATOL = 1e-5  # dopri5's default relative and absolute tolerances
 ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dopri5": 5}
 
 # dopri5 step-size controller (Hairer et al. I, Sec. II.4, eq. 4.13; constants of their DOPRI5).
@@ -149,7 +151,7 @@ _TABLEAUS = {
 }
 
 
-def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol=1e-5,
+def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=RTOL, atol=ATOL,
           return_trajectory=False, max_steps=100_000):
     """Integrate ``dx/dt = v(x, t)`` from ``x(t0) = x`` to t1.
 
@@ -169,7 +171,7 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
     t0, t1 : float
         Start and end time, finite and different. ``t1 < t0`` integrates backwards.
     rtol, atol : float
-        dopri5 only (> 0): a step is accepted when the RMS over all entries of
+        dopri5 only (> 0; a fixed-step method takes only the defaults): a step is accepted when the RMS over all entries of
         ``err / (atol + rtol max(|x|, |x_next|))`` is at most 1 (Hairer et al. I, eq. 4.10-4.11).
         The RMS runs over the whole state, so one point of a large batch may exceed the tolerance.
         Tolerances near the resolution of x's dtype (about 1e-7 for float32) cost many tiny steps.
@@ -202,14 +204,13 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=1e-5, atol
     t1 = _checks.finite_float(t1, "t1")
     if t0 == t1:
         raise ValueError(f"t1 must differ from t0, got t0 = t1 = {t0}")
-    rtol = _checks.finite_float(rtol, "rtol", low=0, low_open=True)
-    atol = _checks.finite_float(atol, "atol", low=0, low_open=True)
     max_steps = _checks.positive_int(max_steps, "max_steps")
     if not isinstance(return_trajectory, (bool, np.bool_)):
         raise TypeError(f"return_trajectory must be a bool, got {return_trajectory!r}")
 
     field = _Field(velocity, x.shape)
-    steps = check_steps(method, steps)
+    steps = check_steps(method, steps, rtol, atol)
+    rtol, atol = float(rtol), float(atol)
     if method == "dopri5":
         solution = _solve_dopri5(field, x, t0, t1, rtol, atol, max_steps, return_trajectory)
     else:
@@ -225,13 +226,24 @@ class SolverDiverged(ValueError):
     argument)."""
 
 
-def check_steps(method, steps):
+def check_steps(method, steps, rtol=RTOL, atol=ATOL):
     """The number of uniform steps of ``method`` (the rule of the module docstring).
 
     None means :data:`DEFAULT_STEPS` for the fixed-step methods; dopri5 picks its own steps from
-    ``rtol`` and ``atol``, so it takes only None (and None is returned).
+    ``rtol`` and ``atol``, so it takes only None (and None is returned). The tolerances are
+    checked too (> 0): a fixed-step method ignores them, so it refuses any but the defaults
+    :data:`RTOL` and :data:`ATOL`.
     """
     _checks.choice(method, "method", METHODS)
+    tolerances = {"rtol": (rtol, RTOL), "atol": (atol, ATOL)}
+    for name, (value, _) in tolerances.items():
+        _checks.finite_float(value, name, low=0, low_open=True)
+    changed = [name for name, (value, default) in tolerances.items() if value != default]
+    if changed and method != "dopri5":
+        raise _checks.OptionError(" and ".join(f"{{{i}}}" for i in range(len(changed))) +
+                                  f" set{'s' if len(changed) == 1 else ''} the step-size "
+                                  f"control of {{{len(changed)}}} 'dopri5'; {{{len(changed)}}} "
+                                  f"{method!r} takes fixed steps", *changed, "method")
     if method == "dopri5":
         if steps is not None:
             raise _checks.OptionError("{0} must be None for {1} 'dopri5' (it picks its own steps "

@@ -258,8 +258,9 @@ def read_table(path, delimiter=None, header=None, name="--data"):
         ext = os.path.splitext(path.lower().removesuffix(".gz"))[1]
         delimiter = {".csv": ",", ".tsv": "\t"}.get(ext)
         if delimiter is None:
-            raise DataError(f"{name} {path!r}: a table needs its column separator; give it with "
-                            f"--delimiter")
+            raise data.DataOptionError(_checks.literal(f"{name} {path!r}: a table needs its "
+                                                       f"column separator; ") + "give it with {0}",
+                                       "delimiter")
     return read_csv(path, header=header, delimiter=delimiter)
 
 
@@ -269,8 +270,9 @@ def label_name(table, label_column):
         return label_column
     width = len(table.names)
     if not (isinstance(label_column, numbers.Integral) and -width <= label_column < width):
-        raise DataError(f"label_column {label_column!r} is out of range for a table of {width} "
-                        f"columns")
+        raise data.DataOptionError(f"{{0}} {label_column!r} is out of range for a table of "
+                                   f"{width} columns (use 0..{width - 1} or -{width}..-1)",
+                                   "label_column")
     return table.names[int(label_column) % width]
 
 

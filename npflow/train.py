@@ -143,6 +143,9 @@ class TrainConfig:
             for name in ("val_fraction", "eval_every", "patience", "dequantize", "standardize"):
                 yield (name, "data"), (f"applies to a run on rows of data ({{1}}), not to the "
                                        f"built-in target {self.target!r}")
+        elif self.val_fraction == 0:  # no validation rows: no validation loss to watch
+            for name in ("eval_every", "patience"):
+                yield (name, "val_fraction"), "needs validation rows, but {1} is 0 (none held out)"
         if not self.conditional:
             yield ("label_dropout", "conditional"), "needs {1} (a class-conditional run)"
         if self.path not in ("icfm", "lipman"):
@@ -467,12 +470,12 @@ def _check_run_labels(config, labels, n):
     """Labels (n,) int64 for a conditional run on data, None otherwise."""
     if labels is None:
         if config.conditional:
-            raise ValueError("labels must be given for a conditional run on data (a label "
-                             "column or a labels file)")
+            raise _checks.OptionError("{0} needs class labels for a run on rows: a {1} or a "
+                                      "{2} file", "conditional", "label_column", "labels")
         return None
     if not config.conditional:
-        raise ValueError("labels were given but conditional is False; set conditional=True to "
-                         "learn v(x, t, y)")
+        raise _checks.OptionError("class labels were given, but {0} is off: turn it on to learn "
+                                  "v(x, t, y), or leave the labels out", "conditional")
     return data.check_labels(labels, n, "labels")
 
 
@@ -971,9 +974,9 @@ def _network(config, dim, n_classes, rng, image_shape=None):
     (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
     description = network_description(config, dim, n_classes, image_shape)
-    what = (f"training with batch_size {config.batch_size} and "
-            f"{'hidden ' + _shown(config.hidden) if description['arch'] == 'mlp' else description['arch']} "
-            f"in d = {dim}")
+    network = "hidden layers " + _shown(config.hidden) if description["arch"] == "mlp" else \
+        "a " + description["arch"]  # words, not option names: the message is no OptionError
+    what = f"training with batches of {config.batch_size} rows and {network} in d = {dim}"
     batch = config.batch_size
     draws = batch * 12 * (dim + 1) * 8 + (0 if config.coupling == "independent" else
                                           3 * 8 * batch ** 2)

@@ -50,7 +50,9 @@ class TrainedFlow:
         What :func:`npflow.checkpoint.load` returns (or ``Trainer.to_checkpoint()``).
     ema, best : bool
         Which weights (:meth:`~npflow.checkpoint.Checkpoint.model`): by default the moving
-        average, at the lowest validation loss for a run on rows.
+        average, at the lowest validation loss for a run on rows. ``best=False`` (the last
+        moving average) is refused for a model without validation-best weights (a built-in
+        target), where it would change nothing.
 
     Attributes
     ----------
@@ -70,6 +72,10 @@ class TrainedFlow:
     def __init__(self, ckpt, ema=True, best=True):
         self.checkpoint = ckpt
         self.config = ckpt.train_config
+        if not _checks.boolean(best, "best") and ckpt.data is None:
+            raise _checks.OptionError("{0} picks between the best and the last weights of a "
+                                      "model trained on rows; this model, of a built-in target, "
+                                      "has only its last weights", "best")
         self.model = ckpt.model(ema=ema, best=best)
         self.dim = self.model.dim
         self.on_rows = ckpt.data is not None
@@ -152,8 +158,8 @@ class TrainedFlow:
                                           "({0})", "source_rows")
             return None
         if not self.source_is_data:
-            raise _checks.OptionError("{0} goes with a data-to-data model; this one starts from "
-                                      "its own source", "source_rows")
+            raise _checks.OptionError("{0} applies to a data-to-data model only; this model "
+                                      "draws its own starting points", "source_rows")
         return self.check_rows(source_rows, "source_rows")
 
     def draw_source(self, n, rng):
@@ -169,20 +175,22 @@ class TrainedFlow:
         ``v_w = (1 - w) v(x, t, null) + w v(x, t, y)`` with ``w = guidance`` (1 by default; Ho
         and Salimans 2022, eq. 6), see :class:`~npflow.guidance.GuidedField`.
         """
+        given = "label" if label is not None else "guidance" if guidance is not None else None
+        if given is not None and not self.n_classes:
+            raise _checks.OptionError("{0} needs a class-conditional model (trained with labels, "
+                                      "such as a table with a label column); this model is "
+                                      "unconditional", given)
         if label is None:
             if guidance is not None:
                 raise _checks.OptionError("{0} needs {1} (the class to generate)", "guidance",
                                           "label")
             return self.model
-        if not self.n_classes:
-            raise _checks.OptionError("{0} needs a class-conditional model (trained with "
-                                      "labels); this model is unconditional", "label")
         return GuidedField(self.model, label, 1.0 if guidance is None else guidance)
 
     # --- sampling -------------------------------------------------------------------------------
     def sample_chunks(self, n=None, rng=None, *, label=None, guidance=None, source_rows=None,
-                      chunk_size=20000, method="rk4", steps=None, rtol=1e-5, atol=1e-5,
-                      return_trajectory=False, complete=False):
+                      chunk_size=20000, method="rk4", steps=None, rtol=solvers.RTOL,
+                      atol=solvers.ATOL, return_trajectory=False, complete=False):
         """Generate rows chunk by chunk: an iterator of ``(rows, solution)``, one per chunk.
 
         ``x0`` is drawn from the source (``n`` points, from ``rng``) or, for a data-to-data flow,
@@ -197,7 +205,7 @@ class TrainedFlow:
             raise ValueError("sample_chunks gives rows of numbers; this model is of a table: "
                              "draw its rows with sample")
         field = self.field(label, guidance)
-        solvers.check_steps(method, steps)
+        solvers.check_steps(method, steps, rtol, atol)
         chunk_size = _checks.positive_int(chunk_size, "chunk_size")
         source_rows = self.check_source_rows(source_rows)
         if source_rows is not None:
@@ -277,7 +285,7 @@ class TrainedFlow:
                 (f" and {traj_out}" if traj_out else ""))
 
     def sample_table(self, n, rng, *, complete=False, label=None, guidance=None, method="rk4",
-                     steps=None, rtol=1e-5, atol=1e-5):
+                     steps=None, rtol=solvers.RTOL, atol=solvers.ATOL):
         """``n`` generated rows of a table, written as the table was (a
         :class:`~npflow.tables.Table`: its header, column order, category strings, integers in
         their observed range, missing cells in each column's share).
@@ -293,7 +301,9 @@ class TrainedFlow:
         if y is None and schema.label is not None and guidance is None:
             y = schema.draw_labels(n, rng)
         field = self.field(y, guidance)
-        (imputation.check_solver if complete else solvers.check_steps)(method, steps)
+        if complete:
+            imputation.check_solver(method, steps)
+        solvers.check_steps(method, steps, rtol, atol)
         if complete:
             indicators = np.broadcast_to(schema.features.indicators(), (n, self.dim))
             z = self._impute(field, np.zeros((n, self.dim)), indicators, rng, method, steps)
@@ -452,11 +462,14 @@ class TrainedFlow:
                                           "is scored by its report", "divergence", "n_probes")
             return self.evaluate_table(held_out, rng, n, train, target_column, method=method,
                                        steps=steps, **solver)
-        if train is not None or target_column is not None:
-            raise _checks.OptionError("{0} and {1} apply to a model of a table", "train",
-                                      "target_column")
+        given = [name for name, value in (("train", train), ("target_column", target_column))
+                 if value is not None]
+        if given:
+            raise _checks.OptionError(" and ".join(f"{{{i}}}" for i in range(len(given))) +
+                                      (" applies" if len(given) == 1 else " apply") +
+                                      " to a model of a table only", *given)
         likelihood.check_divergence(divergence, n_probes)  # before any work
-        steps, n = _likelihood_steps(method, steps), _checks.positive_int(n, "n")
+        steps, n = _likelihood_steps(method, steps), _checks.integer(n, "n", 2)
         if self.on_rows != (held_out is not None):
             raise _checks.OptionError(
                 "{0} scores a model trained on rows; a model of a built-in target is scored on "
@@ -470,8 +483,11 @@ class TrainedFlow:
         if held_out is not None:
             held_out = self.check_rows(held_out, "held_out")
             if len(held_out) < 4:
-                raise ValueError(f"held_out needs at least 4 rows, got {len(held_out)}")
+                raise _checks.refuse("held_out", f"needs at least 4 rows (2 to compare with the "
+                                                 f"samples, 2 for the floor), got {len(held_out)}")
             n = min(n, len(held_out) // 2)
+        _checks.affordable(metrics.pairwise_bytes(n), f"evaluate with n = {n} (W2, MMD and the "
+                           f"energy distance compare every pair of points)")
         solver = {"method": method, "steps": steps, **solver}
         generated, sol = next(self.sample_chunks(n, rng, chunk_size=n, **solver))
         if held_out is None:

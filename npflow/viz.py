@@ -1008,7 +1008,8 @@ def plot_flow(flow, kind="samples", n=None, steps=None, rng=None, rows=None):
     if flow.on_rows:
         return _plot_rows(flow, kind, n, steps, rng, rows)
     if rows is not None:
-        raise _checks.OptionError("{0} go with a model of rows; this one has a built-in target",
+        raise _checks.OptionError("{0} applies to a model of rows only; this model has a "
+                                  "built-in 2-D target, whose fresh points are drawn instead",
                                   "rows")
     source, target = flow.config["source"], flow.config["target"]
     if kind == "field":
@@ -1042,8 +1043,9 @@ def _plot_rows(flow, kind, n, steps, rng, rows):
         raise _checks.OptionError("{0} samples of a model of rows needs {1} (rows to draw "
                                   "beside its samples)", "kind", "rows")
     if flow.source_is_data:
-        raise ValueError("kind 'samples' of a data-to-data flow: sample it from source rows, "
-                         "then plot the rows yourself")
+        raise _checks.OptionError("{0} samples of a data-to-data flow needs its source rows, "
+                                  "which a plot does not take: map them with sample ({1}), then "
+                                  "plot the result yourself", "kind", "source_rows")
     rows = flow.check_rows(rows, "rows")
     z0 = flow.draw_source(n, rng)
     generated = flow.decode(z0, steps=steps)

@@ -120,7 +120,7 @@ def test_bad_arguments_raise():
     with pytest.raises(TypeError, match="rng"):
         Classifier(3, 2, rng=0)
     clf = Classifier(3, 2, hidden=(4,), rng=rng)
-    with pytest.raises(ValueError, match=r"y must hold labels in 0 \.\. 1"):
+    with pytest.raises(ValueError, match=r"y must hold classes in 0 \.\. 1, got values in"):
         clf.fit(np.zeros((4, 3)), np.array([0, 1, 2, 0]), rng)
     with pytest.raises(TypeError, match="integer"):
         clf.fit(np.zeros((4, 3)), np.zeros(4), rng)

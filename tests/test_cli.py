@@ -350,6 +350,7 @@ SOLVER_ERRORS = [
     (["--rtol", "nan"], "--rtol"),
     (["--rtol", "-1"], "--rtol"),
     (["--atol", "0"], "--atol"),
+    (["--rtol", "1e-3"], "--rtol sets the step-size control of --solver 'dopri5'"),
     (["--n", "0"], "--n"),
     (["--seed", "-1"], "--seed"),
 ]
@@ -468,9 +469,11 @@ def test_sample_with_a_label_and_guidance(conditional_model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, names", [
-    (["--label", "8"], ["--label must be a class in 0 .. 7", "got 8"]),
+    (["--label", "8"], ["--label must hold classes in 0 .. 7, got 8"]),
     (["--guidance", "2"], ["--guidance needs --label"]),
     (["--label", "-1"], ["--label"]),
+    (["--label", "foo"], ["--label must be a class in 0 .. 7 (this model's classes have no "
+                          "names), got 'foo'"]),
 ])
 def test_sample_bad_label_exits_2(conditional_model, tmp_path, capsys, argv, names):
     code, out, err = run(capsys, "sample", "--model", conditional_model, *argv, "--n", 5,
@@ -478,10 +481,48 @@ def test_sample_bad_label_exits_2(conditional_model, tmp_path, capsys, argv, nam
     assert_usage_error(code, out, err, *names)
 
 
+def test_options_of_other_kinds_of_model_are_named_as_flags(models, tmp_path, capsys):
+    rows = tmp_path / "r.csv"
+    np.savetxt(rows, np.zeros((5, 2)), delimiter=",")
+    assert_usage_error(*run(capsys, "sample", "--model", models["moons"], "--source-data", rows,
+                            "--out", tmp_path / "s.npy"),
+                       "--source-data applies to a data-to-data model only")
+    assert_usage_error(*run(capsys, "plot", "--model", models["moons"], "--data", rows,
+                            "--out", tmp_path / "p.png"),
+                       "--data applies to a model of rows only")
+
+
 def test_sample_label_on_an_unconditional_model_exits_2(models, tmp_path, capsys):
     code, out, err = run(capsys, "sample", "--model", models["moons"], "--label", 0, "--n", 5,
                          "--out", tmp_path / "s.npy")
     assert_usage_error(code, out, err, "--label needs a class-conditional model")
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--guidance", 2,
+                         "--n", 5, "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "--guidance needs a class-conditional model")
+
+
+def test_last_weights_of_a_model_of_a_built_in_target_exit_2(models, tmp_path, capsys):
+    code, out, err = run(capsys, "sample", "--model", models["moons"], "--last", "--n", 5,
+                         "--out", tmp_path / "s.npy")
+    assert_usage_error(code, out, err, "picks between the best and the last weights")
+
+
+def test_evaluate_names_only_the_table_options_given(models, capsys):
+    code, out, err = run(capsys, "evaluate", "--model", models["moons"], "--target-column", "x")
+    assert_usage_error(code, out, err, "--target-column applies to a model of a table only")
+    assert "train" not in err  # not an option of the command
+
+
+def test_impute_guidance_needs_a_model_with_a_label_column(tmp_path, capsys):
+    rows = "".join(f"{i % 7},{'xy'[i % 2]},{i % 3}\n" for i in range(30))
+    _write(tmp_path / "t.csv", "a,b,c\n" + rows)
+    _write(tmp_path / "gaps.csv", "a,b,c\n1,,0\n,y,1\n")
+    assert run(capsys, "train", *DATA_TINY, "--data", tmp_path / "t.csv", "--quiet",
+               "--out", tmp_path / "m.npz")[0] == 0
+    code, out, err = run(capsys, "impute", "--model", tmp_path / "m.npz", "--data",
+                         tmp_path / "gaps.csv", "--guidance", 2, "--out", tmp_path / "f.csv")
+    assert_usage_error(code, out, err, "--guidance needs a class-conditional model (trained with "
+                                       "labels, such as a table with a label column)")
 
 
 def test_label_dropout_needs_conditional(tmp_path, capsys):
@@ -511,7 +552,7 @@ def test_reflow_of_a_conditional_model_exits_2(conditional_model, tmp_path, caps
 
 
 @pytest.mark.parametrize("argv, names", [
-    (["--source-data", "{rows}"], ["--source-data goes with a data-to-data model"]),
+    (["--source-data", "{rows}"], ["--source-data applies to a data-to-data model only"]),
     (["--sample-steps", "0"], ["--sample-steps must be an integer >= 1"]),
     (["--solver", "dopri5"], ["--solver must be a fixed-step solver"]),
     (["--pairs", "0"], ["--pairs must be an integer >= 1"]),
@@ -540,13 +581,23 @@ def test_a_solver_that_blows_up_is_a_failure_at_run_time(models, tmp_path, capsy
 
 
 @pytest.mark.parametrize("argv, what", [
-    (["--hidden", "100000000"], "hidden 100000000"),
-    (["--batch-size", "100000000"], "batch_size 100000000"),
+    (["--hidden", "100000000"], "hidden layers 100000000"),
+    (["--batch-size", "100000000"], "batches of 100000000 rows"),
 ])
 def test_runs_too_large_for_the_machine_exit_2_naming_the_memory(tmp_path, capsys, argv, what):
     code, out, err = run(capsys, "train", *TINY, *argv, "--out", tmp_path / "m.npz")
     assert_usage_error(code, out, err, what, "GiB")
     assert os.listdir(tmp_path) == []
+
+
+def test_evaluate_checks_the_memory_of_its_metrics_before_sampling(models, capsys, monkeypatch):
+    monkeypatch.setattr(npflow._checks, "available_memory", lambda: 2 ** 30)
+    monkeypatch.setattr(npflow.TrainedFlow, "sample_chunks", lambda *a, **k: pytest.fail("sampled"))
+    code, out, err = run(capsys, "evaluate", "--model", models["moons"], "--n", 100000)
+    assert_usage_error(code, out, err, "evaluate with n = 100000", "every pair of points",
+                       f"about {88 * 100000 ** 2 / 2 ** 30:.1f} GiB", "1.0 GiB available")
+    assert_usage_error(*run(capsys, "evaluate", "--model", models["moons"], "--n", 1),
+                       "--n must be an integer >= 2, got 1")
 
 
 def test_sample_more_points_than_fit_on_disk_exits_2(models, tmp_path, capsys):
@@ -745,7 +796,8 @@ def test_train_on_data_resumes_exactly_from_the_stored_file(table, tmp_path, cap
      ["reshape"]),
     (lambda d: np.save(f"{d}/nan.npy", np.array([[1.0, np.nan], [2, 3], [4, 5]])),
      ["--data", "{d}/nan.npy"], ["NaN", "--drop-nonfinite"]),
-    (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels", "need --data"]),
+    (lambda d: None, ["--labels", "{d}/l.npy"], ["--labels needs --data"]),
+    (lambda d: None, ["--labels", "{d}/l.npy", "--key", "k"], ["--labels and --key need --data"]),
     (lambda d: np.save(f"{d}/x.npy", np.zeros((4, 2))), ["--data", "{d}/x.npy", "--labels",
                                                           "{d}/x.npy", "--drop-nonfinite"],
      ["--drop-nonfinite", "--label-column"]),
@@ -759,6 +811,58 @@ def test_bad_data_for_train_exits_2_with_one_line(tmp_path, capsys, make, argv, 
     assert_usage_error(*run(capsys, "train", *DATA_TINY, *argv, "--out", tmp_path / "m.npz"),
                        *names)
     assert set(os.listdir(tmp_path)) == before
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+ROWS = "a,b,c\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(10))
+
+
+@pytest.mark.parametrize("make, argv, says", [
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--key", "foo"],
+     "--key applies to .npz files only, but --data is "),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--label-column", "9"],
+     "--label-column 9 is out of range for --data "),
+    (lambda d: _write(f"{d}/r.csv", "1,x,0\n3,y,1\n5,x,0\n"), ["--no-table"],
+     "column 2 holds 'x', expected a number; if line 1 is a header, set --header"),
+    (lambda d: _write(f"{d}/r.csv", "a,b\n1,2\n3,nan\n5,6\n"), ["--no-table"],
+     "has 1 row with NaN or infinity (first: row 1); set --drop-nonfinite to drop them"),
+    (lambda d: _write(f"{d}/r.csv", "a,b\n1,x\n"), [],
+     "--val-fraction 0.1 needs at least 2 rows (1 to train, 1 to validate), got 1; "
+     "set --val-fraction to 0"),
+    (lambda d: _write(f"{d}/r.csv", "a,b,c\n1,x,0\n3,y,1\n5,x,0\n"), ["--label-column", "5"],
+     "--label-column 5 is out of range for a table of 3 columns"),
+    (lambda d: np.save(f"{d}/r.npy", np.zeros((4, 2))), ["--header", "--label-column", "1"],
+     "--header and --label-column apply to text files only, but --data is"),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--label-column", "2", "--no-conditional"],
+     "class labels were given, but --conditional is off"),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--conditional"],
+     "--conditional needs class labels for a run on rows: a --label-column or a --labels file"),
+    (lambda d: _write(f"{d}/r.txt", "a b\n1 x\n2 y\n"), ["--table"],
+     "a table needs its column separator; give it with --delimiter"),
+    (lambda d: _write(f"{d}/r.csv", ROWS), ["--val-fraction", "0"],  # DATA_TINY's --eval-every
+     "--eval-every needs validation rows, but --val-fraction is 0 (none held out)"),
+])
+def test_data_messages_name_options_as_flags(tmp_path, capsys, make, argv, says):
+    make(tmp_path)
+    data = str(next(tmp_path / name for name in ("r.npy", "r.txt", "r.csv")
+                    if os.path.exists(tmp_path / name)))
+    code, out, err = run(capsys, "train", *DATA_TINY, "--data", data, *argv,
+                         "--out", tmp_path / "m.npz")
+    assert_usage_error(code, out, err, says)
+    for python in ("=True", "=0", "label_column", "drop_nonfinite", "val_fraction"):
+        assert python not in err, err
+
+
+def test_a_unet_names_the_image_shape_and_multipliers_that_do_not_fit(tmp_path, capsys):
+    np.save(tmp_path / "r.npy", np.zeros((10, 2)))
+    assert_usage_error(*run(capsys, "train", "--arch", "unet", "--data", tmp_path / "r.npy",
+                            "--image-shape", "2,1", "--steps", 1, "--out", tmp_path / "m.npz"),
+                       "--image-shape (1, 2, 1): height and width must be multiples of 4 for a "
+                       "U-Net of 3 levels (one per entry of --multipliers)")
 
 
 def test_a_dimension_mismatch_names_both_dimensions(table, tmp_path, capsys):
@@ -852,6 +956,12 @@ def test_reflow_of_a_data_to_data_model_pairs_the_source_rows(tmp_path, capsys):
                "--out", parent, "--quiet")[0] == 0
     assert_usage_error(*run(capsys, "reflow", "--model", parent, "--out", child),
                        "--source-data")
+    assert_usage_error(*run(capsys, "sample", "--model", parent, "--out", tmp_path / "s.npy"),
+                       "this model maps rows of a source dataset: give them (--source-data)")
+    assert_usage_error(*run(capsys, "plot", "--model", parent, "--data", target, "--out",
+                            tmp_path / "p.png"),
+                       "--kind samples of a data-to-data flow needs its source rows",
+                       "map them with sample (--source-data)")
     code, out, _ = run(capsys, "reflow", "--model", parent, "--source-data", source, "--steps",
                        20, "--sample-steps", 4, "--out", child)
     assert code == 0 and "300 pairs" in out

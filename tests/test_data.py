@@ -29,6 +29,11 @@ def one_line_error(match, fn, *args, **kwargs):
     return message
 
 
+def _flag(name):
+    """How the command line spells the option ``name``."""
+    return "--" + name.replace("_", "-")
+
+
 def write(path, text, mode="w"):
     if str(path).endswith(".gz"):
         with gzip.open(path, "wb") as f:
@@ -149,8 +154,13 @@ def test_check_array_with_scipy_sparse_matrices():
 def test_check_array_nonfinite_names_count_and_first_row(small_chunks):
     x = np.zeros((30, 2))
     x[17, 1], x[20, 0], x[25, 1] = np.nan, np.inf, -np.inf
-    one_line_error(["X has 3 rows with NaN or infinity (first: row 17)", "drop_nonfinite=True",
-                    "--drop-nonfinite"], data.check_array, x)
+    message = one_line_error(["X has 3 rows with NaN or infinity (first: row 17)",
+                              "set drop_nonfinite to drop them"], data.check_array, x)
+    assert "--drop-nonfinite" not in message  # each face spells the option once, its own way
+    with pytest.raises(data.DataOptionError) as info:
+        data.check_array(x)
+    assert info.value.spell(_flag, "") == ("X has 3 rows with NaN or infinity (first: row 17); "
+                                           "set --drop-nonfinite to drop them")
     kept = data.check_array(x, drop_nonfinite=True)
     np.testing.assert_array_equal(kept, np.delete(x, [17, 20, 25], axis=0))
 
@@ -246,8 +256,11 @@ def test_load_missing_folder_empty_and_unknown(tmp_path):
 def test_load_options_for_the_wrong_format(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((3, 2)))
     one_line_error("key applies to .npz", data.load, tmp_path / "x.npy", key="x")
-    one_line_error("label_column apply to text files", data.load, tmp_path / "x.npy",
-                   label_column=0)
+    one_line_error(["label_column applies to text files", "give labels of other files with "
+                    "labels"], data.load, tmp_path / "x.npy", label_column=0)
+    message = one_line_error("delimiter and header apply to text files only, but --data is",
+                             data.load, tmp_path / "x.npy", delimiter=",", header=True)
+    assert "labels" not in message
 
 
 # --- .npy and .npz ---------------------------------------------------------------------------
@@ -322,7 +335,11 @@ def test_load_text_forced_header(tmp_path):
     np.testing.assert_array_equal(data.load(path, header=True).x, [[3, 4], [5, 6]])
     assert data.load(path, header=True).columns == ("1", "2")
     path = write(tmp_path / "h.csv", "a,b\n1,2\n")
-    one_line_error(["line 1, column 1", "'a'", "header=True"], data.load, path, header=False)
+    one_line_error(["line 1, column 1", "'a'", "if line 1 is a header, set header"], data.load,
+                   path, header=False)
+    with pytest.raises(data.DataOptionError) as info:
+        data.load(path, header=False)
+    assert info.value.spell(_flag, "").endswith("set --header")
 
 
 def test_load_text_given_delimiter(tmp_path):
@@ -431,7 +448,10 @@ def test_load_idx_images_flattened_uint8(tmp_path):
 
 def test_load_idx_labels_file_as_data_says_labels(tmp_path):
     path = write(tmp_path / "t10k-labels-idx1-ubyte", idx_bytes(np.arange(5)), mode="wb")
-    one_line_error(["1-D IDX file of 5 labels", "--labels"], data.load, path)
+    one_line_error(["1-D IDX file of 5 labels", "give it as labels"], data.load, path)
+    with pytest.raises(data.DataOptionError) as info:
+        data.load(path)
+    assert info.value.spell(_flag, "").endswith("not data; give it as --labels")
 
 
 @pytest.mark.parametrize("raw, parts", [

@@ -212,7 +212,7 @@ def test_bad_calls_get_one_line(fitted):
         Flow(steps=2).fit(np.zeros(10))
     with pytest.raises(ValueError, match="conditional"):
         fitted.sample(3, y=1)
-    with pytest.raises(ValueError, match="guidance needs y"):
+    with pytest.raises(ValueError, match="guidance needs a class-conditional model"):
         fitted.sample(3, guidance=2.0)
 
 

@@ -87,12 +87,12 @@ def test_works_with_the_solvers_and_the_likelihood():
 
 
 @pytest.mark.parametrize("label, error, match", [
-    (4, ValueError, r"label must be a class in 0 \.\. 3, got 4"),
-    (-1, ValueError, r"label must be a class in 0 \.\. 3"),
-    (np.array([0, 5]), ValueError, r"label must be a class in 0 \.\. 3"),
-    (1.0, TypeError, r"label must hold integer classes"),
+    (4, ValueError, r"label must hold classes in 0 \.\. 3, got 4"),
+    (-1, ValueError, r"label must hold classes in 0 \.\. 3, got -1"),
+    (np.array([0, 5]), ValueError, r"label must hold classes in 0 \.\. 3, got values in 0 \.\. 5"),
+    (1.0, TypeError, r"label must hold integer class labels"),
     (True, TypeError, r"label must be an integer class"),
-    (np.zeros((2, 2), dtype=int), ValueError, r"label must be an integer or have shape \(n,\)"),
+    (np.zeros((2, 2), dtype=int), ValueError, r"label must have shape \(n,\), one label per point"),
 ])
 def test_bad_labels(label, error, match):
     with pytest.raises(error, match=match):

@@ -2,6 +2,7 @@
 distance against direct double-loop formulas and their defining properties; input checks."""
 import itertools
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -473,3 +474,20 @@ def test_median_distance_is_the_median_over_distinct_pairs():
     assert metrics.median_distance(np.ones((4, 2))) == 1.0
     with pytest.raises(ValueError, match=">= 2 points"):
         metrics.median_distance(np.ones((1, 2)))
+
+
+@pytest.mark.parametrize("metric", ["median_distance", "wasserstein2", "energy_distance",
+                                    "mmd_rbf"])
+def test_pairwise_bytes_bounds_the_peak_memory_of_each_metric(metric):
+    n = 1000
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, 3)), rng.standard_normal((n, 3))
+    args = (b,) if metric == "median_distance" else (a, b)
+    tracemalloc.start()
+    try:
+        getattr(metrics, metric)(*args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= metrics.pairwise_bytes(n)
+    assert peak >= 0.9 * metrics._PEAK_PER_PAIR[metric] * n * n  # the table is not loose

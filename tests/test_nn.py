@@ -841,8 +841,8 @@ def test_conditional_config_round_trip_and_old_configs_load():
 
 @pytest.mark.parametrize("entry", ["forward", "forward_train", "jvp"])
 @pytest.mark.parametrize("y, error, match", [
-    (np.array([0, 1, 4, 0]), ValueError, r"y must hold labels in 0 \.\. 3"),
-    (np.array([0, -1, 2, 0]), ValueError, r"y must hold labels in 0 \.\. 3"),
+    (np.array([0, 1, 4, 0]), ValueError, r"y must hold classes in 0 \.\. 3 \(3 = null\)"),
+    (np.array([0, -1, 2, 0]), ValueError, r"y must hold classes in 0 \.\. 3 \(3 = null\)"),
     (np.array([0, 1, 2]), ValueError, r"y must have shape \(4,\)"),
     (np.zeros((4, 1), dtype=int), ValueError, r"y must have shape \(4,\)"),
     (2, ValueError, r"y must have shape \(4,\)"),

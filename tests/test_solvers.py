@@ -389,6 +389,9 @@ X = np.ones((2, 2))
     ({"atol": -1e-3}, ValueError, "atol must be in"),
     ({"rtol": "1e-5"}, TypeError, "rtol must be a real number"),
     ({"max_steps": 0}, ValueError, "max_steps must be an integer >= 1"),
+    ({"method": "heun", "rtol": 1e-3}, ValueError,
+     "rtol sets the step-size control of method 'dopri5'; method 'heun' takes fixed steps"),
+    ({"atol": 1e-3, "rtol": 1e-3}, ValueError, "rtol and atol set the step-size control"),
     ({"return_trajectory": "yes"}, TypeError, "return_trajectory must be a bool"),
 ])
 def test_bad_arguments_raise_naming_the_argument(kwargs, error, match):

@@ -248,7 +248,7 @@ def test_start_makes_a_run_with_labels_conditional(tmp_path):
     options = {"steps": 2, "batch_size": 8, "hidden": (8,), "eval_every": 1}
     trainer = start(options, TrainingFiles(str(rows), str(labels)))
     assert trainer.config.conditional and trainer.n_classes == 2
-    with pytest.raises(ValueError, match="conditional is False"):
+    with pytest.raises(ValueError, match="class labels were given, but conditional is off"):
         start({**options, "conditional": False}, TrainingFiles(str(rows), str(labels)))
 
 
@@ -589,6 +589,9 @@ def test_unconditional_runs_refuse_the_options_they_would_ignore():
     (dict(sigma=0.3), "sigma is used by the icfm and lipman paths, not by path 'linear'"),
     (dict(embed_dim=32), "embed_dim sets the sinusoidal time embedding"),
     (dict(time_scale=10.0), "time_scale sets the sinusoidal time embedding"),
+    (dict(target="data", val_fraction=0.0, patience=3),
+     r"patience needs validation rows, but val_fraction is 0 \(none held out\)"),
+    (dict(target="data", val_fraction=0.0, eval_every=7), "eval_every needs validation rows"),
 ])
 def test_config_refuses_options_the_run_would_silently_ignore(options, names):
     with pytest.raises(ValueError, match=names) as info:
@@ -598,6 +601,7 @@ def test_config_refuses_options_the_run_would_silently_ignore(options, names):
 
 def test_config_accepts_the_same_options_where_they_are_used():
     TrainConfig(target="data", source="data", val_fraction=0.2, patience=3, dequantize=True)
+    TrainConfig(target="data", val_fraction=0.0)  # eval_every and patience at their defaults
     TrainConfig(path="icfm", sigma=0.3, conditional=True, label_dropout=0.5)
     TrainConfig(time_embedding="sinusoidal", embed_dim=32, time_scale=10.0)
 
@@ -611,8 +615,9 @@ def rows_of(n=200, d=3, seed=5, integer=False):
 
 
 def data_cfg(**overrides):
-    base = dict(target="data", steps=30, batch_size=32, hidden=(16,), warmup_steps=0, lr=1e-2,
-                eval_every=10)
+    base = dict(target="data", steps=30, batch_size=32, hidden=(16,), warmup_steps=0, lr=1e-2)
+    if overrides.get("val_fraction", 0.1) > 0:  # nothing to evaluate without validation rows
+        base["eval_every"] = 10
     return TrainConfig(**{**base, **overrides})
 
 
@@ -749,9 +754,9 @@ def test_data_needs_target_data():
 
 
 @pytest.mark.parametrize("overrides, what", [
-    (dict(batch_size=100_000_000), "batch_size 100000000"),
-    (dict(hidden=(100_000_000,)), "hidden 100000000"),
-    (dict(batch_size=2_000_000, coupling="ot"), "batch_size 2000000"),
+    (dict(batch_size=100_000_000), "batches of 100000000 rows"),
+    (dict(hidden=(100_000_000,)), "hidden layers 100000000"),
+    (dict(batch_size=2_000_000, coupling="ot"), "batches of 2000000 rows"),
 ])
 def test_runs_too_large_for_memory_fail_before_allocating(overrides, what):
     with pytest.raises(MemoryError, match=what) as info:

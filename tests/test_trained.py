@@ -74,9 +74,9 @@ def test_arguments_are_checked_before_any_work(moons_ckpt, rows_ckpt):
     flow = TrainedFlow(moons_ckpt)
     with pytest.raises(ValueError, match="label needs a class-conditional model"):
         flow.sample_chunks(5, np.random.default_rng(0), label=1)  # no next(): checked at once
-    with pytest.raises(ValueError, match="guidance needs label"):
+    with pytest.raises(ValueError, match="guidance needs a class-conditional model"):
         flow.sample_chunks(5, np.random.default_rng(0), guidance=2.0)
-    with pytest.raises(ValueError, match="source_rows goes with a data-to-data model"):
+    with pytest.raises(ValueError, match="source_rows applies to a data-to-data model only"):
         flow.sample_chunks(source_rows=np.zeros((3, 2)))
     with pytest.raises(ValueError, match="steps must be None for method 'dopri5'"):
         flow.sample_chunks(5, np.random.default_rng(0), method="dopri5", steps=4)
@@ -117,6 +117,12 @@ def test_reflow_of_a_flow_of_rows_keeps_its_transform(rows_ckpt):
     assert child.data.transform == rows_ckpt.data.transform
     np.testing.assert_array_equal(child.data.best_params, child.ema_params)
     assert TrainedFlow(child).sample(10, np.random.default_rng(0), steps=4).shape == (10, 3)
+
+
+def test_last_weights_are_refused_where_they_are_the_only_ones(moons_ckpt):
+    with pytest.raises(ValueError, match="best picks between the best and the last weights of a "
+                                         "model trained on rows"):
+        TrainedFlow(moons_ckpt, best=False)
 
 
 def test_load_reads_a_checkpoint_file(tmp_path, rows_ckpt):

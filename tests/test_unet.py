@@ -176,7 +176,7 @@ def test_labels_and_the_null_label():
     x = rng.standard_normal((2, 64))
     np.testing.assert_array_equal(net.forward(x, 0.5), net.forward(x, 0.5, np.array([3, 3])))
     assert not np.allclose(net.forward(x, 0.5, np.array([0, 1])), net.forward(x, 0.5))
-    with pytest.raises(ValueError, match="labels in 0 .. 3"):
+    with pytest.raises(ValueError, match=r"classes in 0 \.\. 3 \(3 = null\)"):
         net.forward(x, 0.5, np.array([0, 4]))
     with pytest.raises(TypeError, match="integer"):
         net.forward(x, 0.5, np.array([0.0, 1.0]))

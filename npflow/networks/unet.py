@@ -34,8 +34,10 @@ def _check_image_shape(image_shape, levels):
                          f"got {image_shape!r}")
     factor = 2 ** (levels - 1)
     if shape[1] % factor or shape[2] % factor:
-        raise ValueError(f"image_shape {shape}: height and width must be multiples of {factor} "
-                         f"for a U-Net of {levels} levels, which halves them {levels - 1} times")
+        raise _checks.OptionError(f"{{0}} {shape}: height and width must be multiples of "
+                                  f"{factor} for a U-Net of {levels} levels (one per entry of "
+                                  f"{{1}}), which halves them {levels - 1} times", "image_shape",
+                                  "multipliers")
     return shape
 
 
