@@ -142,8 +142,8 @@ class LogLikelihood:
     stderr: np.ndarray | None = None
 
 
-def log_likelihood(model, x1, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL, log_p0=None,
-                   divergence="auto", rng=None, probe="rademacher", n_probes=None,
+def log_likelihood(model, x1, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL,
+                   log_p0=None, divergence="auto", rng=None, probe="rademacher", n_probes=None,
                    chunk_size=1024):
     """``log p_1(x1) = log p_0(x0) - integral_0^1 div v(x_t, t) dt`` (Chen et al. 2018, Thm. 1).
 

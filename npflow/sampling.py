@@ -27,8 +27,8 @@ from .solvers import Solution, solve
 PARALLEL_MIN_POINTS = 4096
 
 
-def sample_flow(model, x0, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL, chunk_size=None,
-                return_trajectory=False, threads=None):
+def sample_flow(model, x0, method="rk4", steps=None, rtol=solvers.RTOL, atol=solvers.ATOL,
+                chunk_size=None, return_trajectory=False, threads=None):
     """Push source points through the learned flow: integrate ``dx/dt = v(x, t)`` from 0 to 1.
 
     Parameters
