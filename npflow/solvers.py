@@ -173,7 +173,8 @@ def solve(velocity, x, method="rk4", steps=None, t0=0.0, t1=1.0, rtol=RTOL, atol
     rtol, atol : float
         dopri5 only (> 0; a fixed-step method takes only the defaults): a step is accepted when
         the RMS over all entries of ``err / (atol + rtol max(|x|, |x_next|))`` is at most 1
-        (Hairer et al. I, eq. 4.10-4.11). The RMS runs over the whole state, so one point of a large batch may exceed the tolerance.
+        (Hairer et al. I, eq. 4.10-4.11). The RMS runs over the whole state, so one point of a
+        large batch may exceed the tolerance.
         Tolerances near the resolution of x's dtype (about 1e-7 for float32) cost many tiny steps.
     return_trajectory : bool
         Also return every intermediate state and its time.
