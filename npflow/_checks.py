@@ -99,6 +99,15 @@ def literal(text):
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def listed(k, verb):
+    """The template naming ``k`` options and its verb, ``verb = (singular, plural)``:
+    "{0} applies", "{0} and {1} apply", "{0}, {1} and {2} apply"."""
+    names = [f"{{{i}}}" for i in range(k)]
+    if k == 1:
+        return f"{names[0]} {verb[0]}"
+    return f"{', '.join(names[:-1])} and {names[-1]} {verb[1]}"
+
+
 def refuse(name, text):
     """The :class:`OptionError` "``name`` ``text``": the value of the option ``name`` is bad."""
     return OptionError("{0} " + literal(text), name)

@@ -61,12 +61,6 @@ class DataOptionError(DataError, _checks.OptionError):
     line)."""
 
 
-def _and(k):
-    """The template naming k options: "{0}", "{0} and {1}", "{0}, {1} and {2}"."""
-    names = [f"{{{i}}}" for i in range(k)]
-    return names[0] if k == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
 def _refuse(name, text):
     """The :class:`DataOptionError` "``name`` ``text``" (as :func:`npflow._checks.refuse`)."""
     return DataOptionError("{0} " + _checks.literal(text), name)
@@ -416,8 +410,8 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
     if kind != "text" and given:
         hint = "; give labels of other files with {%d}" % len(given)
         only = _checks.literal(f" to text files only, but {name} is {path!r}")
-        raise DataOptionError(_and(len(given)) + (" applies" if len(given) == 1 else " apply") +
-                              only + (hint if "label_column" in given else ""), *given, "labels")
+        raise DataOptionError(_checks.listed(len(given), ("applies", "apply")) + only +
+                              (hint if "label_column" in given else ""), *given, "labels")
     where = f"{name} {path!r}"
     x, columns = _read(kind, path, where, key, delimiter, header)
     if kind == "idx" and x.ndim == 1:
@@ -496,9 +490,8 @@ class TrainingFiles:
                              "column_kinds")
                  if getattr(self, f) not in (None, False)]
         if self.data is None and given:
-            verb = " needs" if len(given) == 1 else " need"
-            raise _checks.OptionError(_and(len(given)) + verb + " {%d} (rows of your own)"
-                                      % len(given), *given, "data")
+            raise _checks.OptionError(_checks.listed(len(given), ("needs", "need")) +
+                                      " {%d} (rows of your own)" % len(given), *given, "data")
         if self.labels is not None and self.label_column is not None:
             raise _checks.OptionError("give class labels either with {0} or with {1}, not both",
                                       "labels", "label_column")

@@ -465,8 +465,7 @@ class TrainedFlow:
         given = [name for name, value in (("train", train), ("target_column", target_column))
                  if value is not None]
         if given:
-            raise _checks.OptionError(" and ".join(f"{{{i}}}" for i in range(len(given))) +
-                                      (" applies" if len(given) == 1 else " apply") +
+            raise _checks.OptionError(_checks.listed(len(given), ("applies", "apply")) +
                                       " to a model of a table only", *given)
         likelihood.check_divergence(divergence, n_probes)  # before any work
         steps, n = _likelihood_steps(method, steps), _checks.integer(n, "n", 2)

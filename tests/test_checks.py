@@ -37,3 +37,13 @@ def test_classes_checks_dtype_shape_and_range():
         "--label must hold classes in 0 .. 2, got values in 0 .. 3"
     with pytest.raises(_checks.OptionError, match=r"0 \.\. 3 \(3 = null\), got -1"):
         _checks.classes([-1], 3, null=True)
+
+
+@pytest.mark.parametrize("k, expected", [
+    (1, "{0} applies"), (2, "{0} and {1} apply"), (3, "{0}, {1} and {2} apply"),
+])
+def test_listed_names_k_options_and_agrees_its_verb(k, expected):
+    template = _checks.listed(k, ("applies", "apply"))
+    assert template == expected
+    names = [f"--o{i}" for i in range(k)]
+    assert _checks.OptionError(template, *names).spell(str, "") == expected.format(*names)
