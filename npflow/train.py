@@ -213,7 +213,7 @@ def start_or_resume(out, options, files=None, resume="no"):
     """
     _checks.choice(resume, "resume", RESUME)
     if resume == "yes" and not os.path.isfile(out):
-        where = str(out).replace("{", "{{").replace("}", "}}")
+        where = _checks.literal(str(out))
         raise _checks.OptionError(f"{{0}}: there is no checkpoint {where} to continue (name it "
                                   f"with {{1}}, use {{0}} auto to start it, or train without "
                                   f"{{0}})", "resume", "out")
@@ -886,8 +886,9 @@ class Replanned:
 class RunResult:
     """What :meth:`Trainer.run` returns.
 
-    ``steps``: the steps this run did, in ``seconds``. ``interrupted``: a signal stopped the run early (``signal`` is ``"SIGINT"`` or
-    ``"SIGTERM"``); ``stopped_early``: the validation loss stopped improving (``patience``).
+    ``steps``: the steps this run did, in ``seconds``. ``interrupted``: a signal stopped the run
+    early (``signal`` is ``"SIGINT"`` or ``"SIGTERM"``); ``stopped_early``: the validation loss
+    stopped improving (``patience``).
     """
 
     trainer: Trainer
