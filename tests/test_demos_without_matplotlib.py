@@ -10,6 +10,8 @@ import pytest
 
 from _helpers import DEMOS, load_demo
 
+from npflow.train import TrainConfig, Trainer
+
 ROOT = os.path.dirname(DEMOS)
 SKIPPED = "pictures skipped: matplotlib is not installed (pip install 'npflow[viz]')"
 # Run a demo as `python demos/<name>.py ARGS` would, with matplotlib unimportable.
@@ -38,12 +40,39 @@ DEMO_RUNS = {  # demo: (tiny arguments, what the printed numbers must include)
     "mnist": (["--quick", "--skip-mlp"], ("classifier held-out accuracy", "U-Net: held-out "
                                           "bits/dim", "Frechet distance", "classified as asked")),
     "tables": (["--quick"], ("Overall", "distance to closest training row", "RMSE/sd flow")),
+    "conditional": (["--steps", "30", "--n", "20", "--sample-steps", "3"],
+                    ("precision per class", "w = 4")),
+    "reflow": (["--steps", "20", "--reflow-steps", "10", "--pairs", "100", "--n", "50"],
+               ("straightness", "reflow 2")),
+    "solvers": (["--steps", "3", "--n", "40", "--reference-steps", "2", "--max-steps", "2"],
+                ("dopri5", "rk4")),
+    "data_to_data": (["--steps", "3", "--n", "40", "--ode-steps", "1", "--frames", "2",
+                      "--paths", "10"], ("W2 data vs data", "OT-CFM")),
+    "digits": (["--quick", "--networks", "mlp"], ("classifier held-out accuracy",
+                                                  "held-out bits/dim")),
+    "likelihood": (["--model", "{model}", "--n", "50", "--grid", "6", "--ode-steps", "2",
+                    "--nll-steps", "1", "2"], ("log 32",)),
 }
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """A gaussian -> checkerboard checkpoint after 5 steps (the likelihood demo reads one)."""
+    path = tmp_path_factory.mktemp("model") / "tiny.npz"
+    Trainer(TrainConfig(steps=5, batch_size=64, hidden=(16,))).run(out=str(path), quiet=True)
+    return str(path)
+
+
+def test_every_demo_is_run_without_matplotlib():
+    names = {name[:-3] for name in os.listdir(DEMOS) if name.endswith(".py")}
+    assert names - {"_common"} == set(DEMO_RUNS)
+
+
 @pytest.mark.parametrize("demo", sorted(DEMO_RUNS))
-def test_demo_prints_its_numbers_and_one_skip_line_without_matplotlib(demo, tmp_path):
+def test_demo_prints_its_numbers_and_one_skip_line_without_matplotlib(demo, tmp_path,
+                                                                       tiny_model):
     args, expected = DEMO_RUNS[demo]
+    args = [a.format(model=tiny_model) for a in args]
     script = os.path.join(DEMOS, f"{demo}.py")
     env = {**os.environ, "PYTHONPATH": ROOT}  # this checkout's npflow
     done = subprocess.run([sys.executable, "-c", RUN_WITHOUT_MATPLOTLIB, script, *args,
