@@ -230,20 +230,10 @@ def _add_train(sub):
     _add(p, "--quiet")
 
 
-def _column_kinds(args):
-    """The table column kinds of --column-kind and --ignore, or None."""
-    kinds = {}
-    for name, kind in getattr(args, "column_kind", None) or []:
-        if kinds.setdefault(name, kind) != kind:
-            raise ValueError(f"--column-kind: column {name!r} is given two kinds, {kinds[name]} "
-                             f"and {kind}")
-    return kinds or None
-
-
 def _training_files(args):
     """The TrainingFiles of --data and its options (None when no file is named)."""
     options = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(data.TrainingFiles)}
-    files = data.TrainingFiles(**{**options, "column_kinds": _column_kinds(args)})
+    files = data.TrainingFiles(**{**options, "column_kinds": getattr(args, "column_kind", None)})
     return None if files.data is None else files
 
 

@@ -455,6 +455,16 @@ def check_image_shape(image_shape, d):
     return shape
 
 
+def _kinds_of_pairs(pairs):
+    """``{name: kind}`` of ``(name, kind)`` pairs, refusing a column given two kinds."""
+    kinds = {}
+    for name, kind in pairs:
+        if kinds.setdefault(name, kind) != kind:
+            raise _checks.OptionError(f"{{0}} gives column {_checks.literal(repr(name))} two "
+                                      f"kinds, {kinds[name]} and {kind}", "column_kinds")
+    return kinds or None
+
+
 @dataclass(frozen=True)
 class TrainingFiles:
     """Where a run's rows come from: files and reading options, stored in its checkpoint.
@@ -468,7 +478,8 @@ class TrainingFiles:
     ``table``: read ``data`` as a table (:func:`npflow.tables.read_csv`: strings, integers,
     missing cells) and train on its coordinates (:mod:`npflow.tabular`); None decides from the
     file: a text file that is not all numbers (some cell missing or not a number) is a table.
-    ``column_kinds`` (column name -> kind, :data:`npflow.tables.KINDS`) overrides the inferred
+    ``column_kinds`` (column name -> kind, :data:`npflow.tables.KINDS`, or ``(name, kind)``
+    pairs, as repeated command-line options give them, each name once) overrides the inferred
     kinds of a table's columns; a table's ``label_column`` may hold strings.
     """
 
@@ -485,6 +496,8 @@ class TrainingFiles:
     column_kinds: dict = None
 
     def __post_init__(self):
+        if self.column_kinds is not None and not isinstance(self.column_kinds, dict):
+            object.__setattr__(self, "column_kinds", _kinds_of_pairs(self.column_kinds))
         given = [f for f in ("labels", "source_data", "key", "delimiter", "header",
                              "label_column", "drop_nonfinite", "image_shape", "table",
                              "column_kinds")

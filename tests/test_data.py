@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from npflow import data
-from npflow.data import DataError
+from npflow._checks import OptionError
+from npflow.data import DataError, TrainingFiles
 
 
 def one_line_error(match, fn, *args, **kwargs):
@@ -591,3 +592,12 @@ def test_arrays_of_images_keep_their_shape_as_flat_rows(tmp_path):
     with pytest.raises(ValueError, match="holds images of shape"):
         data.load(tmp_path / "g.npy", image_shape=(3, 4))
     assert data.load(tmp_path / "p.csv").image_shape is None
+
+
+def test_training_files_take_column_kinds_as_pairs_each_name_once(tmp_path):
+    files = TrainingFiles(str(tmp_path / "t.csv"), column_kinds=[("year", "categorical"),
+                                                                  ("id", "ignore")])
+    assert files.column_kinds == {"year": "categorical", "id": "ignore"}
+    with pytest.raises(OptionError, match="column_kinds gives column 'id' two kinds") as info:
+        TrainingFiles(str(tmp_path / "t.csv"), column_kinds=[("id", "ignore"), ("id", "integer")])
+    assert info.value.names == ("column_kinds",)
