@@ -77,8 +77,8 @@ _SHARED = {
     "--last": dict(action="store_true", help="a model trained on rows: the last EMA weights "
                                              "instead of those of the lowest validation loss"),
     "--solver": dict(choices=solvers.METHODS, default="rk4", help="ODE solver (default: rk4)"),
-    "--rtol": dict(type=float, default=1e-5, help="dopri5 relative tolerance"),
-    "--atol": dict(type=float, default=1e-5, help="dopri5 absolute tolerance"),
+    "--rtol": dict(type=float, default=solvers.RTOL, help="dopri5 relative tolerance"),
+    "--atol": dict(type=float, default=solvers.ATOL, help="dopri5 absolute tolerance"),
     "--quiet": dict(action="store_true", help="no progress line or summary"),
     "--guidance": dict(type=float, default=None, help="classifier-free guidance weight w: "
                                                       "0 unconditional, 1 conditional (default), "
