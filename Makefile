@@ -61,7 +61,7 @@ gmm-torch: $(STAMP)
 ablation: $(STAMP)
 	$(BIN)/python $(EXPERIMENTS)/ablation.py --out $(EXPERIMENTS)/figures/ablation.png
 
-# The paper check of Tong et al. (2024), 2-D table: 33 runs, about 70 minutes.
+# The paper check of Tong et al. (2024), 2-D table: 33 runs, about 50 minutes.
 paper: $(STAMP)
 	$(BIN)/python $(EXPERIMENTS)/paper_2d_table.py --out $(EXPERIMENTS)/figures
 
