@@ -47,7 +47,7 @@ tables: $(STAMP)
 # Experiments (demos/experiments/): their figures and tables go to demos/experiments/figures.
 EXPERIMENTS := demos/experiments
 
-# Your own data in d = 2, 5, 10, 20, two mixtures: KL to a known density, through the CLI (19 min).
+# Your own data in d = 2, 5, 10, 20, two mixtures: KL to a known density, through the CLI (11 min).
 gmm: $(STAMP)
 	$(BIN)/python $(EXPERIMENTS)/gmm_benchmark.py --out demos/output/gmm_benchmark
 
