@@ -258,9 +258,9 @@ DATA_DEFAULTS = {
 # ... and for a U-Net (``arch="unet"``), over those: the class-conditional U-Net of
 # demos/mnist.py on 4,000 MNIST images (28 x 28, channels 16, multipliers 1, 2, 2), measured
 # in the same run as the MLP of DATA_DEFAULTS: 0.94 held-out bits/dim against 5.58, a Frechet
-# distance of 434 against 1512, in 522 s of training on two idle cores (0.44 s a step at batch 64).
+# distance of 434 against 1512, in 522-558 s of training on two idle cores (0.44-0.47 s a step).
 UNET_DATA_DEFAULTS = {
-    "batch_size": 64,                # the demo's: 0.44 s a step
+    "batch_size": 64,                # the demo's: 0.44-0.47 s a step
     "steps": 1200,                   # 19 epochs of the 4,000 images
     "lr": 2e-3,                      # the demo's, and the 8x8 digits U-Net's
     "warmup_steps": 50,
