@@ -99,6 +99,15 @@ def literal(text):
     return text.replace("{", "{{").replace("}", "}}")
 
 
+def shown(value):
+    """An option's value as a person types it: ``3``, ``moons``, ``128,128``, ``year=integer``."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return ",".join(f"{name}={kind}" for name, kind in value.items())
+    return str(value)
+
+
 def listed(k, verb):
     """The template naming ``k`` options and its verb, ``verb = (singular, plural)``:
     "{0} applies", "{0} and {1} apply", "{0}, {1} and {2} apply"."""

@@ -173,10 +173,6 @@ _DATA_HELP = ("rows to train on: .npy (memory-mapped), .npz, .csv, .tsv, .txt (o
               "IDX file (MNIST's format); one row per point, any number of columns")
 
 
-def _shown(value):
-    return ",".join(map(str, value)) if isinstance(value, tuple) else value
-
-
 def _add_data_reading(p, data_help, label_help=False, required=False):
     p.add_argument("--data", default=None, required=required, help=data_help)
     _add(p, "--key", "--delimiter", "--header", "--drop-nonfinite", "--image-shape")
@@ -194,11 +190,11 @@ def _add_train(sub):
                  _TRAIN_EXAMPLES, _cmd_train)
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     for field in map(fields.get, _TRAIN_HELP):
-        text = f"{_TRAIN_HELP[field.name]} (default: {_shown(field.default)}"
+        text = f"{_TRAIN_HELP[field.name]} (default: {_checks.shown(field.default)}"
         for where, defaults in (("with --data", DATA_DEFAULTS),
                                 ("--arch unet", UNET_DATA_DEFAULTS)):
             if field.name in defaults:
-                text += f"; {where}: {_shown(defaults[field.name])}"
+                text += f"; {where}: {_checks.shown(defaults[field.name])}"
         how = {"choices": train.CHOICES[field.name]} if field.name in train.CHOICES else \
             {"action": argparse.BooleanOptionalAction} if field.type is bool else \
             {"type": _widths if field.type is tuple else field.type}

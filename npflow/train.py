@@ -841,20 +841,10 @@ def _check_same_run(path, ckpt, given, data_files):
                     if files[name] != value]
     if changed:
         name, before, now = changed[0]
-        used = "did not give it" if before is None else f"used {_shown(before)}"
-        says = "leaves it out" if now is None else f"says {_shown(now)}"
-        raise _checks.OptionError(f"{{0}}: the run stored in {path} {used}, {{caller}} {says}",
-                                  name)
-
-
-def _shown(value):
-    """An option's value as a person typed it: ``3``, ``moons``, ``128,128``, ``year=integer``
-    (braces doubled: the text goes into a message template)."""
-    if isinstance(value, (tuple, list)):
-        return ",".join(map(str, value))
-    if isinstance(value, dict):
-        return ",".join(f"{name}={kind}" for name, kind in value.items())
-    return str(value).replace("{", "{{").replace("}", "}}")
+        used = "did not give it" if before is None else f"used {_checks.shown(before)}"
+        says = "leaves it out" if now is None else f"says {_checks.shown(now)}"
+        stored = _checks.literal(f"the run stored in {path} {used}")
+        raise _checks.OptionError(f"{{0}}: {stored}, {{caller}} {_checks.literal(says)}", name)
 
 
 @dataclass(frozen=True)
@@ -975,7 +965,7 @@ def _network(config, dim, n_classes, rng, image_shape=None):
     (draws, path, coupling), and three (B, B) float64 matrices for an OT or Sinkhorn coupling.
     """
     description = network_description(config, dim, n_classes, image_shape)
-    network = "hidden layers " + _shown(config.hidden) if description["arch"] == "mlp" else \
+    network = "hidden layers " + _checks.shown(config.hidden) if description["arch"] == "mlp" else \
         "a " + description["arch"]  # words, not option names: the message is no OptionError
     what = f"training with batches of {config.batch_size} rows and {network} in d = {dim}"
     batch = config.batch_size

@@ -47,3 +47,11 @@ def test_listed_names_k_options_and_agrees_its_verb(k, expected):
     assert template == expected
     names = [f"--o{i}" for i in range(k)]
     assert _checks.OptionError(template, *names).spell(str, "") == expected.format(*names)
+
+
+@pytest.mark.parametrize("value, text", [
+    (3, "3"), ("moons", "moons"), ((128, 128), "128,128"), ([1, 2], "1,2"),
+    ({"year": "integer", "id": "ignore"}, "year=integer,id=ignore"), ("a{0}", "a{0}"),
+])
+def test_shown_spells_a_value_as_typed(value, text):
+    assert _checks.shown(value) == text
