@@ -117,9 +117,10 @@ def listed(k, verb):
     return f"{', '.join(names[:-1])} and {names[-1]} {verb[1]}"
 
 
-def refuse(name, text):
-    """The :class:`OptionError` "``name`` ``text``": the value of the option ``name`` is bad."""
-    return OptionError("{0} " + literal(text), name)
+def refuse(name, text, error=OptionError):
+    """The :class:`OptionError` (or its subclass ``error``) "``name`` ``text``": the value of the
+    option ``name`` is bad."""
+    return error("{0} " + literal(text), name)
 
 
 def integer(value, name, low):

@@ -61,11 +61,6 @@ class DataOptionError(DataError, _checks.OptionError):
     line)."""
 
 
-def _refuse(name, text):
-    """The :class:`DataOptionError` "``name`` ``text``" (as :func:`npflow._checks.refuse`)."""
-    return DataOptionError("{0} " + _checks.literal(text), name)
-
-
 class DataTypeError(DataError, TypeError):
     """Entries that are not numbers at all: a sparse matrix, None or a dict in an object array.
 
@@ -404,7 +399,8 @@ def load(path, *, key=None, delimiter=None, header=None, label_column=None, drop
     path = os.fspath(path)
     kind = _file_kind(path, name)
     if kind != "npz" and key is not None:
-        raise _refuse("key", f"applies to .npz files only, but {name} is {path!r}")
+        raise _checks.refuse("key", f"applies to .npz files only, but {name} is {path!r}",
+                             DataOptionError)
     given = [option for option, value in (("delimiter", delimiter), ("header", header),
                                           ("label_column", label_column)) if value is not None]
     if kind != "text" and given:
@@ -693,13 +689,14 @@ def _split_labels(table, columns, label_column, where):
             raise DataOptionError("{0} " + _checks.literal(text) + "give a column index or set {1}",
                                   "label_column", "header")
         if label_column not in columns:
-            raise _refuse("label_column", f"{label_column!r} is not a column of {where}; its "
-                                          f"columns are {', '.join(columns)}")
+            raise _checks.refuse("label_column", f"{label_column!r} is not a column of {where}; "
+                                 f"its columns are {', '.join(columns)}", DataOptionError)
         j = columns.index(label_column)
     elif isinstance(label_column, numbers.Integral) and not isinstance(label_column, bool):
         if not -width <= label_column < width:
-            raise _refuse("label_column", f"{label_column} is out of range for {where} with "
-                                          f"{width} columns (use 0..{width - 1} or -{width}..-1)")
+            raise _checks.refuse("label_column", f"{label_column} is out of range for {where} "
+                                 f"with {width} columns (use 0..{width - 1} or -{width}..-1)",
+                                 DataOptionError)
         j = int(label_column) % width
     else:
         raise TypeError(f"label_column must be a column index or a header name, "
